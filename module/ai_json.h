@@ -1,0 +1,45 @@
+
+/*
+ * Pure JSON helpers of aigw: request validation, locating a member's
+ * bytes in a body, escaping, OpenAI-style error bodies.  No NGINX types
+ * here, so unit tests and fuzzers drive these directly.
+ */
+
+#ifndef _AI_JSON_H_INCLUDED_
+#define _AI_JSON_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <jansson.h>
+
+
+#define AI_EP_UNKNOWN      0
+#define AI_EP_CHAT         1
+#define AI_EP_COMPLETIONS  2
+#define AI_EP_EMBEDDINGS   3
+#define AI_EP_MODELS       4
+
+
+typedef struct {
+    char          message[320];
+    char          param[96];
+    const char   *code;
+} ai_json_error_t;
+
+
+int ai_request_validate(json_t *root, int endpoint, ai_json_error_t *err);
+
+int ai_json_member_span(const unsigned char *p, size_t len, const char *key,
+    size_t *start, size_t *end);
+
+size_t ai_json_escape_len(const unsigned char *s, size_t len);
+unsigned char *ai_json_escape(unsigned char *dst, const unsigned char *s,
+    size_t len);
+
+size_t ai_error_json(unsigned char *buf, size_t size, const char *message,
+    const char *type, const char *param, const char *code);
+
+const char *ai_json_type_name(const json_t *v);
+
+
+#endif /* _AI_JSON_H_INCLUDED_ */

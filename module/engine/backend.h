@@ -1,0 +1,51 @@
+/*
+ * The interface between the model code, which says what to compute, and a
+ * backend (cpu/, later cuda/), which says how to compute it fast.
+ */
+
+#ifndef AIE_BACKEND_H
+#define AIE_BACKEND_H
+
+#include <stdint.h>
+
+#include "quant.h"
+
+
+/* a weight matrix as stored: rows of cols elements, row-major */
+typedef struct {
+    aie_type_t   type;
+    const void  *data;
+    int64_t      rows;
+    int64_t      cols;
+    size_t       row_size;
+} aie_tensor_t;
+
+typedef void (*aie_task_pt)(void *arg, int task, int thread);
+
+typedef struct aie_backend_s  aie_backend_t;
+
+struct aie_backend_s {
+    const char  *name;
+    int          n_threads;
+
+    /*
+     * out[b][r] = dot(W row r, x[b]) for b < n: one pass over the weights
+     * serves the n activations (tokens of one or several sequences).
+     */
+    void  (*matmul)(aie_backend_t *be, float *out, const aie_tensor_t *w,
+                    const float *x, int n);
+
+    /* sizes scratch for matmuls of up to n activations of cols each */
+    int   (*reserve)(aie_backend_t *be, int n, int64_t cols);
+
+    /* runs fn(arg, task, thread) for task 0..n_tasks-1 on the threads */
+    void  (*parallel)(aie_backend_t *be, aie_task_pt fn, void *arg,
+                      int n_tasks);
+
+    void  (*free)(aie_backend_t *be);
+};
+
+
+aie_backend_t *aie_cpu_backend_new(int n_threads);
+
+#endif /* AIE_BACKEND_H */

@@ -1,0 +1,200 @@
+/*
+ * The CPU backend: batched matmul over the thread pool.  Each weight row is
+ * read once and multiplied with every activation of the batch while it is
+ * in cache, which is what makes batching several sequences pay.
+ */
+
+#include <stdlib.h>
+
+#include "../backend.h"
+#include "dot.h"
+#include "pool.h"
+
+
+/* below this many multiply-adds, waking threads costs more than it saves */
+#define AIE_MATMUL_MIN_PARALLEL  (1 << 17)
+
+
+typedef struct {
+    aie_backend_t             base;
+    aie_pool_t               *pool;
+    const aie_dot_kernels_t  *kernels;
+    aie_block_q8_0_t         *xq;      /* activations quantised to Q8_0 */
+    size_t                    xq_cap;
+} aie_cpu_backend_t;
+
+typedef struct {
+    const aie_tensor_t  *w;
+    float               *out;
+    const char          *x;
+    size_t               x_stride;
+    int                  n;
+    aie_dot_pt           dot;
+    int64_t              rows_per_task;
+} aie_matmul_job_t;
+
+
+static void
+aie_cpu_matmul_task(void *arg, int task, int thread)
+{
+    aie_matmul_job_t    *job = arg;
+    const aie_tensor_t  *w = job->w;
+    const char          *row;
+    int64_t              r, r0, r1;
+    int                  b;
+
+    (void) thread;
+
+    r0 = (int64_t) task * job->rows_per_task;
+    r1 = r0 + job->rows_per_task;
+    r1 = r1 < w->rows ? r1 : w->rows;
+
+    for (r = r0; r < r1; r++) {
+        row = (const char *) w->data + (size_t) r * w->row_size;
+
+        for (b = 0; b < job->n; b++) {
+            job->out[(size_t) b * w->rows + r] =
+                job->dot(row, job->x + (size_t) b * job->x_stride, w->cols);
+        }
+    }
+}
+
+
+static void
+aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
+    const float *x, int n)
+{
+    aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
+    aie_matmul_job_t    job;
+    size_t              need, blocks;
+    int                 b, n_tasks;
+    double              work;
+
+    job.w = w;
+    job.out = out;
+    job.n = n;
+    job.x = (const char *) x;
+    job.x_stride = (size_t) w->cols * sizeof(float);
+
+    switch (w->type) {
+    case AIE_TYPE_F32:
+        job.dot = cpu->kernels->dot_f32;
+        break;
+
+    case AIE_TYPE_F16:
+        job.dot = cpu->kernels->dot_f16;
+        break;
+
+    case AIE_TYPE_Q8_0:
+    case AIE_TYPE_Q4_0:
+        job.dot = w->type == AIE_TYPE_Q8_0 ? cpu->kernels->dot_q8_0
+                                           : cpu->kernels->dot_q4_0;
+        blocks = (size_t) (w->cols / AIE_QK);
+        need = blocks * (size_t) n;
+
+        if (need > cpu->xq_cap) {
+            /* the caller broke its reserve() promise */
+            abort();
+        }
+
+        for (b = 0; b < n; b++) {
+            aie_quantize_row_q8_0(x + (size_t) b * w->cols,
+                                  cpu->xq + (size_t) b * blocks, w->cols);
+        }
+
+        job.x = (const char *) cpu->xq;
+        job.x_stride = blocks * sizeof(aie_block_q8_0_t);
+        break;
+
+    default:
+        abort();
+    }
+
+    work = (double) w->rows * (double) w->cols * n;
+    n_tasks = 1;
+
+    if (work >= AIE_MATMUL_MIN_PARALLEL && cpu->base.n_threads > 1) {
+        n_tasks = cpu->base.n_threads * 4;
+        if (n_tasks > w->rows) {
+            n_tasks = (int) w->rows;
+        }
+    }
+
+    job.rows_per_task = (w->rows + n_tasks - 1) / n_tasks;
+    n_tasks = (int) ((w->rows + job.rows_per_task - 1) / job.rows_per_task);
+
+    aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks);
+}
+
+
+static int
+aie_cpu_reserve(aie_backend_t *be, int n, int64_t cols)
+{
+    aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
+    aie_block_q8_0_t   *xq;
+    size_t              need;
+
+    need = (size_t) n * (size_t) (cols / AIE_QK + 1);
+    if (need <= cpu->xq_cap) {
+        return 0;
+    }
+
+    xq = malloc(need * sizeof(aie_block_q8_0_t));
+    if (xq == NULL) {
+        return -1;
+    }
+
+    free(cpu->xq);
+    cpu->xq = xq;
+    cpu->xq_cap = need;
+
+    return 0;
+}
+
+
+static void
+aie_cpu_parallel(aie_backend_t *be, aie_task_pt fn, void *arg, int n_tasks)
+{
+    aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
+
+    aie_pool_run(cpu->pool, fn, arg, n_tasks);
+}
+
+
+static void
+aie_cpu_free(aie_backend_t *be)
+{
+    aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
+
+    aie_pool_free(cpu->pool);
+    free(cpu->xq);
+    free(cpu);
+}
+
+
+aie_backend_t *
+aie_cpu_backend_new(int n_threads)
+{
+    aie_cpu_backend_t  *cpu;
+
+    cpu = calloc(1, sizeof(aie_cpu_backend_t));
+    if (cpu == NULL) {
+        return NULL;
+    }
+
+    cpu->pool = aie_pool_new(n_threads);
+    if (cpu->pool == NULL) {
+        free(cpu);
+        return NULL;
+    }
+
+    cpu->kernels = aie_dot_kernels_best();
+    cpu->base.name = cpu->kernels->name;
+    cpu->base.n_threads = aie_pool_threads(cpu->pool);
+    cpu->base.matmul = aie_cpu_matmul;
+    cpu->base.reserve = aie_cpu_reserve;
+    cpu->base.parallel = aie_cpu_parallel;
+    cpu->base.free = aie_cpu_free;
+
+    return &cpu->base;
+}

@@ -1,0 +1,237 @@
+/*
+ * Thread pool.  Tasks are claimed with an atomic counter.  A worker takes a
+ * snapshot of the job and registers itself as active under the lock, and
+ * the caller does not return (and so cannot post the next job) before every
+ * active worker has left: a late worker never runs the wrong job's tasks.
+ */
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "pool.h"
+
+
+struct aie_pool_s {
+    int              n_threads;
+    pthread_t       *threads;
+    int              n_started;
+
+    pthread_mutex_t  run_lock;      /* one job at a time */
+    pthread_mutex_t  lock;
+    pthread_cond_t   work_cond;
+    pthread_cond_t   done_cond;
+
+    aie_task_pt      fn;
+    void            *arg;
+    int              n_tasks;
+    unsigned         generation;
+    int              next_task;     /* atomic */
+    int              done_tasks;    /* atomic */
+    int              active;
+    int              stop;
+};
+
+typedef struct {
+    aie_pool_t  *pool;
+    int          index;
+} aie_pool_worker_arg_t;
+
+
+static void
+aie_pool_work(aie_pool_t *pool, aie_task_pt fn, void *arg, int n_tasks,
+    int thread)
+{
+    int  task, done;
+
+    for ( ;; ) {
+        task = __atomic_fetch_add(&pool->next_task, 1, __ATOMIC_ACQ_REL);
+        if (task >= n_tasks) {
+            return;
+        }
+
+        fn(arg, task, thread);
+
+        done = __atomic_add_fetch(&pool->done_tasks, 1, __ATOMIC_ACQ_REL);
+        if (done == n_tasks) {
+            pthread_mutex_lock(&pool->lock);
+            pthread_cond_signal(&pool->done_cond);
+            pthread_mutex_unlock(&pool->lock);
+        }
+    }
+}
+
+
+static void *
+aie_pool_worker(void *data)
+{
+    aie_pool_worker_arg_t  *wa = data;
+    aie_pool_t             *pool = wa->pool;
+    int                     index = wa->index;
+    unsigned                seen = 0;
+    aie_task_pt             fn;
+    void                   *arg;
+    int                     n_tasks;
+
+    free(wa);
+
+    pthread_mutex_lock(&pool->lock);
+
+    for ( ;; ) {
+        while (!pool->stop && pool->generation == seen) {
+            pthread_cond_wait(&pool->work_cond, &pool->lock);
+        }
+
+        if (pool->stop) {
+            break;
+        }
+
+        seen = pool->generation;
+        fn = pool->fn;
+        arg = pool->arg;
+        n_tasks = pool->n_tasks;
+        pool->active++;
+        pthread_mutex_unlock(&pool->lock);
+
+        aie_pool_work(pool, fn, arg, n_tasks, index);
+
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->active == 0) {
+            pthread_cond_signal(&pool->done_cond);
+        }
+    }
+
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+
+aie_pool_t *
+aie_pool_new(int n_threads)
+{
+    int                     i;
+    aie_pool_t             *pool;
+    aie_pool_worker_arg_t  *wa;
+
+    pool = calloc(1, sizeof(aie_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->n_threads = n_threads < 1 ? 1 : n_threads;
+    pthread_mutex_init(&pool->run_lock, NULL);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->work_cond, NULL);
+    pthread_cond_init(&pool->done_cond, NULL);
+
+    if (pool->n_threads == 1) {
+        return pool;
+    }
+
+    pool->threads = calloc((size_t) pool->n_threads, sizeof(pthread_t));
+    if (pool->threads == NULL) {
+        aie_pool_free(pool);
+        return NULL;
+    }
+
+    for (i = 1; i < pool->n_threads; i++) {
+        wa = malloc(sizeof(aie_pool_worker_arg_t));
+        if (wa == NULL) {
+            break;
+        }
+
+        wa->pool = pool;
+        wa->index = i;
+
+        if (pthread_create(&pool->threads[i], NULL, aie_pool_worker, wa)
+            != 0)
+        {
+            free(wa);
+            break;
+        }
+
+        pool->n_started = i;
+    }
+
+    if (pool->n_started != pool->n_threads - 1) {
+        aie_pool_free(pool);
+        return NULL;
+    }
+
+    return pool;
+}
+
+
+void
+aie_pool_free(aie_pool_t *pool)
+{
+    int  i;
+
+    if (pool == NULL) {
+        return;
+    }
+
+    pthread_mutex_lock(&pool->lock);
+    pool->stop = 1;
+    pthread_cond_broadcast(&pool->work_cond);
+    pthread_mutex_unlock(&pool->lock);
+
+    for (i = 1; i <= pool->n_started; i++) {
+        pthread_join(pool->threads[i], NULL);
+    }
+
+    free(pool->threads);
+    pthread_cond_destroy(&pool->work_cond);
+    pthread_cond_destroy(&pool->done_cond);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_mutex_destroy(&pool->run_lock);
+    free(pool);
+}
+
+
+int
+aie_pool_threads(const aie_pool_t *pool)
+{
+    return pool->n_threads;
+}
+
+
+void
+aie_pool_run(aie_pool_t *pool, aie_task_pt fn, void *arg, int n_tasks)
+{
+    int  i;
+
+    if (n_tasks <= 0) {
+        return;
+    }
+
+    if (pool->n_threads == 1 || n_tasks == 1) {
+        for (i = 0; i < n_tasks; i++) {
+            fn(arg, i, 0);
+        }
+        return;
+    }
+
+    pthread_mutex_lock(&pool->run_lock);
+
+    pthread_mutex_lock(&pool->lock);
+    pool->fn = fn;
+    pool->arg = arg;
+    pool->n_tasks = n_tasks;
+    __atomic_store_n(&pool->next_task, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&pool->done_tasks, 0, __ATOMIC_RELEASE);
+    pool->generation++;
+    pthread_cond_broadcast(&pool->work_cond);
+    pthread_mutex_unlock(&pool->lock);
+
+    aie_pool_work(pool, fn, arg, n_tasks, 0);
+
+    pthread_mutex_lock(&pool->lock);
+    while (__atomic_load_n(&pool->done_tasks, __ATOMIC_ACQUIRE) < n_tasks
+           || pool->active > 0)
+    {
+        pthread_cond_wait(&pool->done_cond, &pool->lock);
+    }
+    pthread_mutex_unlock(&pool->lock);
+
+    pthread_mutex_unlock(&pool->run_lock);
+}

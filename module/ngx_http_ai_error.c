@@ -1,0 +1,307 @@
+
+/*
+ * aigw: every error the gateway produces is an OpenAI-style JSON body.
+ * Our own errors are sent directly; NGINX's own (413 from the body reader,
+ * 502 and 504 from the upstream, 500) are rewritten by a header and body
+ * filter in gateway locations, so no HTML error page ever reaches a client.
+ */
+
+#include "ngx_http_ai_gateway.h"
+
+
+static ngx_int_t ngx_http_ai_error_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ai_error_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_ai_error_body(ngx_http_request_t *r,
+    ngx_uint_t status, const char *type, const char *code,
+    const char *param, const char *message, ngx_str_t *out);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *param,
+    const char *fmt, ...)
+{
+    u_char     *p;
+    va_list     args;
+    ngx_str_t   body;
+    u_char      message[1024];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(message, message + sizeof(message) - 1, fmt, args);
+    va_end(args);
+
+    *p = '\0';
+
+    if (ngx_http_ai_error_body(r, status, type, code, param,
+                               (const char *) message, &body)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (status == NGX_HTTP_NOT_ALLOWED) {
+        ngx_table_elt_t  *h;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+
+        if (r->uri.len >= 7
+            && ngx_strncmp(r->uri.data + r->uri.len - 7, "/models", 7) == 0)
+        {
+            ngx_str_set(&h->value, "GET, HEAD");
+
+        } else {
+            ngx_str_set(&h->value, "POST");
+        }
+    }
+
+    return ngx_http_ai_send_json(r, status, &body);
+}
+
+
+static ngx_int_t
+ngx_http_ai_error_body(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *param,
+    const char *message, ngx_str_t *out)
+{
+    size_t  size;
+
+    size = ngx_strlen(message) * 6 + 256 + (param ? ngx_strlen(param) * 6 : 0)
+           + (code ? ngx_strlen(code) * 6 : 0) + ngx_strlen(type) * 6;
+
+    out->data = ngx_pnalloc(r->pool, size);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->len = ai_error_json(out->data, size, message, type, param, code);
+
+    return out->len ? NGX_OK : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_ai_error_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_ai_error_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_ai_error_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_error_header_filter(ngx_http_request_t *r)
+{
+    u_char                     msg[512], *p;
+    ngx_str_t                  provider;
+    const char                *type, *code;
+    ngx_http_ai_ctx_t         *ctx;
+    ngx_http_ai_loc_conf_t    *alcf;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (r != r->main || r->err_status < NGX_HTTP_BAD_REQUEST) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_ai_gateway_module);
+
+    if (alcf == NULL || !alcf->gateway) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_ctx_t));
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_ai_gateway_module);
+    }
+
+    if (ctx->target.provider) {
+        provider = ctx->target.provider->name;
+
+    } else {
+        ngx_str_set(&provider, "unknown");
+    }
+
+    type = "server_error";
+    code = NULL;
+
+    switch (r->err_status) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "Request body too large: the limit is %O bytes.",
+                         clcf->client_max_body_size);
+        type = "invalid_request_error";
+        code = "request_too_large";
+        break;
+
+    case NGX_HTTP_REQUEST_TIME_OUT:
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "The request was not received in time.");
+        type = "invalid_request_error";
+        code = "request_timeout";
+        break;
+
+    case NGX_HTTP_BAD_GATEWAY:
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "The provider \"%V\" could not be reached or sent an "
+                         "invalid response (connection, TLS or protocol "
+                         "error).", &provider);
+        code = "bad_gateway";
+        break;
+
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "The provider \"%V\" did not answer in time.",
+                         &provider);
+        code = "gateway_timeout";
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "The service is temporarily unavailable.");
+        code = "service_unavailable";
+        break;
+
+    case NGX_HTTP_INTERNAL_SERVER_ERROR:
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "The gateway had an internal error while processing "
+                         "your request.");
+        code = "internal_error";
+        break;
+
+    default:
+        if (r->err_status < NGX_HTTP_INTERNAL_SERVER_ERROR) {
+            type = "invalid_request_error";
+        }
+
+        p = ngx_snprintf(msg, sizeof(msg) - 1,
+                         "The request failed with HTTP status %ui.",
+                         r->err_status);
+    }
+
+    *p = '\0';
+
+    if (ngx_http_ai_error_body(r, r->err_status, type, code, NULL,
+                               (const char *) msg, &ctx->error_body)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->error_replace = 1;
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = ctx->error_body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_ai_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t          *b;
+    ngx_chain_t        *cl, out;
+    ngx_http_ai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx == NULL || !ctx->error_replace) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* NGINX's HTML page is consumed and replaced */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    if (ctx->error_sent) {
+        return NGX_OK;
+    }
+
+    ctx->error_sent = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error_body.data;
+    b->last = ctx->error_body.data + ctx->error_body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}

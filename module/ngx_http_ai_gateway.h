@@ -1,0 +1,158 @@
+
+/*
+ * aigw: an AI gateway as an NGINX module.
+ *
+ * Shared types of the module's files.  The request meets them in this
+ * order: ngx_http_ai_handler.c (body, parse, validate) ->
+ * ngx_http_ai_route.c (model -> provider target) ->
+ * ngx_http_ai_upstream.c (NGINX upstream: request, headers, stream) ->
+ * ngx_http_ai_error.c (OpenAI-style errors, including NGINX's own).
+ */
+
+#ifndef _NGX_HTTP_AI_GATEWAY_H_INCLUDED_
+#define _NGX_HTTP_AI_GATEWAY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+#include "ai_json.h"
+
+
+#define NGX_HTTP_AI_FORMAT_OPENAI      0
+#define NGX_HTTP_AI_FORMAT_AZURE       1
+#define NGX_HTTP_AI_FORMAT_ANTHROPIC   2
+#define NGX_HTTP_AI_FORMAT_GEMINI      3
+
+
+typedef struct ngx_http_ai_keepalive_s  ngx_http_ai_keepalive_t;
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_uint_t                      format;
+
+    ngx_str_t                       url;          /* as configured */
+    ngx_str_t                       host;         /* Host header, SNI */
+    ngx_str_t                       base_path;    /* "/v1", no trailing / */
+    ngx_str_t                       key_env;      /* variable name only */
+
+    /* "Host: ..\r\nAuthorization: ..\r\n", built once at start-up */
+    ngx_str_t                       fixed_headers;
+
+    ngx_flag_t                      passthrough;
+    ngx_uint_t                      keepalive;
+    ngx_msec_t                      keepalive_timeout;
+
+    ngx_flag_t                      ssl;
+    ngx_str_t                       ssl_trusted_certificate;
+
+    ngx_http_upstream_conf_t        upstream;
+    ngx_http_ai_keepalive_t        *keepalive_pool;
+
+    ngx_str_t                       conf_file;    /* for error messages */
+    ngx_uint_t                      conf_line;
+} ngx_http_ai_provider_t;
+
+
+typedef struct {
+    ngx_http_ai_provider_t         *provider;
+    ngx_str_t                       model;        /* provider's name */
+    ngx_uint_t                      weight;
+} ngx_http_ai_target_t;
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_array_t                     targets;      /* ngx_http_ai_target_t */
+    ngx_uint_t                      total_weight;
+    ngx_array_t                     aliases;      /* ngx_str_t */
+} ngx_http_ai_model_t;
+
+
+typedef struct {
+    ngx_array_t                     providers;    /* ngx_http_ai_provider_t * */
+    ngx_array_t                     models;       /* ngx_http_ai_model_t * */
+
+    ngx_hash_t                      model_hash;   /* name, alias -> model */
+    ngx_str_t                       models_json;  /* GET /v1/models body */
+
+    ngx_array_t                     keepalive_pools;
+} ngx_http_ai_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                      gateway;
+} ngx_http_ai_loc_conf_t;
+
+
+#define NGX_HTTP_AI_EP_UNKNOWN         0
+#define NGX_HTTP_AI_EP_CHAT            1
+#define NGX_HTTP_AI_EP_COMPLETIONS     2
+#define NGX_HTTP_AI_EP_EMBEDDINGS      3
+#define NGX_HTTP_AI_EP_MODELS          4
+
+
+typedef struct {
+    ngx_uint_t                      endpoint;
+    json_t                         *request;
+
+    ngx_http_ai_model_t            *model;        /* NULL for passthrough */
+    ngx_http_ai_target_t            target;
+
+    ngx_chain_t                    *upstream_body;
+    off_t                           upstream_body_len;
+
+    ngx_http_status_t               status;
+    ngx_http_chunked_t              chunked;
+
+    ngx_str_t                       error_body;
+
+    unsigned                        stream:1;
+    unsigned                        error_replace:1;
+    unsigned                        error_sent:1;
+} ngx_http_ai_ctx_t;
+
+
+extern ngx_module_t  ngx_http_ai_gateway_module;
+
+
+/* ngx_http_ai_config.c */
+char *ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_config_finish(ngx_conf_t *cf,
+    ngx_http_ai_main_conf_t *amcf);
+
+/* ngx_http_ai_handler.c */
+ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
+
+/* ngx_http_ai_route.c */
+ngx_int_t ngx_http_ai_route(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_str_t *model);
+
+/* ngx_http_ai_upstream.c */
+ngx_int_t ngx_http_ai_upstream_start(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_upstream_init_conf(ngx_conf_t *cf,
+    ngx_http_ai_provider_t *p);
+
+/* ngx_http_ai_keepalive.c */
+ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,
+    ngx_http_ai_main_conf_t *amcf, ngx_http_ai_provider_t *p);
+ngx_int_t ngx_http_ai_keepalive_init(ngx_conf_t *cf,
+    ngx_http_ai_main_conf_t *amcf);
+
+/* ngx_http_ai_error.c */
+ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, const char *code, const char *param,
+    const char *fmt, ...);
+ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body);
+ngx_int_t ngx_http_ai_error_filter_init(ngx_conf_t *cf);
+
+
+#endif /* _NGX_HTTP_AI_GATEWAY_H_INCLUDED_ */

@@ -1,0 +1,474 @@
+
+/*
+ * aigw: the content handler.  A request's path: endpoint and method ->
+ * body (read once) -> JSON (parsed once) -> validation -> route ->
+ * upstream body (the client's bytes with the model replaced) -> upstream.
+ */
+
+#include "ngx_http_ai_gateway.h"
+
+
+static ngx_uint_t ngx_http_ai_endpoint(ngx_http_request_t *r,
+    ngx_str_t *model_id);
+static ngx_int_t ngx_http_ai_models(ngx_http_request_t *r,
+    ngx_str_t *model_id);
+static void ngx_http_ai_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ai_process(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_ai_upstream_body(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *body, json_t *model);
+static void ngx_http_ai_json_cleanup(void *data);
+
+
+static ngx_str_t  ngx_http_ai_endpoint_names[] = {
+    ngx_null_string,
+    ngx_string("/chat/completions"),
+    ngx_string("/completions"),
+    ngx_string("/embeddings"),
+    ngx_string("/models"),
+};
+
+
+ngx_int_t
+ngx_http_ai_handler(ngx_http_request_t *r)
+{
+    ngx_int_t           rc;
+    ngx_str_t           model_id;
+    ngx_http_ai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_ai_gateway_module);
+    }
+
+    ctx->endpoint = ngx_http_ai_endpoint(r, &model_id);
+
+    if (ctx->endpoint == NGX_HTTP_AI_EP_UNKNOWN
+        || ctx->endpoint == NGX_HTTP_AI_EP_MODELS)
+    {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (ctx->endpoint == NGX_HTTP_AI_EP_MODELS) {
+            return ngx_http_ai_models(r, &model_id);
+        }
+
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error", "unknown_url",
+                                      NULL, "Unknown request URL: %V %V.",
+                                      &r->method_name, &r->uri);
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                      "invalid_request_error",
+                                      "method_not_allowed", NULL,
+                                      "Method %V is not allowed for %V; "
+                                      "use POST.", &r->method_name, &r->uri);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_ai_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_uint_t
+ngx_http_ai_endpoint(ngx_http_request_t *r, ngx_str_t *model_id)
+{
+    u_char      *p, *last;
+    ngx_str_t   *ep;
+    ngx_uint_t   i;
+
+    ngx_str_null(model_id);
+
+    for (i = 1; i <= NGX_HTTP_AI_EP_MODELS; i++) {
+        ep = &ngx_http_ai_endpoint_names[i];
+
+        if (r->uri.len >= ep->len
+            && ngx_strncmp(r->uri.data + r->uri.len - ep->len, ep->data,
+                           ep->len)
+               == 0)
+        {
+            return i;
+        }
+    }
+
+    /* /v1/models/{id}: ids may hold "/", as in "provider/model" */
+
+    last = r->uri.data + r->uri.len;
+    p = ngx_strlcasestrn(r->uri.data, last, (u_char *) "/models/",
+                         sizeof("/models/") - 2);
+
+    if (p != NULL && p + sizeof("/models/") - 1 < last) {
+        model_id->data = p + sizeof("/models/") - 1;
+        model_id->len = last - model_id->data;
+        return NGX_HTTP_AI_EP_MODELS;
+    }
+
+    return NGX_HTTP_AI_EP_UNKNOWN;
+}
+
+
+static ngx_int_t
+ngx_http_ai_models(ngx_http_request_t *r, ngx_str_t *model_id)
+{
+    u_char                   *p;
+    size_t                    len;
+    ngx_str_t                 body;
+    ngx_http_ai_ctx_t        *ctx;
+    ngx_http_ai_main_conf_t  *amcf;
+
+    if (r->method != NGX_HTTP_GET && r->method != NGX_HTTP_HEAD) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                      "invalid_request_error",
+                                      "method_not_allowed", NULL,
+                                      "Method %V is not allowed for %V; "
+                                      "use GET.", &r->method_name, &r->uri);
+    }
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+
+    if (model_id->len == 0) {
+        return ngx_http_ai_send_json(r, NGX_HTTP_OK, &amcf->models_json);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ngx_http_ai_route(r, ctx, model_id) != NGX_OK) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error",
+                                      "model_not_found", "model",
+                                      "The model '%V' does not exist or you "
+                                      "do not have access to it.", model_id);
+    }
+
+    len = sizeof("{\"id\":\"\",\"object\":\"model\",\"created\":,"
+                 "\"owned_by\":\"\"}") - 1
+          + ai_json_escape_len(model_id->data, model_id->len)
+          + NGX_TIME_T_LEN
+          + ai_json_escape_len(ctx->target.provider->name.data,
+                               ctx->target.provider->name.len);
+
+    body.data = ngx_pnalloc(r->pool, len);
+    if (body.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body.data, "{\"id\":\"", 7);
+    p = ai_json_escape(p, model_id->data, model_id->len);
+    p = ngx_sprintf(p, "\",\"object\":\"model\",\"created\":%T,\"owned_by\":\"",
+                    ngx_time());
+    p = ai_json_escape(p, ctx->target.provider->name.data,
+                       ctx->target.provider->name.len);
+    p = ngx_cpymem(p, "\"}", 2);
+
+    body.len = p - body.data;
+
+    return ngx_http_ai_send_json(r, NGX_HTTP_OK, &body);
+}
+
+
+static void
+ngx_http_ai_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t           rc;
+    ngx_http_ai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    rc = ngx_http_ai_process(r, ctx);
+
+    if (rc == NGX_DONE) {
+        /* the upstream owns the request now */
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    json_t              *root, *model, *stream;
+    ngx_str_t            body, name;
+    ngx_int_t            rc;
+    json_error_t         jerr;
+    ai_json_error_t      verr;
+    ngx_pool_cleanup_t  *cln;
+
+    rc = ngx_http_ai_read_body(r, &body);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (body.len == 0) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error", "invalid_json",
+                                      NULL,
+                                      "We could not parse the JSON body of "
+                                      "your request: the body is empty.");
+    }
+
+    root = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
+                      &jerr);
+
+    if (root == NULL) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error", "invalid_json",
+                                      NULL,
+                                      "We could not parse the JSON body of "
+                                      "your request: %s (line %d, column %d).",
+                                      jerr.text, jerr.line, jerr.column);
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(root);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_ai_json_cleanup;
+    cln->data = root;
+    ctx->request = root;
+
+    if (ai_request_validate(root, (int) ctx->endpoint, &verr) != 0) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error", verr.code,
+                                      verr.param[0] ? verr.param : NULL,
+                                      "%s", verr.message);
+    }
+
+    model = json_object_get(root, "model");
+    name.data = (u_char *) json_string_value(model);
+    name.len = json_string_length(model);
+
+    stream = json_object_get(root, "stream");
+    ctx->stream = json_is_true(stream);
+
+    if (ngx_http_ai_route(r, ctx, &name) != NGX_OK) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error",
+                                      "model_not_found", "model",
+                                      "The model '%V' does not exist or you "
+                                      "do not have access to it.", &name);
+    }
+
+    rc = ngx_http_ai_upstream_body(r, ctx, &body, model);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_ai_upstream_start(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ai_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        body->data = cl->buf->pos;
+        body->len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    body->data = ngx_pnalloc(r->pool, len);
+    if (body->data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = body->data;
+
+    /*
+     * A body larger than client_body_buffer_size was spilled to a temp
+     * file by NGINX; it is read back once, from the page cache.
+     */
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "ai: cannot read the request body back from "
+                              "\"%V\"", &b->file->name);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The upstream body is the client's body with the model's value replaced:
+ * three buffers pointing into memory we already hold, rather than a second
+ * serialisation of the whole document.
+ */
+
+static ngx_int_t
+ngx_http_ai_upstream_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_str_t *body, json_t *model)
+{
+    char         *dump;
+    u_char       *p;
+    size_t        start, end, len;
+    ngx_int_t     rc;
+    ngx_str_t    *name, parts[3];
+    ngx_uint_t    i, n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl, **ll;
+
+    name = &ctx->target.model;
+
+    if (json_string_length(model) == name->len
+        && ngx_strncmp(json_string_value(model), name->data, name->len) == 0)
+    {
+        parts[0] = *body;
+        n = 1;
+        goto chain;
+    }
+
+    rc = ai_json_member_span(body->data, body->len, "model", &start, &end);
+
+    if (rc == 1) {
+        len = ai_json_escape_len(name->data, name->len) + 2;
+
+        p = ngx_pnalloc(r->pool, len);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        parts[1].data = p;
+        *p++ = '"';
+        p = ai_json_escape(p, name->data, name->len);
+        *p++ = '"';
+        parts[1].len = p - parts[1].data;
+
+        parts[0].data = body->data;
+        parts[0].len = start;
+        parts[2].data = body->data + end;
+        parts[2].len = body->len - end;
+        n = 3;
+
+    } else {
+
+        /* the key was written with escapes: serialise instead */
+
+        json_object_set_new(ctx->request, "model",
+                            json_stringn((char *) name->data, name->len));
+
+        dump = json_dumps(ctx->request, JSON_COMPACT);
+        if (dump == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len = ngx_strlen(dump);
+        parts[0].data = ngx_pnalloc(r->pool, len);
+        if (parts[0].data == NULL) {
+            free(dump);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(parts[0].data, dump, len);
+        parts[0].len = len;
+        free(dump);
+        n = 1;
+    }
+
+chain:
+
+    ll = &ctx->upstream_body;
+    ctx->upstream_body_len = 0;
+
+    for (i = 0; i < n; i++) {
+        if (parts[i].len == 0) {
+            continue;
+        }
+
+        b = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+
+        if (b == NULL || cl == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* start and end too: a retry rewinds pos to start */
+
+        b->start = parts[i].data;
+        b->pos = parts[i].data;
+        b->last = parts[i].data + parts[i].len;
+        b->end = b->last;
+        b->memory = 1;
+
+        cl->buf = b;
+        *ll = cl;
+        ll = &cl->next;
+
+        ctx->upstream_body_len += parts[i].len;
+    }
+
+    *ll = NULL;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_json_cleanup(void *data)
+{
+    json_decref(data);
+}
