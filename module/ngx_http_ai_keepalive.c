@@ -19,6 +19,10 @@ struct ngx_http_ai_keepalive_s {
     ngx_queue_t                        free;
 
     ngx_http_upstream_init_peer_pt     original_init_peer;
+
+#if (NGX_HTTP_SSL)
+    ngx_ssl_session_t                 *ssl_session;
+#endif
 };
 
 
@@ -40,10 +44,6 @@ typedef struct {
     ngx_event_get_peer_pt              original_get_peer;
     ngx_event_free_peer_pt             original_free_peer;
 
-#if (NGX_HTTP_SSL)
-    ngx_event_set_peer_session_pt      original_set_session;
-    ngx_event_save_peer_session_pt     original_save_session;
-#endif
 } ngx_http_ai_keepalive_peer_t;
 
 
@@ -57,6 +57,7 @@ static void ngx_http_ai_keepalive_dummy_handler(ngx_event_t *ev);
 static void ngx_http_ai_keepalive_close_handler(ngx_event_t *ev);
 static void ngx_http_ai_keepalive_close(ngx_connection_t *c);
 #if (NGX_HTTP_SSL)
+static void ngx_http_ai_keepalive_cleanup(void *data);
 static ngx_int_t ngx_http_ai_keepalive_set_session(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_ai_keepalive_save_session(ngx_peer_connection_t *pc,
@@ -68,27 +69,14 @@ ngx_int_t
 ngx_http_ai_keepalive_add(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf,
     ngx_http_ai_provider_t *p)
 {
-    ngx_uint_t                 i;
+    ngx_pool_cleanup_t        *cln;
     ngx_http_ai_keepalive_t  **pools, *pool;
 
-    if (p->keepalive == 0) {
-        return NGX_OK;
-    }
-
-    pools = amcf->keepalive_pools.elts;
-
-    for (i = 0; i < amcf->keepalive_pools.nelts; i++) {
-        if (pools[i]->uscf == p->upstream.upstream) {
-            pool = pools[i];
-
-            if (pool->max_cached < p->keepalive) {
-                pool->max_cached = p->keepalive;
-            }
-
-            p->keepalive_pool = pool;
-            return NGX_OK;
-        }
-    }
+    /*
+     * One pool per provider, even when two providers share an upstream
+     * (same host and port): their TLS settings may differ, and a
+     * connection verified for one must never serve the other.
+     */
 
     pool = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_keepalive_t));
     if (pool == NULL) {
@@ -99,12 +87,23 @@ ngx_http_ai_keepalive_add(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf,
     pool->max_cached = p->keepalive;
     pool->timeout = p->keepalive_timeout;
 
+#if (NGX_HTTP_SSL)
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ai_keepalive_cleanup;
+    cln->data = pool;
+#endif
+
     pools = ngx_array_push(&amcf->keepalive_pools);
     if (pools == NULL) {
         return NGX_ERROR;
     }
 
     *pools = pool;
+
     p->keepalive_pool = pool;
 
     return NGX_OK;
@@ -137,8 +136,20 @@ ngx_http_ai_keepalive_init(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
             continue;
         }
 
-        pool->original_init_peer = pool->uscf->peer.init;
-        pool->uscf->peer.init = ngx_http_ai_keepalive_init_peer;
+        if (pool->uscf->peer.init == ngx_http_ai_keepalive_init_peer) {
+            /* wrapped already for another provider of this upstream */
+
+            for (j = 0; j < i; j++) {
+                if (pools[j]->uscf == pool->uscf) {
+                    pool->original_init_peer = pools[j]->original_init_peer;
+                    break;
+                }
+            }
+
+        } else {
+            pool->original_init_peer = pool->uscf->peer.init;
+            pool->uscf->peer.init = ngx_http_ai_keepalive_init_peer;
+        }
 
         items = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_keepalive_item_t)
                                       * pool->max_cached);
@@ -165,10 +176,12 @@ ngx_http_ai_keepalive_init_peer(ngx_http_request_t *r,
 {
     ngx_uint_t                     i;
     ngx_http_ai_keepalive_t      **pools, *pool;
+    ngx_http_ai_ctx_t             *ctx;
     ngx_http_ai_main_conf_t       *amcf;
     ngx_http_ai_keepalive_peer_t  *kp;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
     pool = NULL;
     pools = amcf->keepalive_pools.elts;
@@ -176,11 +189,22 @@ ngx_http_ai_keepalive_init_peer(ngx_http_request_t *r,
     for (i = 0; i < amcf->keepalive_pools.nelts; i++) {
         if (pools[i]->uscf == us) {
             pool = pools[i];
-            break;
+
+            if (ctx && ctx->target.provider
+                && ctx->target.provider->keepalive_pool == pool)
+            {
+                break;
+            }
         }
     }
 
     if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ctx == NULL || ctx->target.provider == NULL
+        || ctx->target.provider->keepalive_pool != pool)
+    {
         return NGX_ERROR;
     }
 
@@ -204,8 +228,6 @@ ngx_http_ai_keepalive_init_peer(ngx_http_request_t *r,
     r->upstream->peer.free = ngx_http_ai_keepalive_free_peer;
 
 #if (NGX_HTTP_SSL)
-    kp->original_set_session = r->upstream->peer.set_session;
-    kp->original_save_session = r->upstream->peer.save_session;
     r->upstream->peer.set_session = ngx_http_ai_keepalive_set_session;
     r->upstream->peer.save_session = ngx_http_ai_keepalive_save_session;
 #endif
@@ -298,7 +320,7 @@ ngx_http_ai_keepalive_free_peer(ngx_peer_connection_t *pc, void *data,
         goto invalid;
     }
 
-    if (c->requests >= 1000) {
+    if (c->requests >= 1000 || kp->pool->max_cached == 0) {
         goto invalid;
     }
 
@@ -422,12 +444,34 @@ ngx_http_ai_keepalive_close(ngx_connection_t *c)
 
 #if (NGX_HTTP_SSL)
 
+static void
+ngx_http_ai_keepalive_cleanup(void *data)
+{
+    ngx_http_ai_keepalive_t  *pool = data;
+
+    if (pool->ssl_session) {
+        ngx_ssl_free_session(pool->ssl_session);
+        pool->ssl_session = NULL;
+    }
+}
+
+
+/*
+ * TLS sessions are kept per provider, not per peer as the round robin
+ * balancer does: two providers on one host may trust different CAs, and a
+ * session resumed from one would skip the other's verification.
+ */
+
 static ngx_int_t
 ngx_http_ai_keepalive_set_session(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_ai_keepalive_peer_t  *kp = data;
 
-    return kp->original_set_session(pc, kp->data);
+    if (kp->pool->ssl_session == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_ssl_set_session(pc->connection, kp->pool->ssl_session);
 }
 
 
@@ -436,7 +480,19 @@ ngx_http_ai_keepalive_save_session(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_ai_keepalive_peer_t  *kp = data;
 
-    kp->original_save_session(pc, kp->data);
+    ngx_ssl_session_t  *session, *old;
+
+    session = ngx_ssl_get_session(pc->connection);
+    if (session == NULL) {
+        return;
+    }
+
+    old = kp->pool->ssl_session;
+    kp->pool->ssl_session = session;
+
+    if (old) {
+        ngx_ssl_free_session(old);
+    }
 }
 
 #endif

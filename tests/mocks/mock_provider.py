@@ -625,7 +625,15 @@ class Handler(BaseHTTPRequestHandler):
         self._dead = True
         self.close_connection = True
 
+    def _note_response(self, status, data):
+        rec = getattr(self, "_rec", None)
+        if rec is not None:
+            if status is not None:
+                rec["status"] = status
+            rec["response_body"] += data.decode("utf-8", "replace")
+
     def send_raw(self, status, headers, body, content_type):
+        self._note_response(status, body)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -645,6 +653,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_raw(status, list(headers), text.encode("utf-8"), content_type)
 
     def start_stream(self, content_type, headers=(), status=200):
+        self._note_response(status, b"")
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -659,6 +668,7 @@ class Handler(BaseHTTPRequestHandler):
             data = data.encode("utf-8")
         if not data:
             return
+        self._note_response(None, data)
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
@@ -709,6 +719,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- dispatch ----------------------------------------------------------
     def dispatch(self):
         self._started = False
+        self._rec = None
         try:
             u = urlsplit(self.path)
             path, qs = u.path, u.query
@@ -727,7 +738,7 @@ class Handler(BaseHTTPRequestHandler):
                     body = json.loads(raw_text)
                 except ValueError:
                     body = raw_text
-            STATE.record({
+            self._rec = {
                 "method": self.command,
                 "path": path,
                 "query": qs,
@@ -736,7 +747,10 @@ class Handler(BaseHTTPRequestHandler):
                 "raw_body": raw_text,
                 "time": time.time(),
                 "conn": self.conn_id,
-            })
+                "status": None,
+                "response_body": "",
+            }
+            STATE.record(self._rec)
             self.route(path, parse_qs(qs), body)
         except OSError:
             self.close_connection = True

@@ -1,0 +1,52 @@
+# aigw: `make run` sets everything up and starts the gateway; `make test`
+# runs the unit and integration tests.  See README.md.
+
+PYTHON  ?= /usr/bin/python3
+MODULE   = build/ngx_http_ai_gateway_module.so
+CC      ?= gcc
+CFLAGS_UNIT = -std=c11 -O1 -g -Wall -Wextra -Werror -Imodule
+
+MODULE_SRCS = $(wildcard module/*.c module/*.h) config
+
+.PHONY: all deps module engine run test unit integration bench clean
+
+all: module engine
+
+deps:
+	@tools/install-deps.sh
+
+module: $(MODULE)
+
+$(MODULE): $(MODULE_SRCS) tools/build-module.sh
+	@tools/build-module.sh
+
+engine:
+	@if [ -f module/engine/Makefile ]; then $(MAKE) -s -C module/engine all; fi
+
+run: deps all
+	@tools/run.sh
+
+test: deps all unit integration
+
+# C unit tests: every tests/unit/test_*.c links the pure module/ai_*.c
+PURE_SRCS  = $(wildcard module/ai_*.c)
+PURE_HDRS  = $(wildcard module/ai_*.h)
+UNIT_TESTS = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
+
+unit: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do $$t || exit 1; done
+	@if [ -f module/engine/Makefile ]; then $(MAKE) -s -C module/engine test; fi
+
+build/unit/%: tests/unit/%.c $(PURE_SRCS) $(PURE_HDRS)
+	@mkdir -p build/unit
+	$(CC) $(CFLAGS_UNIT) -o $@ $< $(PURE_SRCS) -ljansson
+
+integration: module
+	$(PYTHON) -m pytest -q -x tests/integration tests/mocks
+
+bench: deps all
+	@bench/run.sh
+
+clean:
+	rm -rf build
+	@if [ -f module/engine/Makefile ]; then $(MAKE) -s -C module/engine clean; fi
