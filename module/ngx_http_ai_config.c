@@ -16,6 +16,8 @@ static ngx_int_t ngx_http_ai_provider_headers(ngx_conf_t *cf,
 static ngx_int_t ngx_http_ai_parse_flag(ngx_str_t *value, ngx_flag_t *flag);
 static ngx_http_ai_provider_t *ngx_http_ai_find_provider(
     ngx_http_ai_main_conf_t *amcf, ngx_str_t *name);
+static ngx_http_ai_model_t *ngx_http_ai_find_model(
+    ngx_http_ai_main_conf_t *amcf, ngx_str_t *name);
 static ngx_int_t ngx_http_ai_models_json(ngx_conf_t *cf,
     ngx_http_ai_main_conf_t *amcf);
 
@@ -469,6 +471,37 @@ ngx_http_ai_find_provider(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name)
 }
 
 
+static ngx_http_ai_model_t *
+ngx_http_ai_find_model(ngx_http_ai_main_conf_t *amcf, ngx_str_t *name)
+{
+    ngx_str_t             *alias;
+    ngx_uint_t             i, j;
+    ngx_http_ai_model_t  **mp;
+
+    mp = amcf->models.elts;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+        if (mp[i]->name.len == name->len
+            && ngx_strncmp(mp[i]->name.data, name->data, name->len) == 0)
+        {
+            return mp[i];
+        }
+
+        alias = mp[i]->aliases.elts;
+
+        for (j = 0; j < mp[i]->aliases.nelts; j++) {
+            if (alias[j].len == name->len
+                && ngx_strncmp(alias[j].data, name->data, name->len) == 0)
+            {
+                return mp[i];
+            }
+        }
+    }
+
+    return NULL;
+}
+
+
 char *
 ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -478,23 +511,10 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                 n;
     ngx_str_t                *value, pname, *alias;
     ngx_uint_t                i, j;
-    ngx_http_ai_model_t      *m, **mp;
+    ngx_http_ai_model_t      *m, *other, **mp;
     ngx_http_ai_target_t     *t;
 
     value = cf->args->elts;
-
-    mp = amcf->models.elts;
-
-    for (i = 0; i < amcf->models.nelts; i++) {
-        if (mp[i]->name.len == value[1].len
-            && ngx_strncmp(mp[i]->name.data, value[1].data, value[1].len)
-               == 0)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate ai_model \"%V\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-    }
 
     m = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_model_t));
     if (m == NULL) {
@@ -630,6 +650,31 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (j = 0; j < m->targets.nelts; j++) {
         m->total_weight += t[j].weight;
+    }
+
+    alias = m->aliases.elts;
+
+    for (j = 0; j <= m->aliases.nelts; j++) {
+        other = ngx_http_ai_find_model(amcf, j ? &alias[j - 1] : &m->name);
+
+        if (other == NULL) {
+            continue;
+        }
+
+        if (j == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate ai_model \"%V\"%s", &m->name,
+                               (other->name.len == m->name.len
+                                && ngx_strncmp(other->name.data, m->name.data,
+                                               m->name.len) == 0)
+                               ? "" : " (already an alias of another model)");
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ai_model \"%V\": alias \"%V\" is already a "
+                               "model or an alias", &m->name, &alias[j - 1]);
+        }
+
+        return NGX_CONF_ERROR;
     }
 
     mp = ngx_array_push(&amcf->models);

@@ -148,6 +148,9 @@ class Gateway:
         check_no_crash(self.error_log)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def stop_dir(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def logs(self):
         out = ""
         for p in (self.error_log, self.access_log):
