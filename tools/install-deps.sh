@@ -14,6 +14,11 @@ for p in $PKGS; do
     fi
 done
 
+# the SDK tests run on Node.js (20 is expected; Debian's own is a fallback)
+if ! command -v node >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
+
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
