@@ -1,0 +1,169 @@
+
+/*
+ * Unit tests of module/ai_json.c: member spans, escaping, validation and
+ * error bodies.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai_json.h"
+
+
+static int  failures;
+static int  checks;
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        checks++;                                                           \
+        if (!(cond)) {                                                      \
+            failures++;                                                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,          \
+                    __LINE__, #cond);                                       \
+        }                                                                   \
+    } while (0)
+
+
+static void
+test_member_span(void)
+{
+    size_t       s, e;
+    const char  *doc;
+
+    doc = "{\"model\":\"gpt-4o\",\"messages\":[]}";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == 1);
+    CHECK(e - s == 8 && memcmp(doc + s, "\"gpt-4o\"", 8) == 0);
+
+    doc = " {\n \"messages\" : [{\"model\":\"inner\"}, \"}\"],\n"
+          " \"modelx\": 1, \"model\" :\t\"a\\\"b\" , \"z\":{}}";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == 1);
+    CHECK(e - s == 6 && memcmp(doc + s, "\"a\\\"b\"", 6) == 0);
+
+    doc = "{\"a\":{\"model\":1},\"b\":[\"model\"]}";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == 0);
+
+    doc = "{\"model\":123.5e3}";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == 1);
+    CHECK(memcmp(doc + s, "123.5e3", e - s) == 0 && e - s == 7);
+
+    doc = "{\"mod\\u0065l\":\"x\"}";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == 0);
+
+    doc = "[1]";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == -1);
+
+    doc = "{\"model\":\"unterminated";
+    CHECK(ai_json_member_span((const unsigned char *) doc, strlen(doc),
+                              "model", &s, &e) == -1);
+}
+
+
+static void
+test_escape(void)
+{
+    unsigned char        out[64], *p;
+    const unsigned char  in[] = "a\"b\\c\n\x01\x7f";
+
+    p = ai_json_escape(out, in, sizeof(in) - 1);
+    *p = '\0';
+    CHECK(strcmp((char *) out, "a\\\"b\\\\c\\n\\u0001\\u007f") == 0);
+    CHECK(ai_json_escape_len(in, sizeof(in) - 1) == (size_t) (p - out));
+}
+
+
+static void
+test_error_json(void)
+{
+    char     buf[512];
+    size_t   n;
+    json_t  *j;
+
+    n = ai_error_json((unsigned char *) buf, sizeof(buf), "bad \"x\"",
+                      "invalid_request_error", "messages[0].role", NULL);
+    CHECK(n > 0);
+    buf[n] = '\0';
+    j = json_loads(buf, 0, NULL);
+    CHECK(j != NULL);
+    CHECK(strcmp(json_string_value(json_object_get(
+              json_object_get(j, "error"), "message")), "bad \"x\"") == 0);
+    CHECK(json_is_null(json_object_get(json_object_get(j, "error"),
+                                       "code")));
+    json_decref(j);
+
+    CHECK(ai_error_json((unsigned char *) buf, 10, "m", "t", NULL, NULL)
+          == 0);
+}
+
+
+static int
+validate(const char *doc, int ep, ai_json_error_t *err)
+{
+    int      rc;
+    json_t  *j;
+
+    j = json_loads(doc, 0, NULL);
+    if (j == NULL) {
+        return -2;
+    }
+
+    rc = ai_request_validate(j, ep, err);
+    json_decref(j);
+
+    return rc;
+}
+
+
+static void
+test_validate(void)
+{
+    ai_json_error_t  err;
+
+    CHECK(validate("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+                   "\"content\":\"x\"}]}", AI_EP_CHAT, &err) == 0);
+
+    CHECK(validate("{\"messages\":[]}", AI_EP_CHAT, &err) == -1);
+    CHECK(strcmp(err.param, "model") == 0);
+
+    CHECK(validate("{\"model\":\"m\",\"messages\":[{\"role\":\"user\"},"
+                   "{\"role\":1}]}", AI_EP_CHAT, &err) == -1);
+    CHECK(strcmp(err.param, "messages[1].role") == 0);
+    CHECK(strcmp(err.code, "invalid_type") == 0);
+
+    CHECK(validate("{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+                   "\"content\":5}]}", AI_EP_CHAT, &err) == -1);
+    CHECK(strcmp(err.param, "messages[0].content") == 0);
+
+    CHECK(validate("{\"model\":\"m\",\"input\":[]}", AI_EP_EMBEDDINGS,
+                   &err) == -1);
+    CHECK(strcmp(err.code, "empty_array") == 0);
+
+    CHECK(validate("{\"model\":\"m\",\"prompt\":\"x\"}", AI_EP_COMPLETIONS,
+                   &err) == 0);
+    CHECK(validate("{\"model\":\"m\",\"prompt\":{}}", AI_EP_COMPLETIONS,
+                   &err) == -1);
+
+    CHECK(validate("{\"model\":\"\",\"messages\":[]}", AI_EP_CHAT, &err)
+          == -1);
+    CHECK(strcmp(err.code, "invalid_value") == 0);
+}
+
+
+int
+main(void)
+{
+    test_member_span();
+    test_escape();
+    test_error_json();
+    test_validate();
+
+    printf("test_ai_json: %d checks, %d failures\n", checks, failures);
+
+    return failures ? 1 : 0;
+}
