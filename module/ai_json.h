@@ -18,6 +18,7 @@
 #define AI_EP_COMPLETIONS  2
 #define AI_EP_EMBEDDINGS   3
 #define AI_EP_MODELS       4
+#define AI_EP_MESSAGES     5      /* Anthropic-compatible inbound */
 
 
 typedef struct {

@@ -59,6 +59,7 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     p->format = NGX_HTTP_AI_FORMAT_OPENAI;
     p->passthrough = 1;
     p->keepalive = 32;
+    p->max_tokens = 4096;
     p->keepalive_timeout = 60000;
     p->conf_file = cf->conf_file->file.name;
     p->conf_line = cf->conf_file->line;
@@ -99,13 +100,10 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (p->format == NGX_HTTP_AI_FORMAT_ANTHROPIC
-        || p->format == NGX_HTTP_AI_FORMAT_GEMINI)
-    {
+    if (p->format == NGX_HTTP_AI_FORMAT_AZURE && p->api_version.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ai_provider \"%V\": format \"%V\" is not "
-                           "supported by this build",
-                           &p->name, &ngx_http_ai_formats[p->format]);
+                           "ai_provider \"%V\": format=azure needs "
+                           "api_version=", &p->name);
         return NGX_CONF_ERROR;
     }
 
@@ -184,6 +182,20 @@ ngx_http_ai_provider_option(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
                            "expected openai, azure, anthropic or gemini",
                            &p->name, value);
         return NGX_CONF_ERROR;
+    }
+
+    if (name->len == 11 && ngx_strncmp(name->data, "api_version", 11) == 0) {
+        p->api_version = *value;
+        return NGX_CONF_OK;
+    }
+
+    if (name->len == 10 && ngx_strncmp(name->data, "max_tokens", 10) == 0) {
+        p->max_tokens = ngx_atoi(value->data, value->len);
+        if (p->max_tokens == NGX_ERROR || p->max_tokens == 0) {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
     }
 
     if (name->len == 4 && ngx_strncmp(name->data, "host", 4) == 0) {
@@ -429,7 +441,8 @@ ngx_http_ai_provider_headers(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
     klen = env ? ngx_strlen(env) : 0;
 
     len = sizeof("Host: \r\n") - 1 + p->host.len
-          + (env ? ngx_strlen(auth) + klen + 2 : 0);
+          + (env ? ngx_strlen(auth) + klen + 2 : 0)
+          + sizeof("anthropic-version: 2023-06-01\r\n") - 1;
 
     p->fixed_headers.data = ngx_pnalloc(cf->pool, len);
     if (p->fixed_headers.data == NULL) {
@@ -443,6 +456,11 @@ ngx_http_ai_provider_headers(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
         last = ngx_cpymem(last, env, klen);
         *last++ = CR;
         *last++ = LF;
+    }
+
+    if (p->format == NGX_HTTP_AI_FORMAT_ANTHROPIC) {
+        last = ngx_cpymem(last, "anthropic-version: 2023-06-01\r\n",
+                          sizeof("anthropic-version: 2023-06-01\r\n") - 1);
     }
 
     p->fixed_headers.len = last - p->fixed_headers.data;

@@ -74,7 +74,10 @@ ngx_http_ai_error_body(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, const char *code, const char *param,
     const char *message, ngx_str_t *out)
 {
-    size_t  size;
+    u_char             *p;
+    size_t              size;
+    const char         *atype;
+    ngx_http_ai_ctx_t  *ctx;
 
     size = ngx_strlen(message) * 6 + 256 + (param ? ngx_strlen(param) * 6 : 0)
            + (code ? ngx_strlen(code) * 6 : 0) + ngx_strlen(type) * 6;
@@ -84,7 +87,46 @@ ngx_http_ai_error_body(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_ERROR;
     }
 
-    out->len = ai_error_json(out->data, size, message, type, param, code);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx == NULL || ctx->endpoint != NGX_HTTP_AI_EP_MESSAGES) {
+        out->len = ai_error_json(out->data, size, message, type, param,
+                                 code);
+
+        return out->len ? NGX_OK : NGX_ERROR;
+    }
+
+    /* the Anthropic-compatible endpoint answers in Anthropic's shape */
+
+    switch (status) {
+    case NGX_HTTP_UNAUTHORIZED:
+        atype = "authentication_error";
+        break;
+    case NGX_HTTP_FORBIDDEN:
+        atype = "permission_error";
+        break;
+    case NGX_HTTP_NOT_FOUND:
+        atype = "not_found_error";
+        break;
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        atype = "request_too_large";
+        break;
+    case 429:
+        atype = "rate_limit_error";
+        break;
+    default:
+        atype = status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+                ? "api_error" : "invalid_request_error";
+    }
+
+    p = ngx_cpymem(out->data, "{\"type\":\"error\",\"error\":{\"type\":\"",
+                   sizeof("{\"type\":\"error\",\"error\":{\"type\":\"") - 1);
+    p = ngx_cpymem(p, atype, ngx_strlen(atype));
+    p = ngx_cpymem(p, "\",\"message\":\"", sizeof("\",\"message\":\"") - 1);
+    p = ai_json_escape(p, (const u_char *) message, ngx_strlen(message));
+    p = ngx_cpymem(p, "\"}}\n", sizeof("\"}}\n") - 1);
+
+    out->len = p - out->data;
 
     return out->len ? NGX_OK : NGX_ERROR;
 }

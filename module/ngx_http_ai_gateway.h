@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "ai_json.h"
+#include "ai_translate.h"
 
 
 #define NGX_HTTP_AI_FORMAT_OPENAI      0
@@ -41,6 +42,9 @@ typedef struct {
 
     /* "Host: ..\r\nAuthorization: ..\r\n", built once at start-up */
     ngx_str_t                       fixed_headers;
+
+    ngx_str_t                       api_version;  /* azure */
+    ngx_int_t                       max_tokens;   /* anthropic default */
 
     ngx_flag_t                      passthrough;
     ngx_uint_t                      keepalive;
@@ -93,17 +97,29 @@ typedef struct {
 #define NGX_HTTP_AI_EP_COMPLETIONS     2
 #define NGX_HTTP_AI_EP_EMBEDDINGS      3
 #define NGX_HTTP_AI_EP_MODELS          4
+#define NGX_HTTP_AI_EP_MESSAGES        5
 
 
 typedef struct {
     ngx_uint_t                      endpoint;
-    json_t                         *request;
+    json_t                         *request;      /* OpenAI shape */
+    json_t                         *client_request; /* as sent, if not */
+    ngx_str_t                       client_body;
 
     ngx_http_ai_model_t            *model;        /* NULL for passthrough */
     ngx_http_ai_target_t            target;
 
     ngx_chain_t                    *upstream_body;
     off_t                           upstream_body_len;
+    ngx_str_t                       upstream_path;
+
+    /* format translation: see ngx_http_ai_translate.c */
+    ngx_uint_t                      in_format;    /* the client's */
+    ai_translate_opts_t             opts;
+    ai_stream_t                    *stream_out;   /* provider -> OpenAI */
+    ai_stream_t                    *stream_in;    /* OpenAI -> client */
+    ai_buf_t                        acc;          /* a whole response */
+    off_t                           upstream_length;
 
     ngx_http_status_t               status;
     ngx_http_chunked_t              chunked;
@@ -111,6 +127,7 @@ typedef struct {
     ngx_str_t                       error_body;
 
     unsigned                        stream:1;
+    unsigned                        process:1;    /* we own the output */
     unsigned                        error_replace:1;
     unsigned                        error_sent:1;
 } ngx_http_ai_ctx_t;
@@ -139,6 +156,16 @@ ngx_int_t ngx_http_ai_upstream_start(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_upstream_init_conf(ngx_conf_t *cf,
     ngx_http_ai_provider_t *p);
+
+/* ngx_http_ai_translate.c */
+ngx_int_t ngx_http_ai_translate_request(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *body);
+ngx_int_t ngx_http_ai_translate_response_init(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_translate_data(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, u_char *p, size_t len);
+void ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_int_t complete);
 
 /* ngx_http_ai_keepalive.c */
 ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,

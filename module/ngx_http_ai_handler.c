@@ -17,8 +17,8 @@ static ngx_int_t ngx_http_ai_process(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 static ngx_int_t ngx_http_ai_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
-static ngx_int_t ngx_http_ai_upstream_body(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_str_t *body, json_t *model);
+static ngx_int_t ngx_http_ai_anthropic_in(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, json_t **root);
 static void ngx_http_ai_json_cleanup(void *data);
 
 
@@ -28,6 +28,7 @@ static ngx_str_t  ngx_http_ai_endpoint_names[] = {
     ngx_string("/completions"),
     ngx_string("/embeddings"),
     ngx_string("/models"),
+    ngx_string("/messages"),
 };
 
 
@@ -103,7 +104,7 @@ ngx_http_ai_endpoint(ngx_http_request_t *r, ngx_str_t *model_id)
 
     ngx_str_null(model_id);
 
-    for (i = 1; i <= NGX_HTTP_AI_EP_MODELS; i++) {
+    for (i = 1; i <= NGX_HTTP_AI_EP_MESSAGES; i++) {
         ep = &ngx_http_ai_endpoint_names[i];
 
         if (r->uri.len >= ep->len
@@ -253,8 +254,21 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     cln->handler = ngx_http_ai_json_cleanup;
     cln->data = root;
     ctx->request = root;
+    ctx->in_format = AI_FORMAT_OPENAI;
+    ctx->client_body = body;
 
-    if (ai_request_validate(root, (int) ctx->endpoint, &verr) != 0) {
+    if (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES) {
+        rc = ngx_http_ai_anthropic_in(r, ctx, &root);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ai_request_validate(root, ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                                  ? AI_EP_CHAT : (int) ctx->endpoint,
+                            &verr)
+        != 0)
+    {
         return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error", verr.code,
                                       verr.param[0] ? verr.param : NULL,
@@ -276,7 +290,7 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
                                       "do not have access to it.", &name);
     }
 
-    rc = ngx_http_ai_upstream_body(r, ctx, &body, model);
+    rc = ngx_http_ai_translate_request(r, ctx, &body);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -354,114 +368,46 @@ ngx_http_ai_read_body(ngx_http_request_t *r, ngx_str_t *body)
 
 
 /*
- * The upstream body is the client's body with the model's value replaced:
- * three buffers pointing into memory we already hold, rather than a second
- * serialisation of the whole document.
+ * POST /v1/messages: the Anthropic request becomes an OpenAI one, which the
+ * rest of the gateway routes; the original is kept for Anthropic providers,
+ * which get it natively.
  */
 
 static ngx_int_t
-ngx_http_ai_upstream_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_str_t *body, json_t *model)
+ngx_http_ai_anthropic_in(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    json_t **root)
 {
-    char         *dump;
-    u_char       *p;
-    size_t        start, end, len;
-    ngx_int_t     rc;
-    ngx_str_t    *name, parts[3];
-    ngx_uint_t    i, n;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl, **ll;
+    json_t              *oa;
+    ai_json_error_t      err;
+    ngx_pool_cleanup_t  *cln;
 
-    name = &ctx->target.model;
+    ctx->in_format = AI_FORMAT_ANTHROPIC;
+    ctx->client_request = *root;
 
-    if (json_string_length(model) == name->len
-        && ngx_strncmp(json_string_value(model), name->data, name->len) == 0)
-    {
-        parts[0] = *body;
-        n = 1;
-        goto chain;
+    ngx_memzero(&err, sizeof(ai_json_error_t));
+
+    oa = ai_anthropic_in_request(*root, &err);
+
+    if (oa == NULL) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                      "invalid_request_error",
+                                      err.code ? err.code : "invalid_request",
+                                      err.param[0] ? err.param : NULL,
+                                      "%s", err.message[0] ? err.message
+                                      : "Invalid request.");
     }
 
-    rc = ai_json_member_span(body->data, body->len, "model", &start, &end);
-
-    if (rc == 1) {
-        len = ai_json_escape_len(name->data, name->len) + 2;
-
-        p = ngx_pnalloc(r->pool, len);
-        if (p == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        parts[1].data = p;
-        *p++ = '"';
-        p = ai_json_escape(p, name->data, name->len);
-        *p++ = '"';
-        parts[1].len = p - parts[1].data;
-
-        parts[0].data = body->data;
-        parts[0].len = start;
-        parts[2].data = body->data + end;
-        parts[2].len = body->len - end;
-        n = 3;
-
-    } else {
-
-        /* the key was written with escapes: serialise instead */
-
-        json_object_set_new(ctx->request, "model",
-                            json_stringn((char *) name->data, name->len));
-
-        dump = json_dumps(ctx->request, JSON_COMPACT);
-        if (dump == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        len = ngx_strlen(dump);
-        parts[0].data = ngx_pnalloc(r->pool, len);
-        if (parts[0].data == NULL) {
-            free(dump);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_memcpy(parts[0].data, dump, len);
-        parts[0].len = len;
-        free(dump);
-        n = 1;
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        json_decref(oa);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-chain:
+    cln->handler = ngx_http_ai_json_cleanup;
+    cln->data = oa;
 
-    ll = &ctx->upstream_body;
-    ctx->upstream_body_len = 0;
-
-    for (i = 0; i < n; i++) {
-        if (parts[i].len == 0) {
-            continue;
-        }
-
-        b = ngx_calloc_buf(r->pool);
-        cl = ngx_alloc_chain_link(r->pool);
-
-        if (b == NULL || cl == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        /* start and end too: a retry rewinds pos to start */
-
-        b->start = parts[i].data;
-        b->pos = parts[i].data;
-        b->last = parts[i].data + parts[i].len;
-        b->end = b->last;
-        b->memory = 1;
-
-        cl->buf = b;
-        *ll = cl;
-        ll = &cl->next;
-
-        ctx->upstream_body_len += parts[i].len;
-    }
-
-    *ll = NULL;
+    ctx->request = oa;
+    *root = oa;
 
     return NGX_OK;
 }

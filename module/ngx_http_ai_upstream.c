@@ -40,15 +40,6 @@ static ngx_str_t  ngx_http_ai_hide_headers[] = {
 };
 
 
-static ngx_str_t  ngx_http_ai_upstream_paths[] = {
-    ngx_null_string,
-    ngx_string("/chat/completions"),
-    ngx_string("/completions"),
-    ngx_string("/embeddings"),
-    ngx_null_string,
-};
-
-
 ngx_int_t
 ngx_http_ai_upstream_init_conf(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
 {
@@ -221,16 +212,14 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
 {
     size_t                   len;
     ngx_buf_t               *b;
-    ngx_str_t               *path;
     ngx_chain_t             *cl;
     ngx_http_ai_ctx_t       *ctx;
     ngx_http_ai_provider_t  *p;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
     p = ctx->target.provider;
-    path = &ngx_http_ai_upstream_paths[ctx->endpoint];
 
-    len = sizeof("POST  HTTP/1.1" CRLF) - 1 + p->base_path.len + path->len
+    len = sizeof("POST  HTTP/1.1" CRLF) - 1 + ctx->upstream_path.len
           + p->fixed_headers.len
           + sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
@@ -243,8 +232,8 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
     }
 
     b->last = ngx_cpymem(b->last, "POST ", 5);
-    b->last = ngx_cpymem(b->last, p->base_path.data, p->base_path.len);
-    b->last = ngx_cpymem(b->last, path->data, path->len);
+    b->last = ngx_cpymem(b->last, ctx->upstream_path.data,
+                         ctx->upstream_path.len);
     b->last = ngx_cpymem(b->last, " HTTP/1.1" CRLF,
                          sizeof(" HTTP/1.1" CRLF) - 1);
     b->last = ngx_cpymem(b->last, p->fixed_headers.data,
@@ -352,6 +341,7 @@ ngx_http_ai_process_header(ngx_http_request_t *r)
 {
     ngx_int_t                       rc;
     ngx_table_elt_t                *h;
+    ngx_http_ai_ctx_t              *ctx;
     ngx_http_upstream_t            *u;
     ngx_http_upstream_header_t     *hh;
     ngx_http_upstream_main_conf_t  *umcf;
@@ -413,6 +403,12 @@ ngx_http_ai_process_header(ngx_http_request_t *r)
                 u->headers_in.content_length_n = -1;
             }
 
+            ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+            if (ngx_http_ai_translate_response_init(r, ctx) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
             if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
                 || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED
                 || (!u->headers_in.chunked
@@ -440,9 +436,16 @@ static ngx_int_t
 ngx_http_ai_input_filter_init(void *data)
 {
     ngx_http_request_t   *r = data;
+    ngx_http_ai_ctx_t    *ctx;
     ngx_http_upstream_t  *u;
 
     u = r->upstream;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx->process && !u->headers_in.chunked) {
+        /* hidden from the client, still what frames the provider's body */
+        u->headers_in.content_length_n = ctx->upstream_length;
+    }
 
     if (u->headers_in.status_n == NGX_HTTP_NO_CONTENT
         || u->headers_in.status_n == NGX_HTTP_NOT_MODIFIED)
@@ -472,8 +475,10 @@ ngx_http_ai_copy_filter(void *data, ssize_t bytes)
 {
     ngx_http_request_t   *r = data;
 
+    ngx_int_t             rc;
     ngx_buf_t            *b;
     ngx_chain_t          *cl, **ll;
+    ngx_http_ai_ctx_t    *ctx;
     ngx_http_upstream_t  *u;
 
     u = r->upstream;
@@ -483,6 +488,29 @@ ngx_http_ai_copy_filter(void *data, ssize_t bytes)
                       "ai: provider sent more data than its Content-Length");
         u->keepalive = 0;
         return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx->process) {
+        b = &u->buffer;
+
+        if (u->length != -1 && bytes > u->length) {
+            bytes = u->length;
+        }
+
+        rc = ngx_http_ai_translate_data(r, ctx, b->last, bytes);
+        b->last += bytes;
+
+        if (u->length != -1) {
+            u->length -= bytes;
+
+            if (u->length == 0) {
+                u->keepalive = !u->headers_in.connection_close;
+            }
+        }
+
+        return rc;
     }
 
     for (cl = u->out_bufs, ll = &u->out_bufs; cl; cl = cl->next) {
@@ -557,6 +585,21 @@ ngx_http_ai_chunked_filter(void *data, ssize_t bytes)
 
         rc = ngx_http_parse_chunked(r, buf, &ctx->chunked);
 
+        if (rc == NGX_OK && ctx->process) {
+            size_t  n;
+
+            n = ngx_min((off_t) (buf->last - buf->pos), ctx->chunked.size);
+
+            if (ngx_http_ai_translate_data(r, ctx, buf->pos, n) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            buf->pos += n;
+            ctx->chunked.size -= n;
+
+            continue;
+        }
+
         if (rc == NGX_OK) {
 
             cl = ngx_chain_get_free_buf(r->pool, &u->free_bufs);
@@ -627,5 +670,15 @@ ngx_http_ai_abort_request(ngx_http_request_t *r)
 static void
 ngx_http_ai_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
 {
-    return;
+    ngx_http_ai_ctx_t    *ctx;
+    ngx_http_upstream_t  *u;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+    u = r->upstream;
+
+    if (ctx && ctx->process && rc != NGX_HTTP_CLIENT_CLOSED_REQUEST) {
+        ngx_http_ai_translate_end(r, ctx,
+                                  rc == 0
+                                  && (u->length == 0 || u->length == -1));
+    }
 }
