@@ -255,6 +255,14 @@ ai_sse_dispatch(ai_sse_t *p, ai_sse_handler_pt handler, void *ctx)
         ev.data = p->data;
     }
 
+    if (p->event_len) {
+        p->event[p->event_len] = '\0';
+    }
+
+    if (p->id_len) {
+        p->id[p->id_len] = '\0';
+    }
+
     ev.data_len = p->data_len;
     ev.event = p->event_len ? p->event : "";
     ev.event_len = p->event_len;

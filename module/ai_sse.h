@@ -18,9 +18,10 @@
 
 
 typedef struct {
+    /* all three are NUL-terminated as a courtesy */
     const char   *event;       /* "" when the event had no "event:" line */
     size_t        event_len;
-    const char   *data;        /* NUL-terminated as a courtesy */
+    const char   *data;
     size_t        data_len;
     const char   *id;          /* the last event id seen, as the spec says */
     size_t        id_len;

@@ -164,6 +164,7 @@ int ai_sse_emit(ai_buf_t *out, const char *event, json_t *v);
 
 int ai_openai_error(ai_buf_t *out, const char *message, const char *type,
     const char *code);
+int ai_status_error(ai_buf_t *out, int status);
 json_t *ai_openai_usage(long prompt, long completion, long cached);
 long ai_created(const ai_translate_opts_t *o);
 void ai_translate_err(ai_json_error_t *err, const char *code,

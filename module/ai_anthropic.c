@@ -1,0 +1,1274 @@
+
+/*
+ * Anthropic Messages: OpenAI chat requests to Anthropic's body, and
+ * Anthropic's answers (whole, error or event stream) back to OpenAI's.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai_translate.h"
+
+
+static json_t *ai_anth_messages(json_t *messages, json_t *system,
+    ai_json_error_t *err);
+static json_t *ai_anth_content(json_t *content, const char *where,
+    ai_json_error_t *err);
+static json_t *ai_anth_image(json_t *part, const char *where,
+    ai_json_error_t *err);
+static int ai_anth_tool_calls(json_t *blocks, json_t *calls, size_t i,
+    ai_json_error_t *err);
+static int ai_anth_push(json_t *msgs, const char *role, json_t *blocks);
+static int ai_anth_finalize(json_t *msgs);
+static int ai_anth_tools(json_t *body, json_t *req, ai_json_error_t *err);
+static int ai_anth_params(json_t *body, json_t *req,
+    const ai_translate_opts_t *o, ai_json_error_t *err);
+static const char *ai_anth_finish(const char *stop_reason);
+static void ai_anth_error_type(const char *atype, int status,
+    const char **type, const char **code);
+static int ai_anth_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
+    ai_buf_t *out);
+static int ai_anth_stream_finish(ai_stream_t *s, int complete,
+    ai_buf_t *out);
+static void ai_anth_usage(ai_usage_t *u, json_t *usage);
+static int ai_anth_block_tool(ai_stream_t *s, json_t *index, int tool);
+
+
+int
+ai_anthropic_request(json_t *req, const ai_translate_opts_t *o,
+    ai_buf_t *out, ai_buf_t *path, ai_json_error_t *err)
+{
+    int      rc;
+    json_t  *body, *system, *msgs;
+
+    body = json_object();
+    system = json_array();
+
+    if (body == NULL || system == NULL) {
+        goto nomem;
+    }
+
+    if (o->model && o->model_len) {
+        rc = json_object_set_new(body, "model",
+                                 json_stringn(o->model, o->model_len));
+
+    } else {
+        rc = json_object_set(body, "model", json_object_get(req, "model"));
+    }
+
+    if (rc != 0) {
+        goto nomem;
+    }
+
+    msgs = ai_anth_messages(json_object_get(req, "messages"), system, err);
+
+    if (msgs == NULL) {
+        goto failed;
+    }
+
+    if (json_array_size(msgs) == 0) {
+        json_decref(msgs);
+        ai_translate_err(err, "invalid_value", "messages",
+                         "Invalid 'messages': this provider needs at least "
+                         "one message that is not a system message.");
+        goto failed;
+    }
+
+    /* one system text goes as a string, several as text blocks */
+
+    if (json_array_size(system) == 1) {
+        rc = json_object_set(body, "system",
+                             json_object_get(json_array_get(system, 0),
+                                             "text"));
+
+    } else if (json_array_size(system) > 1) {
+        rc = json_object_set(body, "system", system);
+
+    } else {
+        rc = 0;
+    }
+
+    if (rc != 0 || json_object_set_new(body, "messages", msgs) != 0) {
+        goto nomem;
+    }
+
+    if (ai_anth_params(body, req, o, err) != 0
+        || ai_anth_tools(body, req, err) != 0)
+    {
+        goto failed;
+    }
+
+    if (ai_buf_append_json(out, body) != 0
+        || ai_buf_append_str(path, "/messages") != 0)
+    {
+        goto nomem;
+    }
+
+    json_decref(system);
+    json_decref(body);
+
+    return 0;
+
+nomem:
+
+    ai_translate_err(err, "internal_error", NULL, "Out of memory.");
+
+failed:
+
+    json_decref(system);
+    json_decref(body);
+
+    return -1;
+}
+
+
+static json_t *
+ai_anth_messages(json_t *messages, json_t *system, ai_json_error_t *err)
+{
+    size_t       i;
+    json_t      *msgs, *m, *content, *blocks, *text, *block, *calls;
+    const char  *role, *call_id;
+    char         where[64];
+
+    msgs = json_array();
+
+    if (msgs == NULL || !json_is_array(messages)) {
+        json_decref(msgs);
+        ai_translate_err(err, "invalid_type", "messages",
+                         "Invalid type for 'messages': expected an array.");
+        return NULL;
+    }
+
+    json_array_foreach(messages, i, m) {
+        role = ai_json_str(m, "role");
+        content = json_object_get(m, "content");
+        snprintf(where, sizeof(where), "messages[%zu].content", i);
+
+        if (role == NULL) {
+            snprintf(where, sizeof(where), "messages[%zu].role", i);
+            ai_translate_err(err, "missing_required_parameter", where,
+                             "Missing required parameter: '%s'.", where);
+            goto failed;
+        }
+
+        if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
+            text = ai_text_of(content, "\n");
+
+            if (text == NULL) {
+                ai_translate_err(err, "invalid_value", where,
+                                 "Invalid '%s': a system message may hold "
+                                 "only text.", where);
+                goto failed;
+            }
+
+            if (json_string_length(text)
+                && json_array_append_new(system,
+                                         json_pack("{s:s,s:o}", "type",
+                                                   "text", "text", text))
+                   != 0)
+            {
+                goto nomem;
+            }
+
+            if (json_string_length(text) == 0) {
+                json_decref(text);
+            }
+
+            continue;
+        }
+
+        if (strcmp(role, "user") == 0 || strcmp(role, "assistant") == 0) {
+            blocks = ai_anth_content(content, where, err);
+
+            if (blocks == NULL) {
+                goto failed;
+            }
+
+            calls = json_object_get(m, "tool_calls");
+
+            if (role[0] == 'a' && calls && !json_is_null(calls)
+                && ai_anth_tool_calls(blocks, calls, i, err) != 0)
+            {
+                json_decref(blocks);
+                goto failed;
+            }
+
+            if (ai_anth_push(msgs, role, blocks) != 0) {
+                goto nomem;
+            }
+
+            continue;
+        }
+
+        if (strcmp(role, "tool") == 0) {
+            call_id = ai_json_str(m, "tool_call_id");
+
+            if (call_id == NULL) {
+                snprintf(where, sizeof(where), "messages[%zu].tool_call_id",
+                         i);
+                ai_translate_err(err, "missing_required_parameter", where,
+                                 "Missing required parameter: '%s'.", where);
+                goto failed;
+            }
+
+            if (json_is_string(content)) {
+                text = json_incref(content);
+
+            } else {
+                text = ai_anth_content(content, where, err);
+
+                if (text == NULL) {
+                    goto failed;
+                }
+            }
+
+            block = json_pack("{s:s,s:s,s:o}", "type", "tool_result",
+                              "tool_use_id", call_id, "content", text);
+
+            if (ai_anth_push(msgs, "user", json_pack("[o]", block)) != 0) {
+                goto nomem;
+            }
+
+            continue;
+        }
+
+        snprintf(where, sizeof(where), "messages[%zu].role", i);
+        ai_translate_err(err, "invalid_value", where,
+                         "Invalid value for '%s': '%s' is not supported by "
+                         "this provider.", where, role);
+        goto failed;
+    }
+
+    if (ai_anth_finalize(msgs) != 0) {
+        goto nomem;
+    }
+
+    return msgs;
+
+nomem:
+
+    ai_translate_err(err, "internal_error", NULL, "Out of memory.");
+
+failed:
+
+    json_decref(msgs);
+
+    return NULL;
+}
+
+
+/* an OpenAI content (string or parts) as Anthropic content blocks */
+
+static json_t *
+ai_anth_content(json_t *content, const char *where, ai_json_error_t *err)
+{
+    size_t       i;
+    json_t      *blocks, *part, *block;
+    const char  *type, *text;
+    char         param[96];
+
+    blocks = json_array();
+
+    if (blocks == NULL) {
+        goto nomem;
+    }
+
+    if (content == NULL || json_is_null(content)) {
+        return blocks;
+    }
+
+    if (json_is_string(content)) {
+        if (json_string_length(content)
+            && json_array_append_new(blocks,
+                                     json_pack("{s:s,s:O}", "type", "text",
+                                               "text", content)) != 0)
+        {
+            goto nomem;
+        }
+
+        return blocks;
+    }
+
+    if (!json_is_array(content)) {
+        ai_translate_err(err, "invalid_type", where,
+                         "Invalid type for '%s': expected a string or an "
+                         "array of content parts.", where);
+        json_decref(blocks);
+        return NULL;
+    }
+
+    json_array_foreach(content, i, part) {
+        snprintf(param, sizeof(param), "%s[%zu]", where, i);
+        type = ai_json_str(part, "type");
+
+        if (type == NULL) {
+            ai_translate_err(err, "missing_required_parameter", param,
+                             "Missing required parameter: '%s.type'.",
+                             param);
+            goto failed;
+        }
+
+        if (strcmp(type, "text") == 0 || strcmp(type, "refusal") == 0) {
+            text = ai_json_str(part, type[0] == 't' ? "text" : "refusal");
+
+            if (text == NULL) {
+                ai_translate_err(err, "invalid_value", param,
+                                 "Invalid '%s': the part has no text.",
+                                 param);
+                goto failed;
+            }
+
+            if (*text == '\0') {
+                continue;
+            }
+
+            block = json_pack("{s:s,s:s}", "type", "text", "text", text);
+
+        } else if (strcmp(type, "image_url") == 0) {
+            block = ai_anth_image(part, param, err);
+
+            if (block == NULL) {
+                goto failed;
+            }
+
+        } else {
+            ai_translate_err(err, "invalid_value", param,
+                             "Invalid '%s': content parts of type '%s' are "
+                             "not supported by this provider.", param, type);
+            goto failed;
+        }
+
+        if (json_array_append_new(blocks, block) != 0) {
+            goto nomem;
+        }
+    }
+
+    return blocks;
+
+nomem:
+
+    ai_translate_err(err, "internal_error", NULL, "Out of memory.");
+
+failed:
+
+    json_decref(blocks);
+
+    return NULL;
+}
+
+
+static json_t *
+ai_anth_image(json_t *part, const char *where, ai_json_error_t *err)
+{
+    int          rc;
+    json_t      *iu;
+    size_t       mime_len;
+    const char  *url, *mime, *data;
+
+    iu = json_object_get(part, "image_url");
+    url = json_is_string(iu) ? json_string_value(iu) : ai_json_str(iu, "url");
+
+    if (url == NULL) {
+        ai_translate_err(err, "invalid_value", where,
+                         "Invalid '%s': image_url.url is missing.", where);
+        return NULL;
+    }
+
+    rc = ai_data_url(url, &mime, &mime_len, &data);
+
+    if (rc == 1) {
+        return json_pack("{s:s,s:{s:s,s:s%,s:s}}", "type", "image",
+                         "source", "type", "base64",
+                         "media_type", mime, mime_len, "data", data);
+    }
+
+    if (rc == 0 && (strncmp(url, "https://", 8) == 0
+                    || strncmp(url, "http://", 7) == 0))
+    {
+        return json_pack("{s:s,s:{s:s,s:s}}", "type", "image",
+                         "source", "type", "url", "url", url);
+    }
+
+    ai_translate_err(err, "invalid_value", where,
+                     "Invalid '%s': an image must be an http(s) URL or a "
+                     "base64 data URL.", where);
+
+    return NULL;
+}
+
+
+static int
+ai_anth_tool_calls(json_t *blocks, json_t *calls, size_t i,
+    ai_json_error_t *err)
+{
+    size_t        j;
+    json_t       *tc, *fn, *input;
+    const char   *id, *name, *args;
+    char          param[96];
+    json_error_t  jerr;
+
+    if (!json_is_array(calls)) {
+        snprintf(param, sizeof(param), "messages[%zu].tool_calls", i);
+        ai_translate_err(err, "invalid_type", param,
+                         "Invalid type for '%s': expected an array.", param);
+        return -1;
+    }
+
+    json_array_foreach(calls, j, tc) {
+        fn = json_object_get(tc, "function");
+        id = ai_json_str(tc, "id");
+        name = ai_json_str(fn, "name");
+
+        if (id == NULL || name == NULL) {
+            snprintf(param, sizeof(param), "messages[%zu].tool_calls[%zu]",
+                     i, j);
+            ai_translate_err(err, "invalid_value", param,
+                             "Invalid '%s': a tool call needs an id and a "
+                             "function name.", param);
+            return -1;
+        }
+
+        args = ai_json_str(fn, "arguments");
+        snprintf(param, sizeof(param),
+                 "messages[%zu].tool_calls[%zu].function.arguments", i, j);
+
+        if (args == NULL || args[strspn(args, " \t\r\n")] == '\0') {
+            input = json_object();
+
+        } else {
+            input = json_loads(args, 0, &jerr);
+
+            if (input == NULL) {
+                ai_translate_err(err, "invalid_value", param,
+                                 "Invalid '%s': not valid JSON (%s).", param,
+                                 jerr.text);
+                return -1;
+            }
+        }
+
+        if (!json_is_object(input)) {
+            json_decref(input);
+            ai_translate_err(err, "invalid_value", param,
+                             "Invalid '%s': expected a JSON object.", param);
+            return -1;
+        }
+
+        if (json_array_append_new(blocks,
+                                  json_pack("{s:s,s:s,s:s,s:o}",
+                                            "type", "tool_use", "id", id,
+                                            "name", name, "input", input))
+            != 0)
+        {
+            ai_translate_err(err, "internal_error", NULL, "Out of memory.");
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Anthropic wants user and assistant turns to alternate: a message with
+ * the role of the one before it joins it.  blocks is stolen.
+ */
+
+static int
+ai_anth_push(json_t *msgs, const char *role, json_t *blocks)
+{
+    size_t       n;
+    json_t      *last;
+    const char  *last_role;
+
+    if (blocks == NULL) {
+        return -1;
+    }
+
+    if (json_array_size(blocks) == 0) {
+        json_decref(blocks);
+        return 0;
+    }
+
+    n = json_array_size(msgs);
+
+    if (n) {
+        last = json_array_get(msgs, n - 1);
+        last_role = ai_json_str(last, "role");
+
+        if (last_role && strcmp(last_role, role) == 0) {
+            n = json_array_extend(json_object_get(last, "content"), blocks);
+            json_decref(blocks);
+            return n == 0 ? 0 : -1;
+        }
+    }
+
+    return json_array_append_new(msgs, json_pack("{s:s,s:o}", "role", role,
+                                                 "content", blocks));
+}
+
+
+/*
+ * Tool results must open a user turn; a turn of one text block reads
+ * better, and costs less, as a plain string.
+ */
+
+static int
+ai_anth_finalize(json_t *msgs)
+{
+    size_t       i, j, k;
+    json_t      *m, *content, *sorted, *b;
+    const char  *type;
+
+    json_array_foreach(msgs, i, m) {
+        content = json_object_get(m, "content");
+
+        sorted = json_array();
+
+        if (sorted == NULL) {
+            return -1;
+        }
+
+        for (k = 0; k < 2; k++) {
+            json_array_foreach(content, j, b) {
+                type = ai_json_str(b, "type");
+
+                if ((strcmp(type, "tool_result") == 0) == (k == 0)
+                    && json_array_append(sorted, b) != 0)
+                {
+                    json_decref(sorted);
+                    return -1;
+                }
+            }
+        }
+
+        if (json_array_size(sorted) == 1
+            && strcmp(ai_json_str(json_array_get(sorted, 0), "type"),
+                      "text") == 0)
+        {
+            b = json_object_get(json_array_get(sorted, 0), "text");
+
+            if (json_object_set(m, "content", b) != 0) {
+                json_decref(sorted);
+                return -1;
+            }
+
+            json_decref(sorted);
+            continue;
+        }
+
+        if (json_object_set_new(m, "content", sorted) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ai_anth_params(json_t *body, json_t *req, const ai_translate_opts_t *o,
+    ai_json_error_t *err)
+{
+    size_t       i;
+    json_t      *v, *stops, *s, *rf;
+    const char  *name, *type;
+    json_int_t   max;
+
+    v = json_object_get(req, "n");
+
+    if (json_is_integer(v) && json_integer_value(v) != 1) {
+        ai_translate_err(err, "invalid_value", "n",
+                         "Invalid 'n': this provider returns one choice; "
+                         "only n=1 is supported.");
+        return -1;
+    }
+
+    rf = json_object_get(req, "response_format");
+    type = ai_json_str(rf, "type");
+
+    if (type && strcmp(type, "text") != 0) {
+        ai_translate_err(err, "invalid_value", "response_format",
+                         "Invalid 'response_format': '%s' is not supported "
+                         "by this provider.", type);
+        return -1;
+    }
+
+    if (json_is_true(json_object_get(req, "logprobs"))) {
+        ai_translate_err(err, "invalid_value", "logprobs",
+                         "Invalid 'logprobs': not supported by this "
+                         "provider.");
+        return -1;
+    }
+
+    name = "max_completion_tokens";
+    v = json_object_get(req, name);
+
+    if (v == NULL || json_is_null(v)) {
+        name = "max_tokens";
+        v = json_object_get(req, name);
+    }
+
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1) {
+            ai_translate_err(err, "invalid_value", name,
+                             "Invalid '%s': expected a positive integer.",
+                             name);
+            return -1;
+        }
+
+        max = json_integer_value(v);
+
+    } else {
+        max = o->default_max_tokens > 0 ? o->default_max_tokens : 4096;
+    }
+
+    if (json_object_set_new(body, "max_tokens", json_integer(max)) != 0) {
+        goto nomem;
+    }
+
+    v = json_object_get(req, "stop");
+
+    if (json_is_string(v) || json_is_array(v)) {
+        stops = json_is_string(v) ? json_pack("[O]", v) : json_copy(v);
+
+        json_array_foreach(stops, i, s) {
+            if (!json_is_string(s)) {
+                json_decref(stops);
+                ai_translate_err(err, "invalid_type", "stop",
+                                 "Invalid type for 'stop': expected a string "
+                                 "or an array of strings.");
+                return -1;
+            }
+        }
+
+        if (json_array_size(stops)
+            && json_object_set(body, "stop_sequences", stops) != 0)
+        {
+            json_decref(stops);
+            goto nomem;
+        }
+
+        json_decref(stops);
+
+    } else if (v && !json_is_null(v)) {
+        ai_translate_err(err, "invalid_type", "stop",
+                         "Invalid type for 'stop': expected a string or an "
+                         "array of strings.");
+        return -1;
+    }
+
+    v = json_object_get(req, "temperature");
+
+    if (json_is_number(v) && json_object_set(body, "temperature", v) != 0) {
+        goto nomem;
+    }
+
+    v = json_object_get(req, "top_p");
+
+    if (json_is_number(v) && json_object_set(body, "top_p", v) != 0) {
+        goto nomem;
+    }
+
+    v = json_object_get(req, "user");
+
+    if (json_is_string(v) && json_string_length(v)
+        && json_object_set_new(body, "metadata",
+                               json_pack("{s:O}", "user_id", v)) != 0)
+    {
+        goto nomem;
+    }
+
+    if (json_is_true(json_object_get(req, "stream"))
+        && json_object_set_new(body, "stream", json_true()) != 0)
+    {
+        goto nomem;
+    }
+
+    return 0;
+
+nomem:
+
+    ai_translate_err(err, "internal_error", NULL, "Out of memory.");
+    return -1;
+}
+
+
+static int
+ai_anth_tools(json_t *body, json_t *req, ai_json_error_t *err)
+{
+    size_t       i;
+    json_t      *tools, *t, *fn, *params, *out, *tool, *choice;
+    const char  *name, *type;
+    char         param[64];
+
+    tools = json_object_get(req, "tools");
+    choice = json_object_get(req, "tool_choice");
+
+    if (tools == NULL || json_is_null(tools)
+        || (json_is_array(tools) && json_array_size(tools) == 0))
+    {
+        return 0;
+    }
+
+    if (!json_is_array(tools)) {
+        ai_translate_err(err, "invalid_type", "tools",
+                         "Invalid type for 'tools': expected an array.");
+        return -1;
+    }
+
+    out = json_array();
+
+    if (out == NULL || json_object_set_new(body, "tools", out) != 0) {
+        goto nomem;
+    }
+
+    json_array_foreach(tools, i, t) {
+        type = ai_json_str(t, "type");
+        fn = json_object_get(t, "function");
+        name = ai_json_str(fn, "name");
+
+        if ((type && strcmp(type, "function") != 0) || name == NULL) {
+            snprintf(param, sizeof(param), "tools[%zu]", i);
+            ai_translate_err(err, "invalid_value", param,
+                             "Invalid '%s': only function tools with a name "
+                             "are supported by this provider.", param);
+            return -1;
+        }
+
+        params = json_object_get(fn, "parameters");
+        tool = json_pack("{s:s}", "name", name);
+
+        if (tool == NULL) {
+            goto nomem;
+        }
+
+        if (json_is_string(json_object_get(fn, "description"))) {
+            json_object_set(tool, "description",
+                            json_object_get(fn, "description"));
+        }
+
+        if (json_is_object(params)) {
+            json_object_set(tool, "input_schema", params);
+
+        } else {
+            json_object_set_new(tool, "input_schema",
+                                json_pack("{s:s,s:{}}", "type", "object",
+                                          "properties"));
+        }
+
+        if (json_array_append_new(out, tool) != 0) {
+            goto nomem;
+        }
+    }
+
+    if (choice == NULL || json_is_null(choice)) {
+        choice = json_pack("{s:s}", "type", "auto");
+
+    } else if (json_is_string(choice)
+               && strcmp(json_string_value(choice), "auto") == 0)
+    {
+        choice = json_pack("{s:s}", "type", "auto");
+
+    } else if (json_is_string(choice)
+               && strcmp(json_string_value(choice), "none") == 0)
+    {
+        choice = json_pack("{s:s}", "type", "none");
+
+    } else if (json_is_string(choice)
+               && strcmp(json_string_value(choice), "required") == 0)
+    {
+        choice = json_pack("{s:s}", "type", "any");
+
+    } else if (json_is_object(choice)
+               && (name = ai_json_str(json_object_get(choice, "function"),
+                                      "name")) != NULL)
+    {
+        choice = json_pack("{s:s,s:s}", "type", "tool", "name", name);
+
+    } else {
+        ai_translate_err(err, "invalid_value", "tool_choice",
+                         "Invalid 'tool_choice': expected 'auto', 'none', "
+                         "'required' or a named function.");
+        return -1;
+    }
+
+    if (choice == NULL) {
+        goto nomem;
+    }
+
+    if (json_is_false(json_object_get(req, "parallel_tool_calls"))
+        && strcmp(ai_json_str(choice, "type"), "none") != 0)
+    {
+        json_object_set_new(choice, "disable_parallel_tool_use",
+                            json_true());
+    }
+
+    if (json_object_set_new(body, "tool_choice", choice) != 0) {
+        goto nomem;
+    }
+
+    return 0;
+
+nomem:
+
+    ai_translate_err(err, "internal_error", NULL, "Out of memory.");
+    return -1;
+}
+
+
+int
+ai_anthropic_response(int status, const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out)
+{
+    int          rc;
+    size_t       i;
+    json_t      *root, *e, *content, *b, *calls, *msg, *resp, *u;
+    ai_buf_t     text, id;
+    ai_usage_t   usage;
+    const char  *btype, *type, *code, *s;
+
+    root = json_loadb(body, len, 0, NULL);
+    s = ai_json_str(root, "type");
+
+    if (status >= 400 || (s && strcmp(s, "error") == 0)) {
+        e = json_object_get(root, "error");
+
+        if (!json_is_object(e)) {
+            json_decref(root);
+            return ai_status_error(out, status >= 400 ? status : 502);
+        }
+
+        ai_anth_error_type(ai_json_str(e, "type"), status, &type, &code);
+        s = ai_json_str(e, "message");
+        rc = ai_openai_error(out, s ? s : "The provider failed.", type, code);
+        json_decref(root);
+
+        return rc;
+    }
+
+    content = json_object_get(root, "content");
+
+    if (!json_is_object(root) || !json_is_array(content)) {
+        json_decref(root);
+        return -1;
+    }
+
+    memset(&text, 0, sizeof(ai_buf_t));
+    memset(&id, 0, sizeof(ai_buf_t));
+    calls = json_array();
+    resp = NULL;
+    rc = -1;
+
+    if (calls == NULL || ai_buf_append(&text, "", 0) != 0) {
+        goto done;
+    }
+
+    json_array_foreach(content, i, b) {
+        btype = ai_json_str(b, "type");
+
+        if (btype == NULL) {
+            continue;
+        }
+
+        if (strcmp(btype, "text") == 0) {
+            s = ai_json_str(b, "text");
+
+            if (s && ai_buf_append_str(&text, s) != 0) {
+                goto done;
+            }
+
+        } else if (strcmp(btype, "tool_use") == 0) {
+            char  *args;
+
+            args = json_dumps(json_object_get(b, "input"),
+                              JSON_COMPACT | JSON_ENCODE_ANY);
+
+            rc = json_array_append_new(calls,
+                     json_pack("{s:s,s:s,s:{s:s,s:s}}",
+                               "id", ai_json_str(b, "id")
+                                     ? ai_json_str(b, "id") : "",
+                               "type", "function",
+                               "function",
+                                 "name", ai_json_str(b, "name")
+                                         ? ai_json_str(b, "name") : "",
+                                 "arguments", args ? args : "{}"));
+            free(args);
+
+            if (rc != 0) {
+                rc = -1;
+                goto done;
+            }
+
+            rc = -1;
+        }
+
+        /* thinking blocks are the provider's own; they are not relayed */
+    }
+
+    if (json_array_size(calls) && text.len == 0) {
+        msg = json_pack("{s:s,s:n,s:n}", "role", "assistant", "content",
+                        "refusal");
+
+    } else {
+        msg = json_pack("{s:s,s:s%,s:n}", "role", "assistant",
+                        "content", text.data, text.len, "refusal");
+    }
+
+    if (msg == NULL) {
+        goto done;
+    }
+
+    if (json_array_size(calls)) {
+        json_object_set(msg, "tool_calls", calls);
+    }
+
+    memset(&usage, 0, sizeof(ai_usage_t));
+    u = json_object_get(root, "usage");
+    ai_anth_usage(&usage, u);
+
+    s = ai_json_str(root, "id");
+
+    if (ai_buf_append_str(&id, "chatcmpl-") != 0
+        || ai_buf_append_str(&id, s ? s : "anthropic") != 0)
+    {
+        json_decref(msg);
+        goto done;
+    }
+
+    resp = json_pack("{s:s,s:s,s:I,s:s%,s:[{s:i,s:o,s:n,s:s}],s:o}",
+                     "id", id.data,
+                     "object", "chat.completion",
+                     "created", (json_int_t) ai_created(o),
+                     "model", o->client_model ? o->client_model : "",
+                       o->client_model ? o->client_model_len : 0,
+                     "choices",
+                       "index", 0,
+                       "message", msg,
+                       "logprobs",
+                       "finish_reason",
+                         ai_anth_finish(ai_json_str(root, "stop_reason")),
+                     "usage",
+                     ai_openai_usage(usage.prompt_tokens,
+                                     usage.completion_tokens,
+                                     usage.cached_tokens));
+
+    if (resp != NULL) {
+        rc = ai_buf_append_json(out, resp);
+    }
+
+done:
+
+    json_decref(resp);
+    json_decref(calls);
+    json_decref(root);
+    ai_buf_free(&text);
+    ai_buf_free(&id);
+
+    return rc;
+}
+
+
+static const char *
+ai_anth_finish(const char *stop_reason)
+{
+    if (stop_reason == NULL) {
+        return "stop";
+    }
+
+    if (strcmp(stop_reason, "max_tokens") == 0
+        || strcmp(stop_reason, "model_context_window_exceeded") == 0)
+    {
+        return "length";
+    }
+
+    if (strcmp(stop_reason, "tool_use") == 0) {
+        return "tool_calls";
+    }
+
+    if (strcmp(stop_reason, "refusal") == 0) {
+        return "content_filter";
+    }
+
+    /* end_turn, stop_sequence, pause_turn */
+
+    return "stop";
+}
+
+
+static void
+ai_anth_error_type(const char *atype, int status, const char **type,
+    const char **code)
+{
+    static const struct {
+        const char  *anthropic;
+        const char  *type;
+        const char  *code;
+    } map[] = {
+        { "invalid_request_error", "invalid_request_error", NULL },
+        { "authentication_error", "authentication_error",
+          "invalid_api_key" },
+        { "permission_error", "permission_error", "permission_denied" },
+        { "not_found_error", "not_found_error", "not_found" },
+        { "request_too_large", "invalid_request_error",
+          "request_too_large" },
+        { "rate_limit_error", "rate_limit_error", "rate_limit_exceeded" },
+        { "api_error", "server_error", NULL },
+        { "overloaded_error", "server_error", "overloaded" },
+        { "timeout_error", "server_error", "timeout" },
+    };
+
+    size_t  i;
+
+    for (i = 0; atype && i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strcmp(atype, map[i].anthropic) == 0) {
+            *type = map[i].type;
+            *code = map[i].code;
+            return;
+        }
+    }
+
+    *type = (status >= 500 || status < 400) ? "server_error"
+                                            : "invalid_request_error";
+    *code = NULL;
+}
+
+
+/*
+ * Anthropic counts cache writes and reads apart from input_tokens;
+ * OpenAI's prompt_tokens holds all three, the reads also as cached.
+ */
+
+static void
+ai_anth_usage(ai_usage_t *u, json_t *usage)
+{
+    long  in, cw, cr;
+
+    if (!json_is_object(usage)) {
+        return;
+    }
+
+    if (json_object_get(usage, "input_tokens")) {
+        in = ai_json_long(usage, "input_tokens", 0);
+        cw = ai_json_long(usage, "cache_creation_input_tokens", 0);
+        cr = ai_json_long(usage, "cache_read_input_tokens", 0);
+
+        u->prompt_tokens = in + cw + cr;
+        u->cached_tokens = cr;
+    }
+
+    if (json_object_get(usage, "output_tokens")) {
+        u->completion_tokens = ai_json_long(usage, "output_tokens", 0);
+    }
+
+    u->seen = 1;
+}
+
+
+int
+ai_anthropic_stream_init(ai_stream_t *s)
+{
+    s->on_event = ai_anth_stream_event;
+    s->on_finish = ai_anth_stream_finish;
+    snprintf(s->id, sizeof(s->id), "chatcmpl-anthropic");
+
+    return 0;
+}
+
+
+static int
+ai_anth_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
+    ai_buf_t *out)
+{
+    int          rc, tool;
+    json_t      *root, *m, *b, *d, *e, *idx;
+    const char  *type, *dtype, *str, *etype, *code;
+
+    root = json_loadb(ev->data, ev->data_len, 0, NULL);
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+
+    type = ai_json_str(root, "type");
+
+    if (type == NULL) {
+        type = ev->event;
+    }
+
+    rc = 0;
+
+    if (strcmp(type, "message_start") == 0) {
+        m = json_object_get(root, "message");
+        str = ai_json_str(m, "id");
+
+        if (str) {
+            snprintf(s->id, sizeof(s->id), "chatcmpl-%s", str);
+        }
+
+        ai_anth_usage(&s->usage, json_object_get(m, "usage"));
+
+        rc = ai_chunk(s, 0, json_pack("{s:s}", "content", ""), NULL, out);
+
+    } else if (strcmp(type, "content_block_start") == 0) {
+        b = json_object_get(root, "content_block");
+        idx = json_object_get(root, "index");
+        dtype = ai_json_str(b, "type");
+
+        if (dtype && strcmp(dtype, "tool_use") == 0) {
+            tool = s->tools++;
+
+            if (ai_anth_block_tool(s, idx, tool) != 0) {
+                rc = -1;
+                goto done;
+            }
+
+            rc = ai_chunk(s, 0,
+                     json_pack("{s:[{s:i,s:s,s:s,s:{s:s,s:s}}]}",
+                               "tool_calls",
+                                 "index", tool,
+                                 "id", ai_json_str(b, "id")
+                                       ? ai_json_str(b, "id") : "",
+                                 "type", "function",
+                                 "function",
+                                   "name", ai_json_str(b, "name")
+                                           ? ai_json_str(b, "name") : "",
+                                   "arguments", ""),
+                     NULL, out);
+
+        } else if (dtype && strcmp(dtype, "text") == 0
+                   && (str = ai_json_str(b, "text")) != NULL && *str)
+        {
+            rc = ai_chunk(s, 0, json_pack("{s:s}", "content", str), NULL,
+                          out);
+        }
+
+    } else if (strcmp(type, "content_block_delta") == 0) {
+        d = json_object_get(root, "delta");
+        idx = json_object_get(root, "index");
+        dtype = ai_json_str(d, "type");
+
+        if (dtype == NULL) {
+            goto done;
+        }
+
+        if (strcmp(dtype, "text_delta") == 0) {
+            str = ai_json_str(d, "text");
+
+            if (str && *str) {
+                rc = ai_chunk(s, 0, json_pack("{s:s}", "content", str), NULL,
+                              out);
+            }
+
+        } else if (strcmp(dtype, "input_json_delta") == 0) {
+            str = ai_json_str(d, "partial_json");
+
+            if (!json_is_integer(idx) || json_integer_value(idx) < 0
+                || (size_t) json_integer_value(idx) >= s->nblocks
+                || s->block_tool[json_integer_value(idx)] < 0)
+            {
+                rc = -1;
+                goto done;
+            }
+
+            tool = s->block_tool[json_integer_value(idx)];
+
+            if (str && *str) {
+                rc = ai_chunk(s, 0,
+                         json_pack("{s:[{s:i,s:{s:s}}]}",
+                                   "tool_calls",
+                                     "index", tool,
+                                     "function", "arguments", str),
+                         NULL, out);
+            }
+        }
+
+        /* thinking, signature and citations deltas are not relayed */
+
+    } else if (strcmp(type, "message_delta") == 0) {
+        ai_anth_usage(&s->usage, json_object_get(root, "usage"));
+        str = ai_json_str(json_object_get(root, "delta"), "stop_reason");
+
+        if (str) {
+            s->finished |= 1;
+            rc = ai_chunk(s, 0, NULL, ai_anth_finish(str), out);
+        }
+
+    } else if (strcmp(type, "message_stop") == 0) {
+        if (!(s->finished & 1)) {
+            s->finished |= 1;
+            rc = ai_chunk(s, 0, NULL, "stop", out);
+        }
+
+        if (rc == 0) {
+            rc = ai_stream_close(s, out);
+        }
+
+    } else if (strcmp(type, "error") == 0) {
+        e = json_object_get(root, "error");
+        etype = ai_json_str(e, "type");
+        ai_anth_error_type(etype, 500, &etype, &code);
+        str = ai_json_str(e, "message");
+        rc = ai_stream_error(s, str ? str : "The provider failed.", etype,
+                             code, out);
+    }
+
+    /* ping and event types added later are skipped, as Anthropic asks */
+
+done:
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+static int
+ai_anth_block_tool(ai_stream_t *s, json_t *index, int tool)
+{
+    int      *nb;
+    size_t    i, n;
+
+    if (!json_is_integer(index) || json_integer_value(index) < 0
+        || json_integer_value(index) >= AI_MAX_BLOCKS)
+    {
+        return -1;
+    }
+
+    n = (size_t) json_integer_value(index);
+
+    if (n >= s->nblocks) {
+        nb = realloc(s->block_tool, (n + 1) * sizeof(int));
+
+        if (nb == NULL) {
+            return -1;
+        }
+
+        for (i = s->nblocks; i <= n; i++) {
+            nb[i] = -1;
+        }
+
+        s->block_tool = nb;
+        s->nblocks = n + 1;
+    }
+
+    s->block_tool[n] = tool;
+
+    return 0;
+}
+
+
+static int
+ai_anth_stream_finish(ai_stream_t *s, int complete, ai_buf_t *out)
+{
+    (void) complete;
+
+    if (s->finished) {
+        return ai_stream_close(s, out);
+    }
+
+    return ai_stream_error(s, "The upstream stream ended before it was "
+                           "complete.", "server_error", "upstream_incomplete",
+                           out);
+}
