@@ -31,15 +31,17 @@ test: deps all unit integration
 # C unit tests: every tests/unit/test_*.c links the pure module/ai_*.c
 PURE_SRCS  = $(wildcard module/ai_*.c)
 PURE_HDRS  = $(wildcard module/ai_*.h)
-UNIT_TESTS = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
+UNIT_TESTS = $(patsubst tests/unit/%.c,build/unit/%,\
+             $(filter-out tests/unit/test_plugins.c,$(wildcard tests/unit/test_*.c)))
 
 unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
 	@if [ -f module/engine/Makefile ]; then $(MAKE) -s -C module/engine test; fi
+	@if [ -f lua-free-plugins/Makefile ]; then $(MAKE) -s -C lua-free-plugins test; fi
 
 build/unit/%: tests/unit/%.c $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p build/unit
-	$(CC) $(CFLAGS_UNIT) -o $@ $< $(PURE_SRCS) -ljansson
+	$(CC) $(CFLAGS_UNIT) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto
 
 integration: module
 	$(PYTHON) -m pytest -q -x tests/integration tests/mocks

@@ -1,0 +1,127 @@
+
+/*
+ * The pure half of the response cache: the canonical key of a request,
+ * the policy (what may be cached, Cache-Control), the assembly of a
+ * streamed answer into the whole response to store, the check of a whole
+ * response before it is stored, and the replay of a stored response as a
+ * chat.completion / text_completion body or as OpenAI SSE chunks.
+ * No NGINX types: ngx_http_ai_cache.c owns the zone, the LRU, Redis and
+ * coalescing; unit tests and fuzzers drive these directly.
+ * docs/cache.md describes the behaviour users see.
+ */
+
+#ifndef _AI_CACHE_H_INCLUDED_
+#define _AI_CACHE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "ai_json.h"
+#include "ai_translate.h"
+
+
+#define AI_CACHE_KEY_LEN      32          /* SHA-256 */
+#define AI_CACHE_KEY_VERSION  1           /* bumped when the form changes */
+#define AI_CACHE_CHUNK_BYTES  64          /* replayed content per chunk */
+#define AI_CACHE_ASM_MAX      (16 * 1024 * 1024)
+#define AI_CACHE_MAX_CHOICES  128
+#define AI_CACHE_MAX_TOOLS    128         /* tool calls in one choice */
+
+
+/*
+ * The key: SHA-256 over the canonical JSON (sorted keys, no whitespace,
+ * canonical strings and numbers) of
+ *   {"endpoint":E,"model":M,"namespace":N,"request":R,"v":1}
+ * where R holds only the request members on the allow-list that change
+ * the answer (ai_cache_key_members).  Returns 0, or -1 when the request
+ * is not a JSON object, holds a number that has no JSON form, or on
+ * memory exhaustion.  namespace may be NULL (same as "").
+ */
+int ai_cache_key(json_t *openai_request, int endpoint,
+    const char *resolved_model, size_t len, const char *namespace,
+    unsigned char digest[AI_CACHE_KEY_LEN]);
+void ai_cache_key_hex(const unsigned char d[AI_CACHE_KEY_LEN], char out[65]);
+
+/* the canonical JSON of any value (what the key hashes), for tests, logs */
+int ai_cache_canonical(json_t *v, ai_buf_t *out);
+
+/* the allow-list, sorted, NULL-terminated */
+extern const char *const ai_cache_key_members[];
+
+
+/*
+ * Policy.  1 when the request may be served from and stored in the
+ * cache: embeddings always; chat and completions when deterministic
+ * (temperature 0, or an integer seed) and n is absent or 1; any of the
+ * three endpoints when force is set.  0 otherwise.
+ */
+int ai_cache_cacheable(json_t *req, int endpoint, int force);
+
+typedef struct {
+    long          max_age;     /* seconds; -1 when not given */
+    unsigned      no_cache:1;  /* look up nothing, store the new answer */
+    unsigned      no_store:1;  /* look up nothing, store nothing */
+} ai_cache_control_t;
+
+/* the request's Cache-Control header (NULL or "" gives the defaults) */
+ai_cache_control_t ai_cache_parse_control(const char *header, size_t len);
+
+/* the x-aigw-cache-force header: "1", "true", "yes" or "on" */
+int ai_cache_parse_force(const char *header, size_t len);
+
+
+/*
+ * Assembly of a streamed answer (OpenAI SSE, chat.completion.chunk or
+ * text_completion events) into the whole response, fed as the bytes pass
+ * to the client, split anywhere.
+ *
+ * ai_cache_asm_feed() returns 0, or -1 once the stream cannot be stored
+ * (an error event, a chunk that is not JSON, more than the limit); later
+ * calls then return -1 at once and cost nothing, so the caller may stop
+ * feeding.  ai_cache_asm_finish() returns 1 and sets out_json to the
+ * whole response when the stream was complete ("[DONE]" seen and every
+ * choice finished) and ai_cache_storable() would accept it; 0 when it
+ * must not be stored (out_json untouched); -1 on memory exhaustion.
+ */
+typedef struct ai_cache_asm_s  ai_cache_asm_t;
+
+ai_cache_asm_t *ai_cache_asm_new(int endpoint);
+void ai_cache_asm_limit(ai_cache_asm_t *a, size_t max_bytes);
+int ai_cache_asm_feed(ai_cache_asm_t *a, const char *p, size_t n);
+int ai_cache_asm_finish(ai_cache_asm_t *a, ai_buf_t *out_json);
+void ai_cache_asm_free(ai_cache_asm_t *a);
+
+
+/*
+ * A whole (non-streamed) answer, status 200, before it is stored: 1 when
+ * it is valid JSON, has no "error", and is complete: for chat and
+ * completions every choice has a finish_reason of "stop", "length",
+ * "tool_calls" or "function_call" (never "content_filter" nor null);
+ * for embeddings a non-empty "data" list of embeddings.
+ */
+int ai_cache_storable(const char *body, size_t len, int endpoint);
+
+
+/*
+ * Replay of a stored whole response on a hit.  The model becomes the one
+ * the client asked for; usage is kept and marked as cached
+ * (prompt_tokens_details.cached_tokens = prompt_tokens).  Returns 0, or
+ * -1 when the stored body is not understood (the caller then treats the
+ * hit as a miss).
+ */
+typedef struct {
+    const char   *model;          /* the client's model; NULL: stored one */
+    size_t        model_len;
+    long          created;        /* 0: keep the stored "created" */
+    int           include_usage;  /* SSE: stream_options.include_usage */
+    size_t        chunk_bytes;    /* SSE: content per chunk; 0: default */
+} ai_cache_replay_opts_t;
+
+int ai_cache_replay_json(const char *stored, size_t len,
+    const ai_cache_replay_opts_t *o, ai_buf_t *out);
+int ai_cache_replay_sse(const char *stored, size_t len,
+    const ai_cache_replay_opts_t *o, ai_buf_t *out);
+
+
+#endif /* _AI_CACHE_H_INCLUDED_ */
