@@ -339,23 +339,17 @@ ngx_http_ai_provider_url(ngx_conf_t *cf, ngx_http_ai_provider_t *p)
     u.uri_part = 1;
     u.no_resolve = 1;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ai_provider \"%V\": invalid url \"%V\": %s",
-                           &p->name, &p->url,
-                           u.err ? u.err : "cannot parse");
-        return NGX_ERROR;
-    }
-
-    if (u.family == AF_UNIX || u.host.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "ai_provider \"%V\": invalid url \"%V\": "
-                           "no host", &p->name, &p->url);
-        return NGX_ERROR;
-    }
+    /* ngx_http_upstream_add() parses the URL itself: once, not twice */
 
     p->upstream.upstream = ngx_http_upstream_add(cf, &u, 0);
-    if (p->upstream.upstream == NULL) {
+
+    if (p->upstream.upstream == NULL || u.family == AF_UNIX
+        || u.host.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": invalid url \"%V\"%s%s",
+                           &p->name, &p->url, u.err ? ": " : "",
+                           u.err ? u.err : "");
         return NGX_ERROR;
     }
 

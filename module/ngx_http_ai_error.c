@@ -183,6 +183,120 @@ ngx_http_ai_error_filter_init(ngx_conf_t *cf)
 }
 
 
+/*
+ * x-ratelimit-* as OpenAI sends them, for the most constraining scope of
+ * the tenant; the provider's own (its organisation's limits) are dropped.
+ */
+
+static ngx_int_t
+ngx_http_ai_ratelimit_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    int                       c, k;
+    char                      dur[32];
+    u_char                   *p;
+    int64_t                   limit[2], left[2], rem;
+    ngx_uint_t                i;
+    ai_counters_t             now;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h;
+    ngx_http_ai_main_conf_t  *amcf;
+    static const char        *names[2] = { "requests", "tokens" };
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len > 12
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "x-ratelimit-", 12)
+               == 0)
+        {
+            h[i].hash = 0;
+        }
+    }
+
+    for (k = 0; k < 2; k++) {
+        c = k ? AI_CNT_TOK_MIN : AI_CNT_REQ_MIN;
+        limit[k] = AI_UNLIMITED;
+        left[k] = AI_UNLIMITED;
+
+        for (i = 0; i < ctx->nlimits; i++) {
+            if (ctx->limits[i].quota.max[c] == AI_UNLIMITED) {
+                continue;
+            }
+
+            ngx_http_ai_limits_peek(amcf, &ctx->limits[i].scope, &now);
+            rem = ai_counters_remaining(&now, &ctx->limits[i].quota, c);
+
+            if (left[k] == AI_UNLIMITED || rem < left[k]) {
+                left[k] = rem;
+                limit[k] = ctx->limits[i].quota.max[c];
+            }
+        }
+
+        if (limit[k] == AI_UNLIMITED) {
+            continue;
+        }
+
+        ai_duration_text(dur, sizeof(dur), ai_window_reset(c, ngx_time()));
+
+        p = ngx_pnalloc(r->pool, 3 * NGX_INT64_LEN + 3 * 40);
+        h = ngx_list_push(&r->headers_out.headers);
+        if (p == NULL || h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key.data = p;
+        h->key.len = ngx_sprintf(p, "x-ratelimit-limit-%s", names[k]) - p;
+        p += h->key.len;
+        h->value.data = p;
+        h->value.len = ngx_sprintf(p, "%L", limit[k]) - p;
+        p += h->value.len;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key.data = p;
+        h->key.len = ngx_sprintf(p, "x-ratelimit-remaining-%s", names[k])
+                     - p;
+        p += h->key.len;
+        h->value.data = p;
+        h->value.len = ngx_sprintf(p, "%L", left[k]) - p;
+        p += h->value.len;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        h->key.data = p;
+        h->key.len = ngx_sprintf(p, "x-ratelimit-reset-%s", names[k]) - p;
+        p += h->key.len;
+        h->value.data = p;
+        h->value.len = ngx_sprintf(p, "%s", dur) - p;
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_ai_error_header_filter(ngx_http_request_t *r)
 {
@@ -193,7 +307,21 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
     ngx_http_ai_loc_conf_t    *alcf;
     ngx_http_core_loc_conf_t  *clcf;
 
-    if (r != r->main || r->err_status < NGX_HTTP_BAD_REQUEST) {
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx && ctx->nlimits && !ctx->headers_done) {
+        ctx->headers_done = 1;
+
+        if (ngx_http_ai_ratelimit_headers(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (r->err_status < NGX_HTTP_BAD_REQUEST) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -202,8 +330,6 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
     if (alcf == NULL || !alcf->gateway) {
         return ngx_http_next_header_filter(r);
     }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
     if (ctx == NULL) {
         ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_ctx_t));

@@ -20,6 +20,9 @@
 
 #include "ai_json.h"
 #include "ai_translate.h"
+#include "ai_scan.h"
+#include "ai_limits.h"
+#include "ai_tenants.h"
 
 
 #define NGX_HTTP_AI_FORMAT_OPENAI      0
@@ -29,6 +32,23 @@
 
 
 typedef struct ngx_http_ai_keepalive_s  ngx_http_ai_keepalive_t;
+typedef struct ngx_http_ai_limits_zone_s  ngx_http_ai_limits_zone_t;
+
+
+typedef struct {
+    ngx_str_t                       scope;
+    ai_quota_t                      quota;
+    void                           *node;         /* in shared memory */
+    int64_t                         window[AI_CNT_N];
+    ai_counters_t                   snapshot;     /* after reserving */
+} ngx_http_ai_limit_scope_t;
+
+
+typedef struct {
+    ngx_str_t                       model;
+    double                          input;        /* USD per 1M tokens */
+    double                          output;
+} ngx_http_ai_price_t;
 
 
 typedef struct {
@@ -84,11 +104,17 @@ typedef struct {
     ngx_str_t                       models_json;  /* GET /v1/models body */
 
     ngx_array_t                     keepalive_pools;
+
+    ai_tenants_t                   *tenants;
+    ngx_http_ai_limits_zone_t      *limits;
+    ngx_int_t                       reserve_tokens;
+    ngx_array_t                     prices;       /* ngx_http_ai_price_t */
 } ngx_http_ai_main_conf_t;
 
 
 typedef struct {
     ngx_flag_t                      gateway;
+    ngx_flag_t                      auth;
 } ngx_http_ai_loc_conf_t;
 
 
@@ -105,6 +131,23 @@ typedef struct {
     json_t                         *request;      /* OpenAI shape */
     json_t                         *client_request; /* as sent, if not */
     ngx_str_t                       client_body;
+    ngx_str_t                       client_model;
+    ai_scan_t                       scan;
+
+    /* tenant and limits: ngx_http_ai_auth.c, ngx_http_ai_limits.c */
+    const ai_key_t                 *key;
+    const ai_tenant_t              *tenant;
+    ngx_http_ai_limit_scope_t       limits[3];
+    ngx_uint_t                      nlimits;
+    ai_charge_t                     charge;
+    int64_t                         prompt_estimate;
+    int                             limit_which;
+    ngx_uint_t                      limit_scope;
+    time_t                          limit_retry_after;
+
+    /* what the answer used: ngx_http_ai_usage.c */
+    ai_usage_t                      usage;
+    ngx_uint_t                      out_events;
 
     ngx_http_ai_model_t            *model;        /* NULL for passthrough */
     ngx_http_ai_target_t            target;
@@ -128,6 +171,10 @@ typedef struct {
 
     unsigned                        stream:1;
     unsigned                        process:1;    /* we own the output */
+    unsigned                        account:1;    /* usage is needed */
+    unsigned                        limits_reserved:1;
+    unsigned                        limited:1;
+    unsigned                        headers_done:1;
     unsigned                        error_replace:1;
     unsigned                        error_sent:1;
 } ngx_http_ai_ctx_t;
@@ -146,6 +193,34 @@ ngx_int_t ngx_http_ai_config_finish(ngx_conf_t *cf,
 
 /* ngx_http_ai_handler.c */
 ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
+json_t *ngx_http_ai_request_json(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+
+/* ngx_http_ai_auth.c */
+char *ngx_http_ai_tenants_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_authenticate(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_tenant_admit(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *model);
+
+/* ngx_http_ai_limits.c */
+char *ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_limits_reserve(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_limits_peek(ngx_http_ai_main_conf_t *amcf,
+    ngx_str_t *scope, ai_counters_t *out);
+
+/* ngx_http_ai_usage.c */
+char *ngx_http_ai_price_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_ai_usage_estimate(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *model);
+void ngx_http_ai_usage_final(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ai_charge_t *out);
+void ngx_http_ai_usage_from_body(ngx_http_ai_ctx_t *ctx, const char *body,
+    size_t len);
 
 /* ngx_http_ai_route.c */
 ngx_int_t ngx_http_ai_route(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,

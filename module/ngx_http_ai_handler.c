@@ -52,6 +52,11 @@ ngx_http_ai_handler(ngx_http_request_t *r)
 
     ctx->endpoint = ngx_http_ai_endpoint(r, &model_id);
 
+    rc = ngx_http_ai_authenticate(r, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
     if (ctx->endpoint == NGX_HTTP_AI_EP_UNKNOWN
         || ctx->endpoint == NGX_HTTP_AI_EP_MODELS)
     {
@@ -213,12 +218,11 @@ ngx_http_ai_body_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    json_t              *root, *model, *stream;
-    ngx_str_t            body, name;
-    ngx_int_t            rc;
-    json_error_t         jerr;
-    ai_json_error_t      verr;
-    ngx_pool_cleanup_t  *cln;
+    json_t           *root, *model;
+    ngx_str_t         body;
+    ngx_int_t         rc;
+    ai_json_error_t   verr;
+    char              err[256];
 
     rc = ngx_http_ai_read_body(r, &body);
     if (rc != NGX_OK) {
@@ -233,61 +237,91 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
                                       "your request: the body is empty.");
     }
 
-    root = json_loadb((char *) body.data, body.len, JSON_REJECT_DUPLICATES,
-                      &jerr);
+    /*
+     * One pass over the bytes validates the document and finds what the
+     * route needs; a jansson tree is built only when something needs one.
+     */
 
-    if (root == NULL) {
+    if (ai_scan(body.data, body.len, &ctx->scan, err, sizeof(err)) != 0) {
         return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error", "invalid_json",
                                       NULL,
                                       "We could not parse the JSON body of "
-                                      "your request: %s (line %d, column %d).",
-                                      jerr.text, jerr.line, jerr.column);
+                                      "your request: %s.", err);
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        json_decref(root);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_ai_json_cleanup;
-    cln->data = root;
-    ctx->request = root;
-    ctx->in_format = AI_FORMAT_OPENAI;
     ctx->client_body = body;
+    ctx->in_format = AI_FORMAT_OPENAI;
 
     if (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES) {
+        root = ngx_http_ai_request_json(r, ctx);
+        if (root == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         rc = ngx_http_ai_anthropic_in(r, ctx, &root);
         if (rc != NGX_OK) {
             return rc;
         }
+
+        if (ai_request_validate(root, AI_EP_CHAT, &verr) != 0) {
+            return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_request_error", verr.code,
+                                          verr.param[0] ? verr.param : NULL,
+                                          "%s", verr.message);
+        }
+
+        model = json_object_get(root, "model");
+        ctx->client_model.data = (u_char *) json_string_value(model);
+        ctx->client_model.len = json_string_length(model);
+        ctx->stream = json_is_true(json_object_get(root, "stream"));
+
+    } else if (ctx->scan.model_escaped) {
+
+        /* escapes in a top-level key or in the name: jansson decodes them */
+
+        root = ngx_http_ai_request_json(r, ctx);
+        if (root == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ai_request_validate(root, (int) ctx->endpoint, &verr) != 0) {
+            return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_request_error", verr.code,
+                                          verr.param[0] ? verr.param : NULL,
+                                          "%s", verr.message);
+        }
+
+        model = json_object_get(root, "model");
+        ctx->client_model.data = (u_char *) json_string_value(model);
+        ctx->client_model.len = json_string_length(model);
+        ctx->stream = json_is_true(json_object_get(root, "stream"));
+
+    } else {
+        if (ai_scan_validate(&ctx->scan, (int) ctx->endpoint, &verr) != 0) {
+            return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_request_error", verr.code,
+                                          verr.param[0] ? verr.param : NULL,
+                                          "%s", verr.message);
+        }
+
+        ctx->client_model.data = (u_char *) ctx->scan.model;
+        ctx->client_model.len = ctx->scan.model_len;
+        ctx->stream = (ctx->scan.stream_type == AI_JT_TRUE);
     }
 
-    if (ai_request_validate(root, ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
-                                  ? AI_EP_CHAT : (int) ctx->endpoint,
-                            &verr)
-        != 0)
-    {
-        return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                      "invalid_request_error", verr.code,
-                                      verr.param[0] ? verr.param : NULL,
-                                      "%s", verr.message);
-    }
-
-    model = json_object_get(root, "model");
-    name.data = (u_char *) json_string_value(model);
-    name.len = json_string_length(model);
-
-    stream = json_object_get(root, "stream");
-    ctx->stream = json_is_true(stream);
-
-    if (ngx_http_ai_route(r, ctx, &name) != NGX_OK) {
+    if (ngx_http_ai_route(r, ctx, &ctx->client_model) != NGX_OK) {
         return ngx_http_ai_send_error(r, NGX_HTTP_NOT_FOUND,
                                       "invalid_request_error",
                                       "model_not_found", "model",
                                       "The model '%V' does not exist or you "
-                                      "do not have access to it.", &name);
+                                      "do not have access to it.",
+                                      &ctx->client_model);
+    }
+
+    rc = ngx_http_ai_tenant_admit(r, ctx, &ctx->client_model);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     rc = ngx_http_ai_translate_request(r, ctx, &body);
@@ -296,6 +330,45 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     }
 
     return ngx_http_ai_upstream_start(r, ctx);
+}
+
+
+/*
+ * The request as a jansson tree, parsed once, on first need (translation,
+ * escaped names, /v1/messages).  NULL only when out of memory: the body
+ * has been validated already.
+ */
+
+json_t *
+ngx_http_ai_request_json(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    json_t              *root;
+    json_error_t         jerr;
+    ngx_pool_cleanup_t  *cln;
+
+    if (ctx->request) {
+        return ctx->request;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    root = json_loadb((char *) ctx->client_body.data, ctx->client_body.len,
+                      0, &jerr);
+
+    if (root == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ai: a validated body did not parse: %s", jerr.text);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_ai_json_cleanup;
+    cln->data = root;
+    ctx->request = root;
+
+    return root;
 }
 
 

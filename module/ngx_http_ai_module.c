@@ -32,6 +32,34 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ai_tenants"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ai_tenants_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_limits"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_limits_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_price"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_ai_price_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ai_loc_conf_t, auth),
+      NULL },
+
     { ngx_string("ai_gateway"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_ai_gateway,
@@ -84,6 +112,8 @@ ngx_http_ai_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    amcf->reserve_tokens = 256;
+
     if (ngx_array_init(&amcf->providers, cf->pool, 4,
                        sizeof(ngx_http_ai_provider_t *))
         != NGX_OK
@@ -125,6 +155,7 @@ ngx_http_ai_create_loc_conf(ngx_conf_t *cf)
     }
 
     alcf->gateway = NGX_CONF_UNSET;
+    alcf->auth = NGX_CONF_UNSET;
 
     return alcf;
 }
@@ -142,7 +173,8 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->gateway = 0;
     }
 
-    (void) prev;
+    /* keys are required wherever tenants exist, unless turned off */
+    ngx_conf_merge_value(conf->auth, prev->auth, 1);
 
     return NGX_CONF_OK;
 }

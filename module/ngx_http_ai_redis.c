@@ -37,6 +37,7 @@
 #define NGX_HTTP_AI_REDIS_MAX_PENDING  65536
 #define NGX_HTTP_AI_REDIS_MAX_FREE     1024
 #define NGX_HTTP_AI_REDIS_READ_SIZE    16384
+#define NGX_HTTP_AI_REDIS_KEEP_OUT     65536
 
 
 struct ngx_http_ai_redis_s {
@@ -82,7 +83,6 @@ struct ngx_http_ai_redis_s {
 
 struct ngx_http_ai_redis_cmd_s {
     ngx_queue_t                     queue;
-    ngx_http_ai_redis_t            *rds;
     ngx_http_ai_redis_handler_pt    handler;
     void                           *data;
     ngx_msec_t                      deadline;
@@ -790,6 +790,14 @@ ngx_http_ai_redis_flush(ngx_http_ai_redis_t *rds)
     if (rds->out_pos == rds->out_len) {
         rds->out_pos = 0;
         rds->out_len = 0;
+
+        /* a burst does not keep its buffer */
+
+        if (rds->out_size > NGX_HTTP_AI_REDIS_KEEP_OUT) {
+            ngx_free(rds->out);
+            rds->out = NULL;
+            rds->out_size = 0;
+        }
     }
 
     if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
@@ -868,8 +876,9 @@ ngx_http_ai_redis_fail(ngx_http_ai_redis_t *rds, ngx_err_t err,
 
     level = rds->outage ? NGX_LOG_INFO : NGX_LOG_ERR;
 
-    ngx_log_error(level, &rds->log, err, "aigw redis %V is down (%V): %s%s",
-                  &rds->name, &rds->addrs[rds->current].name, reason,
+    ngx_log_error(level, &rds->log, err, "aigw redis %V is %s (%V): %s%s",
+                  &rds->name, rds->outage ? "still down" : "down",
+                  &rds->addrs[rds->current].name, reason,
                   detail ? detail : "");
 
     rds->outage = 1;
@@ -1197,7 +1206,6 @@ ngx_http_ai_redis_cmd_get(ngx_http_ai_redis_t *rds)
     }
 
     ngx_memzero(cmd, sizeof(ngx_http_ai_redis_cmd_t));
-    cmd->rds = rds;
 
     return cmd;
 }

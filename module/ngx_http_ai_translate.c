@@ -13,7 +13,7 @@
 
 
 static ngx_int_t ngx_http_ai_splice_model(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx, ngx_str_t *body, json_t *model);
+    ngx_http_ai_ctx_t *ctx, ngx_str_t *body, ngx_str_t *model);
 static ngx_int_t ngx_http_ai_body_chain(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_str_t *parts, ngx_uint_t n);
 static ngx_int_t ngx_http_ai_upstream_path(ngx_http_request_t *r,
@@ -21,6 +21,28 @@ static ngx_int_t ngx_http_ai_upstream_path(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ai_emit(ngx_http_request_t *r, ngx_chain_t ***ll,
     const char *p, size_t len);
 static void ngx_http_ai_translate_cleanup(void *data);
+
+
+/* SSE events in a run of OpenAI output: each is about one token */
+
+static ngx_uint_t
+ngx_http_ai_count_events(const char *p, size_t len)
+{
+    ngx_uint_t   n;
+    const char  *q, *last;
+
+    n = 0;
+    last = p + len;
+
+    for (q = p; (q = memchr(q, 'd', last - q)) != NULL; q++) {
+        if (last - q >= 6 && ngx_strncmp(q, "data: ", 6) == 0) {
+            n++;
+            q += 5;
+        }
+    }
+
+    return n;
+}
 
 
 static ngx_str_t  ngx_http_ai_unreadable = ngx_string(
@@ -43,7 +65,7 @@ ngx_int_t
 ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t *body)
 {
-    json_t                  *model, *opts, *v;
+    json_t                  *root, *so;
     ngx_int_t                rc;
     ngx_str_t                part, rel;
     ai_buf_t                 out, path;
@@ -52,20 +74,24 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_provider_t  *p;
 
     p = ctx->target.provider;
-    model = json_object_get(ctx->request, "model");
 
     ctx->opts.endpoint = (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES)
                          ? AI_EP_CHAT : (int) ctx->endpoint;
     ctx->opts.model = (const char *) ctx->target.model.data;
     ctx->opts.model_len = ctx->target.model.len;
-    ctx->opts.client_model = json_string_value(model);
-    ctx->opts.client_model_len = json_string_length(model);
+    ctx->opts.client_model = (const char *) ctx->client_model.data;
+    ctx->opts.client_model_len = ctx->client_model.len;
     ctx->opts.default_max_tokens = p->max_tokens;
     ctx->opts.stream = ctx->stream;
 
-    opts = json_object_get(ctx->request, "stream_options");
-    v = json_object_get(opts, "include_usage");
-    ctx->opts.include_usage = json_is_true(v);
+    if (ctx->request) {
+        so = json_object_get(ctx->request, "stream_options");
+        ctx->opts.include_usage =
+                       json_is_true(json_object_get(so, "include_usage"));
+
+    } else {
+        ctx->opts.include_usage = ctx->scan.include_usage;
+    }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -75,12 +101,20 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     cln->handler = ngx_http_ai_translate_cleanup;
     cln->data = ctx;
 
-    /* the same format on both sides: the client's bytes, model replaced */
+    /*
+     * The same format on both sides: the client's bytes, model replaced.
+     * When usage must be counted the answer is still read on its way
+     * through; a stream then needs the provider to send its usage, which
+     * only a rebuilt body can ask for if the client did not.
+     */
 
     if ((p->format == NGX_HTTP_AI_FORMAT_OPENAI
          || p->format == NGX_HTTP_AI_FORMAT_AZURE)
-        && ctx->in_format == AI_FORMAT_OPENAI)
+        && ctx->in_format == AI_FORMAT_OPENAI
+        && !(ctx->account && ctx->stream && !ctx->opts.include_usage))
     {
+        ctx->process = ctx->account;
+
         rel = ngx_http_ai_endpoint_paths[ctx->endpoint];
 
         rc = ngx_http_ai_upstream_path(r, ctx, &rel);
@@ -88,7 +122,7 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             return rc;
         }
 
-        return ngx_http_ai_splice_model(r, ctx, body, model);
+        return ngx_http_ai_splice_model(r, ctx, body, &ctx->client_model);
     }
 
     if (p->format == NGX_HTTP_AI_FORMAT_ANTHROPIC
@@ -102,20 +136,37 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         }
 
         return ngx_http_ai_splice_model(r, ctx, &ctx->client_body,
-                                        json_object_get(ctx->client_request,
-                                                        "model"));
+                                        &ctx->client_model);
     }
 
-    /* a translation: one new body, and the answer converted back */
+    /* a new body: translated, or with the usage asked for */
 
     ctx->process = 1;
+
+    root = ngx_http_ai_request_json(r, ctx);
+    if (root == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->account && ctx->stream
+        && (p->format == NGX_HTTP_AI_FORMAT_OPENAI
+            || p->format == NGX_HTTP_AI_FORMAT_AZURE))
+    {
+        so = json_object();
+        if (so == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        json_object_set_new(so, "include_usage", json_true());
+        json_object_set_new(root, "stream_options", so);
+    }
 
     ngx_memzero(&out, sizeof(ai_buf_t));
     ngx_memzero(&path, sizeof(ai_buf_t));
     ngx_memzero(&err, sizeof(ai_json_error_t));
 
-    if (ai_translate_request((int) p->format, ctx->request, &ctx->opts,
-                             &out, &path, &err)
+    if (ai_translate_request((int) p->format, root, &ctx->opts, &out, &path,
+                             &err)
         != 0)
     {
         ai_buf_free(&out);
@@ -225,7 +276,7 @@ ngx_http_ai_upstream_path(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
 static ngx_int_t
 ngx_http_ai_splice_model(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
-    ngx_str_t *body, json_t *model)
+    ngx_str_t *body, ngx_str_t *model)
 {
     char        *dump;
     u_char      *p;
@@ -236,14 +287,23 @@ ngx_http_ai_splice_model(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     name = &ctx->target.model;
 
-    if (json_is_string(model)
-        && json_string_length(model) == name->len
-        && ngx_strncmp(json_string_value(model), name->data, name->len) == 0)
+    if (model->len == name->len
+        && ngx_strncmp(model->data, name->data, name->len) == 0
+        && !ctx->scan.model_escaped)
     {
         return ngx_http_ai_body_chain(r, ctx, body, 1);
     }
 
-    rc = ai_json_member_span(body->data, body->len, "model", &start, &end);
+    if (ctx->in_format == AI_FORMAT_OPENAI && !ctx->scan.model_escaped) {
+        /* the scanner found the value: no second look at the bytes */
+        start = ctx->scan.model - body->data - 1;
+        end = start + ctx->scan.model_len + 2;
+        rc = 1;
+
+    } else {
+        rc = ai_json_member_span(body->data, body->len, "model", &start,
+                                 &end);
+    }
 
     if (rc == 1) {
         len = ai_json_escape_len(name->data, name->len) + 2;
@@ -269,7 +329,11 @@ ngx_http_ai_splice_model(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     /* the key was written with escapes: serialise instead */
 
-    doc = ctx->client_request ? ctx->client_request : ctx->request;
+    doc = ctx->client_request ? ctx->client_request
+                              : ngx_http_ai_request_json(r, ctx);
+    if (doc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     json_object_set_new(doc, "model",
                         json_stringn((char *) name->data, name->len));
@@ -366,10 +430,14 @@ ngx_http_ai_translate_response_init(ngx_http_request_t *r,
     }
 
     if (ctx->target.provider->format == NGX_HTTP_AI_FORMAT_ANTHROPIC
-        || ctx->target.provider->format == NGX_HTTP_AI_FORMAT_GEMINI)
+        || ctx->target.provider->format == NGX_HTTP_AI_FORMAT_GEMINI
+        || ctx->account)
     {
-        ctx->stream_out = ai_stream_new((int) ctx->target.provider->format,
-                                        &ctx->opts);
+        /* an OpenAI stream passes through, read for its usage */
+        ctx->stream_out = ai_stream_new(
+                     ctx->target.provider->format == NGX_HTTP_AI_FORMAT_AZURE
+                     ? AI_FORMAT_OPENAI : (int) ctx->target.provider->format,
+                     &ctx->opts);
         if (ctx->stream_out == NULL) {
             return NGX_ERROR;
         }
@@ -422,6 +490,10 @@ ngx_http_ai_translate_data(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     } else {
         rc = ai_buf_append(&out, (char *) p, len);
+    }
+
+    if (rc == 0 && out.len) {
+        ctx->out_events += ngx_http_ai_count_events(out.data, out.len);
     }
 
     if (rc == 0 && ctx->stream_in && out.len) {
@@ -511,6 +583,10 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         } else {
             rc = ai_buf_append(&out, ctx->acc.data ? ctx->acc.data : "",
                                ctx->acc.len);
+        }
+
+        if (rc == 0 && ctx->account && out.len) {
+            ngx_http_ai_usage_from_body(ctx, out.data, out.len);
         }
 
         if (rc == 0 && ctx->in_format == AI_FORMAT_ANTHROPIC) {

@@ -329,8 +329,9 @@ aie_gguf_parse(aie_gguf_t *gguf, const uint8_t *data, size_t size,
     gguf->kv = calloc(gguf->n_kv + 1, sizeof(aie_gguf_kv_t));
     gguf->tensors = calloc(gguf->n_tensors + 1, sizeof(aie_gguf_tensor_t));
     if (gguf->kv == NULL || gguf->tensors == NULL) {
+        aie_gguf_fail(&rd, "gguf: out of memory");
         aie_gguf_free(gguf);
-        return aie_gguf_fail(&rd, "gguf: out of memory");
+        return -1;
     }
 
     for (i = 0; i < gguf->n_kv; i++) {
@@ -343,16 +344,18 @@ aie_gguf_parse(aie_gguf_t *gguf, const uint8_t *data, size_t size,
     switch (aie_gguf_get_int(gguf, "general.alignment", &align)) {
     case 0:
         if (align <= 0 || align > 65536 || (align & (align - 1)) != 0) {
-            aie_gguf_free(gguf);
-            return aie_gguf_fail(&rd, "gguf: bad general.alignment %lld",
+            aie_gguf_fail(&rd, "gguf: bad general.alignment %lld",
                                  (long long) align);
+            aie_gguf_free(gguf);
+            return -1;
         }
         gguf->alignment = (size_t) align;
         break;
     case -2:
-        aie_gguf_free(gguf);
-        return aie_gguf_fail(&rd, "gguf: general.alignment is not an "
+        aie_gguf_fail(&rd, "gguf: general.alignment is not an "
                              "integer");
+        aie_gguf_free(gguf);
+        return -1;
     }
 
     for (i = 0; i < gguf->n_tensors; i++) {
@@ -367,8 +370,9 @@ aie_gguf_parse(aie_gguf_t *gguf, const uint8_t *data, size_t size,
                         / gguf->alignment * gguf->alignment;
 
     if (gguf->data_offset > size) {
+        aie_gguf_fail(&rd, "gguf: truncated file: no tensor data");
         aie_gguf_free(gguf);
-        return aie_gguf_fail(&rd, "gguf: truncated file: no tensor data");
+        return -1;
     }
 
     data_size = size - gguf->data_offset;
@@ -377,16 +381,18 @@ aie_gguf_parse(aie_gguf_t *gguf, const uint8_t *data, size_t size,
         aie_gguf_tensor_t  *tt = &gguf->tensors[i];
 
         if (tt->offset % gguf->alignment != 0) {
-            aie_gguf_free(gguf);
-            return aie_gguf_fail(&rd, "gguf: tensor \"%.*s\" is not aligned",
+            aie_gguf_fail(&rd, "gguf: tensor \"%.*s\" is not aligned",
                                  (int) tt->name_len, tt->name);
+            aie_gguf_free(gguf);
+            return -1;
         }
 
         if (tt->offset > data_size || tt->nbytes > data_size - tt->offset) {
-            aie_gguf_free(gguf);
-            return aie_gguf_fail(&rd, "gguf: tensor \"%.*s\" runs past the "
+            aie_gguf_fail(&rd, "gguf: tensor \"%.*s\" runs past the "
                                  "end of the file (truncated?)",
                                  (int) tt->name_len, tt->name);
+            aie_gguf_free(gguf);
+            return -1;
         }
 
         tt->data = data + gguf->data_offset + tt->offset;
@@ -399,9 +405,10 @@ aie_gguf_parse(aie_gguf_t *gguf, const uint8_t *data, size_t size,
             if (t->name_len == gguf->tensors[j].name_len
                 && memcmp(t->name, gguf->tensors[j].name, t->name_len) == 0)
             {
-                aie_gguf_free(gguf);
-                return aie_gguf_fail(&rd, "gguf: duplicate tensor \"%.*s\"",
+                aie_gguf_fail(&rd, "gguf: duplicate tensor \"%.*s\"",
                                      (int) t->name_len, t->name);
+                aie_gguf_free(gguf);
+                return -1;
             }
         }
     }

@@ -68,6 +68,8 @@ int aie_model_load_llama2c(aie_model_t *model, const char *tokenizer_path,
 /* checks shapes and derived sizes once a loader is done */
 int aie_model_validate(aie_model_t *model, char *err, size_t errlen);
 
+aie_model_t *aie_seq_model(const aie_seq_t *seq);
+
 void aie_model_err(char *err, size_t errlen, const char *fmt, ...);
 
 #endif /* AIE_MODEL_H */

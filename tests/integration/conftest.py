@@ -145,8 +145,11 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        check_no_crash(self.error_log)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            check_no_crash(self.error_log)
+        finally:
+            if not os.environ.get("AIGW_KEEP_TEST_DIRS"):
+                shutil.rmtree(self.dir, ignore_errors=True)
 
     def stop_dir(self):
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,8 +1,8 @@
 /*
  * Thread pool.  Tasks are claimed with an atomic counter.  A worker takes a
- * snapshot of the job and registers itself as active under the lock, and
- * the caller does not return (and so cannot post the next job) before every
- * active worker has left: a late worker never runs the wrong job's tasks.
+ * snapshot of the job and registers itself as active under the lock; the
+ * caller neither returns nor posts a new job while any worker is active, so
+ * a late worker never runs one job's function on another job's tasks.
  */
 
 #include <pthread.h>
@@ -214,6 +214,12 @@ aie_pool_run(aie_pool_t *pool, aie_task_pt fn, void *arg, int n_tasks)
     pthread_mutex_lock(&pool->run_lock);
 
     pthread_mutex_lock(&pool->lock);
+
+    /* a worker that woke late may have joined the previous, finished job */
+    while (pool->active > 0) {
+        pthread_cond_wait(&pool->done_cond, &pool->lock);
+    }
+
     pool->fn = fn;
     pool->arg = arg;
     pool->n_tasks = n_tasks;

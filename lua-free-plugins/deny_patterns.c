@@ -1,0 +1,520 @@
+/*
+ * deny_patterns: rejects prompts (and/or stops responses) that match one of
+ * a list of PCRE2 patterns.
+ *
+ *   file=/etc/nginx/aigw-deny.txt    (required)
+ *   apply=request|response|both      (default: request)
+ *   max_hold=256                     (stream: most bytes held back, 0..65536)
+ *
+ * The file has one pattern per line; blank lines and lines starting with #
+ * are ignored; "name: pattern" names a rule (name: [A-Za-z0-9_.-]+),
+ * otherwise the rule is called "line N".  Patterns are UTF-8 (PCRE2_UTF,
+ * invalid input tolerated) and compiled once, with JIT, at configuration
+ * time; a bad pattern is a configuration error naming file and line.
+ *
+ * A match rejects with 400 invalid_request_error/content_policy_violation
+ * naming the rule, never the matched text.  On streams, text that may be
+ * the beginning of a match (PCRE2_PARTIAL_HARD) is held back, at most
+ * max_hold bytes, so a match split across deltas is caught before any of
+ * it reaches the client; a match longer than max_hold still stops the
+ * stream, but its beginning may already have been sent.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "aigw_plugin.h"
+#include "plugin_util.h"
+
+
+#define DENY_CONTEXT  16           /* bytes kept before held text, for
+                                      lookbehinds and \b */
+
+
+typedef struct {
+    char        *name;
+    pcre2_code  *code;
+    int          jit;
+} deny_rule_t;
+
+
+typedef struct {
+    deny_rule_t  *rules;
+    size_t        nrules;
+    int           apply;
+    size_t        max_hold;
+} deny_conf_t;
+
+
+typedef struct {
+    unsigned   choice;
+    size_t     ctx;                /* context bytes at the start of buf */
+    pu_buf_t   buf;                /* context + held text */
+} deny_stream_t;
+
+
+typedef struct {
+    pcre2_match_data  *md;
+    deny_stream_t     *streams;
+    size_t             nstreams;
+    pu_buf_t           work;
+} deny_state_t;
+
+
+static void
+deny_conf_free(void *conf)
+{
+    size_t        i;
+    deny_conf_t  *cf = conf;
+
+    for (i = 0; i < cf->nrules; i++) {
+        free(cf->rules[i].name);
+        pcre2_code_free(cf->rules[i].code);
+    }
+
+    free(cf->rules);
+    free(cf);
+}
+
+
+static int
+deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
+{
+    int           rc, ec;
+    FILE         *f;
+    char         *line, *p, *pat, *name, nbuf[32];
+    size_t        cap, len, lineno, n;
+    PCRE2_SIZE    off;
+    deny_rule_t  *r;
+    PCRE2_UCHAR   msg[160];
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open file \"%s\": %s", path,
+                 strerror(errno));
+        return -1;
+    }
+
+    line = NULL;
+    cap = 0;
+    lineno = 0;
+    rc = -1;
+
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+
+        len = strlen(line);
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+            line[--len] = '\0';
+        }
+
+        for (p = line; *p == ' ' || *p == '\t'; p++) { /* void */ }
+
+        if (*p == '\0' || *p == '#') {
+            continue;
+        }
+
+        /* "name: pattern" */
+        pat = line;
+        name = NULL;
+        n = strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                         "0123456789_.-");
+        if (n > 0 && line[n] == ':' && (line[n + 1] == ' '
+                                        || line[n + 1] == '\t'))
+        {
+            line[n] = '\0';
+            name = line;
+            for (pat = line + n + 1; *pat == ' ' || *pat == '\t'; pat++) {
+                /* void */
+            }
+        }
+
+        if (name == NULL) {
+            snprintf(nbuf, sizeof(nbuf), "line %zu", lineno);
+            name = nbuf;
+        }
+
+        if (*pat == '\0') {
+            snprintf(err, errlen, "%s:%zu: rule \"%s\" has no pattern", path,
+                     lineno, name);
+            goto done;
+        }
+
+        r = realloc(cf->rules, (cf->nrules + 1) * sizeof(deny_rule_t));
+        if (r == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+        cf->rules = r;
+        r = &cf->rules[cf->nrules];
+        memset(r, 0, sizeof(deny_rule_t));
+
+        r->code = pcre2_compile((PCRE2_SPTR) pat, PCRE2_ZERO_TERMINATED,
+                                PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec,
+                                &off, NULL);
+        if (r->code == NULL) {
+            pcre2_get_error_message(ec, msg, sizeof(msg));
+            snprintf(err, errlen, "%s:%zu: bad pattern for rule \"%s\" at "
+                     "offset %zu: %s", path, lineno, name, (size_t) off,
+                     (char *) msg);
+            goto done;
+        }
+
+        r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE
+                                            | PCRE2_JIT_PARTIAL_HARD) == 0;
+
+        r->name = strdup(name);
+        cf->nrules++;
+
+        if (r->name == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
+    }
+
+    if (cf->nrules == 0) {
+        snprintf(err, errlen, "file \"%s\" has no patterns", path);
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+
+static int
+deny_configure(const aigw_kv_t *kv, size_t n, void **conf, char *err,
+    size_t errlen)
+{
+    char         *end;
+    size_t        i;
+    const char   *file;
+    unsigned long v;
+    deny_conf_t  *cf;
+
+    cf = calloc(1, sizeof(deny_conf_t));
+    if (cf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    cf->apply = PU_APPLY_REQUEST;
+    cf->max_hold = 256;
+    file = NULL;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(kv[i].key, "file") == 0) {
+            file = kv[i].value;
+
+        } else if (strcmp(kv[i].key, "apply") == 0) {
+            if (pu_parse_apply(kv[i].value, &cf->apply) != 0) {
+                snprintf(err, errlen, "invalid apply \"%s\" (expected "
+                         "request, response or both)", kv[i].value);
+                goto failed;
+            }
+
+        } else if (strcmp(kv[i].key, "max_hold") == 0) {
+            errno = 0;
+            v = strtoul(kv[i].value, &end, 10);
+            if (errno || *end || end == kv[i].value || v > 65536) {
+                snprintf(err, errlen, "invalid max_hold \"%s\" (bytes, "
+                         "0..65536)", kv[i].value);
+                goto failed;
+            }
+            cf->max_hold = v;
+
+        } else {
+            snprintf(err, errlen, "unknown option \"%s\" (expected file, "
+                     "apply or max_hold)", kv[i].key);
+            goto failed;
+        }
+    }
+
+    if (file == NULL || file[0] == '\0') {
+        snprintf(err, errlen, "file= is required");
+        goto failed;
+    }
+
+    if (deny_load(cf, file, err, errlen) != 0) {
+        goto failed;
+    }
+
+    *conf = cf;
+    return 0;
+
+failed:
+
+    deny_conf_free(cf);
+    return -1;
+}
+
+
+static int
+deny_request_start(void *conf, aigw_request_t *req, void **state)
+{
+    deny_state_t  *s;
+
+    (void) conf;
+    (void) req;
+
+    s = calloc(1, sizeof(deny_state_t));
+    if (s == NULL) {
+        return -1;
+    }
+
+    /* ovector size does not matter: only the whole match is read */
+    s->md = pcre2_match_data_create(1, NULL);
+    if (s->md == NULL) {
+        free(s);
+        return -1;
+    }
+
+    *state = s;
+    return 0;
+}
+
+
+static void
+deny_request_end(void *conf, void *state)
+{
+    size_t         i;
+    deny_state_t  *s = state;
+
+    (void) conf;
+
+    for (i = 0; i < s->nstreams; i++) {
+        pu_buf_free(&s->streams[i].buf);
+    }
+
+    free(s->streams);
+    pu_buf_free(&s->work);
+    pcre2_match_data_free(s->md);
+    free(s);
+}
+
+
+static int
+deny_match(const deny_rule_t *r, const char *s, size_t len, size_t start,
+    uint32_t opts, pcre2_match_data *md)
+{
+    if (r->jit) {
+        return pcre2_jit_match(r->code, (PCRE2_SPTR) s, len, start, opts, md,
+                               NULL);
+    }
+
+    return pcre2_match(r->code, (PCRE2_SPTR) s, len, start, opts, md, NULL);
+}
+
+
+static void
+deny_reject(aigw_verdict_t *v, const deny_rule_t *r, const char *what,
+    const char *param)
+{
+    aigw_verdict_reject(v, 400, "invalid_request_error",
+                        "content_policy_violation", param,
+                        "the %s was rejected by content policy rule \"%s\"",
+                        what, r->name);
+}
+
+
+typedef struct {
+    const deny_conf_t  *cf;
+    deny_state_t       *s;
+    const deny_rule_t  *hit;
+    const char         *param;
+} deny_req_ctx_t;
+
+
+static int
+deny_request_text(void *ctx, json_t *str, const char *param)
+{
+    size_t           i;
+    deny_req_ctx_t  *c = ctx;
+
+    for (i = 0; i < c->cf->nrules; i++) {
+        if (deny_match(&c->cf->rules[i], json_string_value(str),
+                       json_string_length(str), 0, 0, c->s->md) >= 0)
+        {
+            c->hit = &c->cf->rules[i];
+            c->param = param;
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+deny_on_request(void *conf, void *state, aigw_request_t *req,
+    aigw_verdict_t *v)
+{
+    deny_req_ctx_t      c;
+    const deny_conf_t  *cf = conf;
+
+    if (!(cf->apply & PU_APPLY_REQUEST)) {
+        return;
+    }
+
+    memset(&c, 0, sizeof(deny_req_ctx_t));
+    c.cf = cf;
+    c.s = state;
+
+    pu_walk_request_text(req->body, deny_request_text, &c);
+
+    if (c.hit != NULL) {
+        deny_reject(v, c.hit, "request", c.param);
+    }
+}
+
+
+static deny_stream_t *
+deny_stream(deny_state_t *s, unsigned choice)
+{
+    size_t          i;
+    deny_stream_t  *p;
+
+    for (i = 0; i < s->nstreams; i++) {
+        if (s->streams[i].choice == choice) {
+            return &s->streams[i];
+        }
+    }
+
+    p = realloc(s->streams, (s->nstreams + 1) * sizeof(deny_stream_t));
+    if (p == NULL) {
+        return NULL;
+    }
+
+    s->streams = p;
+    p = &s->streams[s->nstreams++];
+    memset(p, 0, sizeof(deny_stream_t));
+    p->choice = choice;
+    return p;
+}
+
+
+static void
+deny_text(const deny_conf_t *cf, deny_state_t *s, aigw_delta_t *d,
+    aigw_verdict_t *v, int final)
+{
+    int             rc;
+    size_t          i, len, hold, keep;
+    const char     *w;
+    PCRE2_SIZE     *ov;
+    deny_stream_t  *st;
+
+    if (!(cf->apply & PU_APPLY_RESPONSE)) {
+        return;
+    }
+
+    st = deny_stream(s, d->choice);
+    if (st == NULL) {
+        goto nomem;
+    }
+
+    /* context + held text + the new delta */
+    s->work.len = 0;
+    if (pu_buf_append(&s->work, st->buf.data, st->buf.len) != 0
+        || pu_buf_append(&s->work, d->text, d->len) != 0)
+    {
+        goto nomem;
+    }
+
+    w = s->work.data ? s->work.data : "";
+    len = s->work.len;
+    hold = final ? len : pu_utf8_complete(w, len);
+    if (hold < st->ctx) {
+        hold = st->ctx;
+    }
+
+    ov = pcre2_get_ovector_pointer(s->md);
+
+    for (i = 0; i < cf->nrules; i++) {
+        rc = deny_match(&cf->rules[i], w, len, st->ctx,
+                        final ? 0 : PCRE2_PARTIAL_HARD, s->md);
+
+        if (rc >= 0) {
+            st->buf.len = 0;
+            deny_reject(v, &cf->rules[i], "response", NULL);
+            return;
+        }
+
+        if (rc == PCRE2_ERROR_PARTIAL && ov[0] < hold) {
+            hold = ov[0] < st->ctx ? st->ctx : ov[0];
+        }
+    }
+
+    /* never hold more than max_hold: emit the oldest bytes */
+    if (!final && len - hold > cf->max_hold) {
+        hold = len - cf->max_hold;
+        while (hold < len && ((unsigned char) w[hold] & 0xc0) == 0x80) {
+            hold++;
+        }
+    }
+
+    d->out = w + st->ctx;
+    d->out_len = hold - st->ctx;
+    v->action = AIGW_MODIFIED;
+
+    /* keep a little context before the held text */
+    keep = hold < DENY_CONTEXT ? hold : DENY_CONTEXT;
+    st->buf.len = 0;
+    if (pu_buf_append(&st->buf, w + hold - keep, len - hold + keep) != 0) {
+        goto nomem;
+    }
+    st->ctx = keep;
+
+    if (final) {
+        st->buf.len = 0;
+        st->ctx = 0;
+    }
+
+    return;
+
+nomem:
+
+    aigw_verdict_reject(v, 500, "server_error", NULL, NULL,
+                        "deny_patterns ran out of memory");
+}
+
+
+static void
+deny_on_delta(void *conf, void *state, aigw_delta_t *d, aigw_verdict_t *v)
+{
+    deny_text(conf, state, d, v, 0);
+}
+
+
+static void
+deny_on_delta_flush(void *conf, void *state, aigw_delta_t *d,
+    aigw_verdict_t *v)
+{
+    deny_text(conf, state, d, v, 1);
+}
+
+
+static const aigw_plugin_t  deny_patterns_plugin = {
+    AIGW_PLUGIN_ABI_VERSION,
+    "deny_patterns",
+    "1.0",
+    deny_configure,
+    deny_conf_free,
+    deny_request_start,
+    deny_request_end,
+    deny_on_request,
+    deny_on_delta,
+    deny_on_delta_flush,
+    NULL
+};
+
+AIGW_PLUGIN_EXPORT(deny_patterns_plugin)

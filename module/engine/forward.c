@@ -1,0 +1,388 @@
+/*
+ * The llama forward pass, in the order of the paper and of llama2.c's run.c:
+ * token embedding, then per layer RMSNorm, Q/K/V projections, RoPE on
+ * adjacent pairs within each head, grouped-query attention over the KV
+ * cache, output projection and residual, RMSNorm, SwiGLU feed-forward and
+ * residual; at the end the final RMSNorm and the classifier.  Matmuls go to
+ * the backend; everything accumulates in float32.
+ */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+
+
+struct aie_forward_state_s {
+    int     max_tokens;
+    int     max_ctx;
+    int     n_threads;
+    float  *x;          /* [n][dim] residual stream */
+    float  *xb;         /* [n][dim] */
+    float  *xb2;        /* [n][dim] */
+    float  *q;          /* [n][dim] */
+    float  *k;          /* [n][kv_dim] */
+    float  *v;          /* [n][kv_dim] */
+    float  *hb;         /* [n][hidden_dim] */
+    float  *hb2;        /* [n][hidden_dim] */
+    float  *att;        /* [threads][max_ctx] attention scores */
+    float  *logits;     /* [n][vocab] */
+    float  *rope;       /* [n][rope_dim] cos, sin pairs */
+};
+
+typedef struct {
+    const aie_model_t        *model;
+    aie_forward_state_t      *st;
+    const aie_batch_entry_t  *batch;
+    int                       layer;
+} aie_attention_job_t;
+
+
+int
+aie_kv_cache_init(aie_kv_cache_t *kv, const aie_model_t *model, int n_ctx)
+{
+    size_t  n;
+
+    n = (size_t) model->config.n_layers * (size_t) n_ctx
+        * (size_t) model->config.kv_dim;
+
+    kv->n_ctx = n_ctx;
+    kv->k = calloc(n, sizeof(float));
+    kv->v = calloc(n, sizeof(float));
+
+    if (kv->k == NULL || kv->v == NULL) {
+        aie_kv_cache_free(kv);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+void
+aie_kv_cache_free(aie_kv_cache_t *kv)
+{
+    free(kv->k);
+    free(kv->v);
+    kv->k = NULL;
+    kv->v = NULL;
+}
+
+
+aie_forward_state_t *
+aie_forward_state_new(const aie_model_t *model, aie_backend_t *be,
+    int max_tokens, int max_ctx)
+{
+    const aie_config_t   *c = &model->config;
+    aie_forward_state_t  *st;
+    size_t                n = (size_t) max_tokens;
+    st = calloc(1, sizeof(aie_forward_state_t));
+    if (st == NULL) {
+        return NULL;
+    }
+
+    st->max_tokens = max_tokens;
+    st->max_ctx = max_ctx;
+    st->n_threads = be->n_threads;
+    st->x = malloc(n * c->dim * sizeof(float));
+    st->xb = malloc(n * c->dim * sizeof(float));
+    st->xb2 = malloc(n * c->dim * sizeof(float));
+    st->q = malloc(n * c->dim * sizeof(float));
+    st->k = malloc(n * c->kv_dim * sizeof(float));
+    st->v = malloc(n * c->kv_dim * sizeof(float));
+    st->hb = malloc(n * c->hidden_dim * sizeof(float));
+    st->hb2 = malloc(n * c->hidden_dim * sizeof(float));
+    st->att = malloc((size_t) st->n_threads * max_ctx * sizeof(float));
+    st->logits = malloc(n * c->vocab_size * sizeof(float));
+    st->rope = malloc(n * c->rope_dim * sizeof(float));
+
+    if (st->x == NULL || st->xb == NULL || st->xb2 == NULL || st->q == NULL
+        || st->k == NULL || st->v == NULL || st->hb == NULL
+        || st->hb2 == NULL || st->att == NULL || st->logits == NULL
+        || st->rope == NULL)
+    {
+        aie_forward_state_free(st);
+        return NULL;
+    }
+
+    return st;
+}
+
+
+void
+aie_forward_state_free(aie_forward_state_t *st)
+{
+    if (st == NULL) {
+        return;
+    }
+
+    free(st->x);
+    free(st->xb);
+    free(st->xb2);
+    free(st->q);
+    free(st->k);
+    free(st->v);
+    free(st->hb);
+    free(st->hb2);
+    free(st->att);
+    free(st->logits);
+    free(st->rope);
+    free(st);
+}
+
+
+int
+aie_forward_state_max_tokens(const aie_forward_state_t *st)
+{
+    return st->max_tokens;
+}
+
+
+static void
+aie_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float  ss = 0.0f;
+    int    i;
+
+    for (i = 0; i < n; i++) {
+        ss += x[i] * x[i];
+    }
+
+    ss = 1.0f / sqrtf(ss / n + eps);
+
+    for (i = 0; i < n; i++) {
+        out[i] = w[i] * (ss * x[i]);
+    }
+}
+
+
+static void
+aie_softmax(float *x, int n)
+{
+    float  max = x[0], sum = 0.0f;
+    int    i;
+
+    for (i = 1; i < n; i++) {
+        max = x[i] > max ? x[i] : max;
+    }
+
+    for (i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+
+    for (i = 0; i < n; i++) {
+        x[i] /= sum;
+    }
+}
+
+
+/* rotates adjacent pairs (v[i], v[i+1]) of the first rope_dim of a head */
+static void
+aie_rope(float *v, int n_heads, int head_size, const float *cs, int rope_dim)
+{
+    float  *h, a, b;
+    int     hd, i;
+
+    for (hd = 0; hd < n_heads; hd++) {
+        h = v + hd * head_size;
+
+        for (i = 0; i < rope_dim; i += 2) {
+            a = h[i];
+            b = h[i + 1];
+            h[i] = a * cs[i] - b * cs[i + 1];
+            h[i + 1] = a * cs[i + 1] + b * cs[i];
+        }
+    }
+}
+
+
+/* one head of one entry: softmax(q.K / sqrt(d)) . V over the cache */
+static void
+aie_attention_task(void *arg, int task, int thread)
+{
+    aie_attention_job_t      *job = arg;
+    const aie_config_t       *c = &job->model->config;
+    aie_forward_state_t      *st = job->st;
+    const aie_batch_entry_t  *e = &job->batch[task / c->n_heads];
+    int                       i = task / c->n_heads;
+    int                       h = task % c->n_heads;
+    int                       kvh = h / (c->n_heads / c->n_kv_heads);
+    int                       hs = c->head_size, t, d;
+    size_t                    layer_off;
+    const float              *q, *k, *v;
+    float                    *att, *out, score, scale;
+
+    layer_off = (size_t) job->layer * e->kv->n_ctx * c->kv_dim;
+    q = st->q + (size_t) i * c->dim + h * hs;
+    att = st->att + (size_t) thread * st->max_ctx;
+    out = st->xb + (size_t) i * c->dim + h * hs;
+    scale = 1.0f / sqrtf((float) hs);
+
+    for (t = 0; t <= e->pos; t++) {
+        k = e->kv->k + layer_off + (size_t) t * c->kv_dim + kvh * hs;
+        score = 0.0f;
+        for (d = 0; d < hs; d++) {
+            score += q[d] * k[d];
+        }
+        att[t] = score * scale;
+    }
+
+    aie_softmax(att, e->pos + 1);
+
+    memset(out, 0, (size_t) hs * sizeof(float));
+
+    for (t = 0; t <= e->pos; t++) {
+        v = e->kv->v + layer_off + (size_t) t * c->kv_dim + kvh * hs;
+        for (d = 0; d < hs; d++) {
+            out[d] += att[t] * v[d];
+        }
+    }
+}
+
+
+int
+aie_forward(const aie_model_t *model, aie_backend_t *be,
+    aie_forward_state_t *st, const aie_batch_entry_t *batch, int n)
+{
+    const aie_config_t   *c = &model->config;
+    const aie_layer_t    *w;
+    aie_attention_job_t   job;
+    int                   dim = c->dim, kv_dim = c->kv_dim;
+    int                   hidden = c->hidden_dim;
+    int                   i, j, l, n_out;
+    size_t                off;
+    float                *cs, freq, val, g;
+
+    if (n <= 0 || n > st->max_tokens
+        || be->reserve(be, n, c->dim > hidden ? c->dim : hidden) != 0)
+    {
+        return -1;
+    }
+
+    if (be->n_threads > st->n_threads) {
+        cs = realloc(st->att, (size_t) be->n_threads * st->max_ctx
+                              * sizeof(float));
+        if (cs == NULL) {
+            return -1;
+        }
+        st->att = cs;
+        st->n_threads = be->n_threads;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (batch[i].token < 0 || batch[i].token >= c->vocab_size
+            || batch[i].pos < 0 || batch[i].pos >= batch[i].kv->n_ctx
+            || batch[i].pos >= st->max_ctx)
+        {
+            return -1;
+        }
+    }
+
+    /* token embeddings, and each entry's rotation angles */
+    for (i = 0; i < n; i++) {
+        aie_dequantize_row(model->token_embd.type,
+                           (const char *) model->token_embd.data
+                           + (size_t) batch[i].token
+                             * model->token_embd.row_size,
+                           st->x + (size_t) i * dim, dim);
+
+        cs = st->rope + (size_t) i * c->rope_dim;
+        for (j = 0; j < c->rope_dim; j += 2) {
+            freq = 1.0f / powf(c->rope_theta, j / (float) c->rope_dim);
+            val = batch[i].pos * freq;
+            cs[j] = cosf(val);
+            cs[j + 1] = sinf(val);
+        }
+    }
+
+    for (l = 0; l < c->n_layers; l++) {
+        w = &model->layers[l];
+
+        /* attention */
+        for (i = 0; i < n; i++) {
+            aie_rmsnorm(st->xb + (size_t) i * dim, st->x + (size_t) i * dim,
+                        w->attn_norm.data, dim, c->rms_eps);
+        }
+
+        be->matmul(be, st->q, &w->wq, st->xb, n);
+        be->matmul(be, st->k, &w->wk, st->xb, n);
+        be->matmul(be, st->v, &w->wv, st->xb, n);
+
+        for (i = 0; i < n; i++) {
+            cs = st->rope + (size_t) i * c->rope_dim;
+            aie_rope(st->q + (size_t) i * dim, c->n_heads, c->head_size, cs,
+                     c->rope_dim);
+            aie_rope(st->k + (size_t) i * kv_dim, c->n_kv_heads,
+                     c->head_size, cs, c->rope_dim);
+
+            off = ((size_t) l * batch[i].kv->n_ctx + batch[i].pos) * kv_dim;
+            memcpy(batch[i].kv->k + off, st->k + (size_t) i * kv_dim,
+                   (size_t) kv_dim * sizeof(float));
+            memcpy(batch[i].kv->v + off, st->v + (size_t) i * kv_dim,
+                   (size_t) kv_dim * sizeof(float));
+        }
+
+        job.model = model;
+        job.st = st;
+        job.batch = batch;
+        job.layer = l;
+        be->parallel(be, aie_attention_task, &job, n * c->n_heads);
+
+        be->matmul(be, st->xb2, &w->wo, st->xb, n);
+
+        for (j = 0; j < n * dim; j++) {
+            st->x[j] += st->xb2[j];
+        }
+
+        /* feed-forward: w_down(silu(w_gate x) * w_up x) */
+        for (i = 0; i < n; i++) {
+            aie_rmsnorm(st->xb + (size_t) i * dim, st->x + (size_t) i * dim,
+                        w->ffn_norm.data, dim, c->rms_eps);
+        }
+
+        be->matmul(be, st->hb, &w->w_gate, st->xb, n);
+        be->matmul(be, st->hb2, &w->w_up, st->xb, n);
+
+        for (j = 0; j < n * hidden; j++) {
+            g = st->hb[j];
+            st->hb[j] = g / (1.0f + expf(-g)) * st->hb2[j];
+        }
+
+        be->matmul(be, st->xb, &w->w_down, st->hb, n);
+
+        for (j = 0; j < n * dim; j++) {
+            st->x[j] += st->xb[j];
+        }
+    }
+
+    /* final norm and classifier, only for the entries that want logits */
+    n_out = 0;
+    for (i = 0; i < n; i++) {
+        if (batch[i].logits != NULL) {
+            aie_rmsnorm(st->xb + (size_t) n_out * dim,
+                        st->x + (size_t) i * dim, model->output_norm.data,
+                        dim, c->rms_eps);
+            n_out++;
+        }
+    }
+
+    if (n_out == 0) {
+        return 0;
+    }
+
+    be->matmul(be, st->logits, &model->output, st->xb, n_out);
+
+    n_out = 0;
+    for (i = 0; i < n; i++) {
+        if (batch[i].logits != NULL) {
+            memcpy(batch[i].logits,
+                   st->logits + (size_t) n_out * c->vocab_size,
+                   (size_t) c->vocab_size * sizeof(float));
+            n_out++;
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,1167 @@
+/*
+ * Engine tests: kernels, sampler and stop sequences on synthetic data, then
+ * the test models from AIGW_MODELS_DIR (skipped when absent): formats,
+ * tokenizer, forward pass, quantised weights, corrupt files and the batch
+ * scheduler.  Exits non-zero on any failure.
+ */
+
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../aigw_engine.h"
+#include "../cpu/dot.h"
+#include "../cpu/pool.h"
+#include "../gguf.h"
+#include "../quant.h"
+#include "../stream.h"
+
+
+static int          aie_failures;
+static int          aie_checks;
+static const char  *aie_dir;
+
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        aie_checks++;                                                       \
+        if (!(cond)) {                                                      \
+            aie_failures++;                                                 \
+            printf("  FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
+            printf(__VA_ARGS__);                                            \
+            printf("\n");                                                   \
+        }                                                                   \
+    } while (0)
+
+#define LILY  "Once upon a time, there was a little girl named Lily"
+
+
+static const char *
+path_of(const char *file)
+{
+    static char  buf[8][1024];
+    static int   i;
+
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof(buf[i]), "%s/%s", aie_dir, file);
+    return buf[i];
+}
+
+
+static uint64_t  rng_state = 88172645463325252ull;
+
+static float
+frand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float) (rng_state >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+
+/* kernels */
+
+static void
+test_kernels_one(const aie_dot_kernels_t *k)
+{
+    const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
+    static const int          sizes[] = { 1, 7, 32, 64, 100, 172, 256, 4096 };
+    float                    *w, *x, ref, got;
+    uint16_t                 *h;
+    aie_block_q8_0_t         *wq8, *xq8;
+    aie_block_q4_0_t         *wq4;
+    size_t                    i, j, n, b;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        n = (size_t) sizes[i];
+        w = malloc(n * sizeof(float));
+        x = malloc(n * sizeof(float));
+        h = malloc(n * sizeof(uint16_t));
+        wq8 = malloc((n / 32 + 1) * sizeof(aie_block_q8_0_t));
+        xq8 = malloc((n / 32 + 1) * sizeof(aie_block_q8_0_t));
+        wq4 = malloc((n / 32 + 1) * sizeof(aie_block_q4_0_t));
+
+        for (j = 0; j < n; j++) {
+            w[j] = frand();
+            x[j] = frand();
+            h[j] = aie_fp32_to_fp16(w[j]);
+        }
+
+        ref = s->dot_f32(w, x, (int64_t) n);
+        got = k->dot_f32(w, x, (int64_t) n);
+        CHECK(fabsf(ref - got) <= 1e-4f * (1 + fabsf(ref)),
+              "%s f32 n=%zu %g vs %g", k->name, n, got, ref);
+
+        ref = s->dot_f16(h, x, (int64_t) n);
+        got = k->dot_f16(h, x, (int64_t) n);
+        CHECK(fabsf(ref - got) <= 1e-4f * (1 + fabsf(ref)),
+              "%s f16 n=%zu %g vs %g", k->name, n, got, ref);
+
+        if (n % 32 == 0) {
+            aie_quantize_row_q8_0(w, wq8, (int64_t) n);
+            aie_quantize_row_q8_0(x, xq8, (int64_t) n);
+
+            for (b = 0; b < n / 32; b++) {
+                wq4[b].d = aie_fp32_to_fp16(0.1f + 0.01f * (float) b);
+                for (j = 0; j < 16; j++) {
+                    wq4[b].qs[j] = (uint8_t) (rng_state >> (j % 8 * 8));
+                    frand();
+                }
+            }
+
+            ref = s->dot_q8_0(wq8, xq8, (int64_t) n);
+            got = k->dot_q8_0(wq8, xq8, (int64_t) n);
+            CHECK(fabsf(ref - got) <= 1e-4f * (1 + fabsf(ref)),
+                  "%s q8_0 n=%zu %g vs %g", k->name, n, got, ref);
+
+            ref = s->dot_q4_0(wq4, xq8, (int64_t) n);
+            got = k->dot_q4_0(wq4, xq8, (int64_t) n);
+            CHECK(fabsf(ref - got) <= 1e-4f * (1 + fabsf(ref)),
+                  "%s q4_0 n=%zu %g vs %g", k->name, n, got, ref);
+
+            /* and the quantised dot stays near the float one */
+            ref = s->dot_f32(w, x, (int64_t) n);
+            got = s->dot_q8_0(wq8, xq8, (int64_t) n);
+            CHECK(fabsf(ref - got) <= 0.02f * sqrtf((float) n),
+                  "q8_0 vs f32 n=%zu %g vs %g", n, got, ref);
+        }
+
+        free(w);
+        free(x);
+        free(h);
+        free(wq8);
+        free(xq8);
+        free(wq4);
+    }
+}
+
+
+static void
+test_kernels(void)
+{
+    const aie_dot_kernels_t  *k;
+    float                     f;
+    uint16_t                  hv;
+
+    printf("SIMD kernels against the scalar reference\n");
+
+    /* fp16 conversions: exact for representable values, subnormals too */
+    for (hv = 0; hv < 0x7C00; hv += 7) {
+        f = aie_fp16_to_fp32(hv);
+        CHECK(aie_fp32_to_fp16(f) == hv, "fp16 round trip %04x", hv);
+    }
+    CHECK(aie_fp16_to_fp32(0x3C00) == 1.0f, "fp16 1.0");
+    CHECK(aie_fp16_to_fp32(0xC000) == -2.0f, "fp16 -2.0");
+
+    k = aie_dot_kernels_avx2();
+    if (k != NULL) {
+        test_kernels_one(k);
+    } else {
+        printf("  (no AVX2 on this CPU)\n");
+    }
+
+    k = aie_dot_kernels_avx512();
+    if (k != NULL) {
+        test_kernels_one(k);
+    } else {
+        printf("  (no AVX-512 on this CPU)\n");
+    }
+
+    test_kernels_one(aie_dot_kernels_scalar());
+}
+
+
+/* thread pool: many short jobs back to back, as the forward pass posts */
+
+typedef struct {
+    int  *hits;
+    int   job;
+} aie_pool_job_t;
+
+
+static void
+pool_task(void *arg, int task, int thread)
+{
+    aie_pool_job_t  *j = arg;
+
+    (void) thread;
+    __atomic_add_fetch(&j->hits[task], j->job, __ATOMIC_RELAXED);
+}
+
+
+static void
+test_pool(void)
+{
+    aie_pool_t      *pool;
+    aie_pool_job_t   job;
+    int              hits[64], threads, i, k, n, ok;
+
+    printf("thread pool: 20000 jobs, each task run exactly once\n");
+
+    for (threads = 2; threads <= 3; threads++) {
+        pool = aie_pool_new(threads);
+        ok = 1;
+
+        for (i = 0; i < 10000; i++) {
+            n = 1 + i % 64;
+            memset(hits, 0, sizeof(hits));
+            job.hits = hits;
+            job.job = 1 + i % 5;
+            aie_pool_run(pool, pool_task, &job, n);
+
+            for (k = 0; k < 64; k++) {
+                ok &= hits[k] == (k < n ? job.job : 0);
+            }
+        }
+
+        CHECK(ok, "pool of %d threads ran every task once", threads);
+        aie_pool_free(pool);
+    }
+}
+
+
+/* sampler */
+
+static void
+test_sampler(void)
+{
+    aie_sampler_params_t  p;
+    aie_sampler_t        *s1, *s2;
+    float                 logits[10];
+    int                   i, a, b, same, seen[10];
+
+    printf("sampler: greedy, seeds, top-k, top-p, penalties\n");
+
+    for (i = 0; i < 10; i++) {
+        logits[i] = (float) i * 0.1f;
+    }
+    logits[3] = 5.0f;
+
+    aie_sampler_params_default(&p);
+    p.temperature = 0.0f;
+    s1 = aie_sampler_new(10, &p);
+    CHECK(aie_sampler_sample(s1, logits) == 3, "greedy picks the maximum");
+
+    /* presence penalty pushes a used token down */
+    aie_sampler_free(s1);
+    p.presence_penalty = 10.0f;
+    s1 = aie_sampler_new(10, &p);
+    aie_sampler_accept(s1, 3);
+    CHECK(aie_sampler_sample(s1, logits) == 9, "presence penalty");
+    aie_sampler_free(s1);
+
+    p.presence_penalty = 0.0f;
+    p.frequency_penalty = 3.0f;
+    s1 = aie_sampler_new(10, &p);
+    aie_sampler_accept(s1, 3);
+    CHECK(aie_sampler_sample(s1, logits) == 3, "one use: 5 - 3 still wins");
+    aie_sampler_accept(s1, 3);
+    CHECK(aie_sampler_sample(s1, logits) == 9, "two uses: 5 - 6 loses");
+    aie_sampler_free(s1);
+
+    /* same seed, same draws; another seed, other draws */
+    aie_sampler_params_default(&p);
+    p.seed = 1234;
+    s1 = aie_sampler_new(10, &p);
+    s2 = aie_sampler_new(10, &p);
+    for (i = 0; i < 10; i++) {
+        logits[i] = 0.0f;
+    }
+    same = 1;
+    for (i = 0; i < 200; i++) {
+        a = aie_sampler_sample(s1, logits);
+        b = aie_sampler_sample(s2, logits);
+        same &= a == b;
+    }
+    CHECK(same, "same seed gives the same tokens");
+    aie_sampler_free(s2);
+    p.seed = 99;
+    s2 = aie_sampler_new(10, &p);
+    aie_sampler_reset(s1);
+    same = 1;
+    for (i = 0; i < 200; i++) {
+        same &= aie_sampler_sample(s1, logits) == aie_sampler_sample(s2,
+                                                                    logits);
+    }
+    CHECK(!same, "another seed gives other tokens");
+    aie_sampler_free(s1);
+    aie_sampler_free(s2);
+
+    /* top-k 3 over distinct logits: only the three best ever come out */
+    for (i = 0; i < 10; i++) {
+        logits[i] = (float) ((i * 7) % 10) * 0.1f;    /* best: 7, 4, 1 */
+    }
+    aie_sampler_params_default(&p);
+    p.top_k = 3;
+    s1 = aie_sampler_new(10, &p);
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < 3000; i++) {
+        seen[aie_sampler_sample(s1, logits)]++;
+    }
+    CHECK(seen[7] > 0 && seen[4] > 0 && seen[1] > 0, "top-k keeps three");
+    CHECK(seen[7] + seen[4] + seen[1] == 3000, "top-k drops the rest");
+    CHECK(seen[7] > seen[4] && seen[4] > seen[1], "top-k keeps the order");
+    aie_sampler_free(s1);
+
+    /* top-p: probabilities 0.5, 0.3, 0.15, 0.05 */
+    for (i = 0; i < 10; i++) {
+        logits[i] = -1e9f;
+    }
+    logits[2] = logf(0.5f);
+    logits[5] = logf(0.3f);
+    logits[8] = logf(0.15f);
+    logits[0] = logf(0.05f);
+
+    aie_sampler_params_default(&p);
+    p.top_p = 0.7f;
+    s1 = aie_sampler_new(10, &p);
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < 3000; i++) {
+        seen[aie_sampler_sample(s1, logits)]++;
+    }
+    CHECK(seen[2] + seen[5] == 3000 && seen[5] > 0, "top-p 0.7 keeps 2");
+    CHECK(seen[2] > 1600 && seen[2] < 2100, "top-p renormalises: %d of "
+          "3000 (expect 1875)", seen[2]);
+    aie_sampler_free(s1);
+
+    p.top_p = 0.9f;
+    s1 = aie_sampler_new(10, &p);
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < 3000; i++) {
+        seen[aie_sampler_sample(s1, logits)]++;
+    }
+    CHECK(seen[8] > 0 && seen[0] == 0, "top-p 0.9 keeps 3");
+    aie_sampler_free(s1);
+
+    p.top_p = 1.0f;
+    s1 = aie_sampler_new(10, &p);
+    memset(seen, 0, sizeof(seen));
+    for (i = 0; i < 5000; i++) {
+        seen[aie_sampler_sample(s1, logits)]++;
+    }
+    CHECK(seen[0] > 150 && seen[0] < 350, "no truncation: token 0 drawn %d "
+          "of 5000 (expect 250)", seen[0]);
+    aie_sampler_free(s1);
+}
+
+
+/* stop sequences */
+
+static void
+test_stopper(void)
+{
+    aie_stopper_t  st;
+    const char    *stops[AIE_MAX_STOP] = { "o W", "\n\n" };
+    const char    *out;
+    size_t         len;
+    char           all[256];
+    size_t         n = 0;
+    int            rc;
+
+    printf("stop sequences are held back, never emitted\n");
+
+    aie_stopper_init(&st, stops);
+    rc = aie_stopper_push(&st, "Hel", 3, &out, &len);
+    memcpy(all + n, out, len); n += len;
+    CHECK(rc == 0, "no stop yet");
+    rc = aie_stopper_push(&st, "lo", 2, &out, &len);
+    memcpy(all + n, out, len); n += len;
+    CHECK(rc == 0 && n == 4, "\"o\" may start a stop: held (%zu)", n);
+    rc = aie_stopper_push(&st, " Wor", 4, &out, &len);
+    memcpy(all + n, out, len); n += len;
+    CHECK(rc == 1, "stop found across pieces");
+    CHECK(n == 4 && memcmp(all, "Hell", 4) == 0, "text before the stop");
+    aie_stopper_free(&st);
+
+    aie_stopper_init(&st, stops);
+    n = 0;
+    aie_stopper_push(&st, "a\n", 2, &out, &len);
+    memcpy(all + n, out, len); n += len;
+    aie_stopper_push(&st, "b", 1, &out, &len);
+    memcpy(all + n, out, len); n += len;
+    aie_stopper_flush(&st, &out, &len);
+    memcpy(all + n, out, len); n += len;
+    CHECK(n == 3 && memcmp(all, "a\nb", 3) == 0, "false alarm released");
+    aie_stopper_free(&st);
+}
+
+
+/* models */
+
+static int
+starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+
+typedef struct {
+    char    buf[4096];
+    size_t  len;
+    int     bad_utf8;
+} aie_text_sink_t;
+
+
+/* whether s[0..n) is whole UTF-8 characters */
+static int
+utf8_complete(const char *s, size_t n)
+{
+    size_t  i = 0, k, need;
+
+    while (i < n) {
+        unsigned char  c = (unsigned char) s[i];
+
+        need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3
+               : (c >> 3) == 30 ? 4 : 0;
+        if (need == 0 || i + need > n) {
+            return 0;
+        }
+        for (k = 1; k < need; k++) {
+            if (((unsigned char) s[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+        }
+        i += need;
+    }
+
+    return 1;
+}
+
+
+static int
+sink_text(void *data, const char *text, size_t len)
+{
+    aie_text_sink_t  *sink = data;
+
+    if (!utf8_complete(text, len)) {
+        sink->bad_utf8 = 1;
+    }
+
+    if (sink->len + len < sizeof(sink->buf)) {
+        memcpy(sink->buf + sink->len, text, len);
+        sink->len += len;
+        sink->buf[sink->len] = '\0';
+    }
+
+    return 0;
+}
+
+
+static void
+generate_greedy(aie_model_t *model, const char *prompt, int n, char *out,
+    size_t cap)
+{
+    aie_request_params_t  rp;
+    aie_text_sink_t       sink;
+    aie_seq_t            *seq;
+    char                  err[256];
+
+    memset(&sink, 0, sizeof(sink));
+    aie_request_params_default(&rp);
+    rp.prompt = prompt;
+    rp.prompt_len = strlen(prompt);
+    rp.max_tokens = n;
+    rp.sampling.temperature = 0.0f;
+
+    seq = aie_seq_new(model, 0);
+    aie_generate(seq, &rp, sink_text, &sink, NULL, err, sizeof(err));
+    aie_seq_free(seq);
+
+    snprintf(out, cap, "%s", sink.buf);
+}
+
+
+static void
+test_gguf_parse(void)
+{
+    static const char  *files[] = {
+        "stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"
+    };
+    static const uint32_t  embd_type[] = { 0, 8, 2 };
+    aie_gguf_t                gguf;
+    const aie_gguf_tensor_t  *t;
+    struct stat               sb;
+    uint8_t                  *data;
+    char                      err[256];
+    int64_t                   v;
+    size_t                    i;
+    FILE                     *f;
+
+    printf("GGUF: parse the three files\n");
+
+    for (i = 0; i < 3; i++) {
+        f = fopen(path_of(files[i]), "rb");
+        CHECK(f != NULL, "open %s", files[i]);
+        if (f == NULL) {
+            continue;
+        }
+        fstat(fileno(f), &sb);
+        data = malloc((size_t) sb.st_size);
+        CHECK(fread(data, 1, (size_t) sb.st_size, f) == (size_t) sb.st_size,
+              "read");
+        fclose(f);
+
+        CHECK(aie_gguf_parse(&gguf, data, (size_t) sb.st_size, err,
+                             sizeof(err)) == 0, "%s: %s", files[i], err);
+        CHECK(gguf.version == 3, "version %u", gguf.version);
+        CHECK(gguf.n_tensors == 48, "%llu tensors",
+              (unsigned long long) gguf.n_tensors);
+        CHECK(aie_gguf_get_int(&gguf, "llama.context_length", &v) == 0
+              && v == 128, "context_length");
+        CHECK(aie_gguf_get_int(&gguf, "llama.attention.head_count_kv", &v)
+              == 0 && v == 4, "head_count_kv");
+        t = aie_gguf_find_tensor(&gguf, "token_embd.weight");
+        CHECK(t != NULL && t->ne[0] == 64 && t->ne[1] == 512
+              && t->type == embd_type[i], "token_embd.weight");
+        t = aie_gguf_find_tensor(&gguf, "blk.0.ffn_down.weight");
+        CHECK(t != NULL && t->type == (i == 0 ? 0u : 1u),
+              "ffn_down stays F16 in quantised files");
+
+        aie_gguf_free(&gguf);
+        free(data);
+    }
+}
+
+
+static void
+test_tokenizer(aie_model_t *bin, aie_model_t *gguf)
+{
+    static const char  *texts[] = {
+        "Once upon a time, there was a little girl named Lily.",
+        "  two leading spaces and\ttabs\nand newlines  ",
+        "h\xC3\xA9llo w\xC3\xB6rld \xE2\x80\x94 \xE6\x97\xA5\xE6\x9C\xAC "
+            "\xF0\x9F\x99\x82 ok",
+        "</s><s> are text here",
+        "x"
+    };
+    int           a[512], b[512], na, nb, i, k, split, bad, n;
+    size_t        len, total;
+    char          out[2048], streamed[2048];
+    const char   *s;
+    aie_detok_t  *d;
+
+    printf("tokenizer: encode/decode round trips, byte fallback, "
+           "streaming UTF-8\n");
+
+    for (i = 0; i < (int) (sizeof(texts) / sizeof(texts[0])); i++) {
+        na = aie_tokenize(bin, texts[i], strlen(texts[i]), 1, a, 512);
+        nb = aie_tokenize(gguf, texts[i], strlen(texts[i]), 1, b, 512);
+        CHECK(na > 1 && na == nb && memcmp(a, b, na * sizeof(int)) == 0,
+              "tok512.bin and GGUF vocabularies agree on text %d", i);
+
+        for (k = 1; k < na; k++) {
+            CHECK(a[k] != 1 && a[k] != 2, "control token from text %d", i);
+        }
+
+        aie_detokenize(bin, a, na, out, sizeof(out));
+        CHECK(strcmp(out, texts[i]) == 0, "round trip %d: \"%s\"", i, out);
+        aie_detokenize(gguf, b, nb, out, sizeof(out));
+        CHECK(strcmp(out, texts[i]) == 0, "gguf round trip %d", i);
+
+        /* streaming: every piece is whole characters */
+        d = aie_detok_new(gguf);
+        total = 0;
+        bad = 0;
+        split = 0;
+        for (k = 0; k <= nb; k++) {
+            s = k < nb ? aie_detok_push(d, b[k], &len)
+                       : aie_detok_flush(d, &len);
+            bad |= !utf8_complete(s, len);
+            split |= k < nb && len == 0 && b[k] >= 3 && b[k] <= 258;
+            memcpy(streamed + total, s, len);
+            total += len;
+        }
+        streamed[total] = '\0';
+        CHECK(!bad, "streamed pieces are whole UTF-8 characters (%d)", i);
+        CHECK(strcmp(streamed, texts[i]) == 0, "streamed text %d", i);
+        if (i == 2) {
+            CHECK(split, "multi-byte characters went through byte tokens");
+        }
+        aie_detok_free(d);
+    }
+
+    /* "é" as byte tokens: nothing after the first byte, both after the 2nd */
+    d = aie_detok_new(gguf);
+    aie_detok_reset(d, -1);
+    aie_detok_push(d, 3 + 0xC3, &len);
+    CHECK(len == 0, "half a character is held back");
+    s = aie_detok_push(d, 3 + 0xA9, &len);
+    CHECK(len == 2 && memcmp(s, "\xC3\xA9", 2) == 0, "then released");
+    aie_detok_push(d, 3 + 0xE6, &len);
+    s = aie_detok_push(d, 3 + 'a', &len);
+    CHECK(len == 4 && memcmp(s, "\xEF\xBF\xBD" "a", 4) == 0,
+          "a broken character becomes U+FFFD");
+    aie_detok_free(d);
+
+    n = aie_tokenize(gguf, "hello", 5, 0, a, 2);
+    CHECK(n > 0, "count returned even when max is small (%d)", n);
+}
+
+
+static void
+test_generation(aie_model_t *bin, aie_model_t *gguf, aie_model_t *q8,
+    aie_model_t *q4)
+{
+    char  out[4096];
+
+    printf("greedy generation from BOS\n");
+
+    generate_greedy(bin, "", 40, out, sizeof(out));
+    printf("  .bin:  %.70s...\n", out);
+    CHECK(starts_with(out, LILY), ".bin story: %s", out);
+
+    generate_greedy(gguf, "", 40, out, sizeof(out));
+    printf("  gguf:  %.70s...\n", out);
+    CHECK(starts_with(out, LILY), ".gguf story: %s", out);
+
+    generate_greedy(q8, "", 40, out, sizeof(out));
+    printf("  q8_0:  %.70s...\n", out);
+    CHECK(starts_with(out, "Once upon a time"), "q8_0 story: %s", out);
+
+    generate_greedy(q4, "", 40, out, sizeof(out));
+    printf("  q4_0:  %.70s...\n", out);
+    CHECK(starts_with(out, "Once upon a time"), "q4_0 story: %s", out);
+}
+
+
+/* feeds the same tokens to two models; returns the worst logit difference */
+static float
+compare_logits(aie_model_t *ma, aie_model_t *mb, int *argmax_agree, int *n)
+{
+    static const char  *text = "Once upon a time, there was a little girl "
+                               "named Lily. She loved to play outside in "
+                               "the park with her friends.";
+    aie_seq_t          *sa, *sb;
+    float              *la, *lb, worst = 0.0f, d;
+    int                 tokens[128], nt, i, v, ba, bb;
+
+    nt = aie_tokenize(ma, text, strlen(text), 1, tokens, 128);
+    sa = aie_seq_new(ma, 0);
+    sb = aie_seq_new(mb, 0);
+    la = malloc(512 * sizeof(float));
+    lb = malloc(512 * sizeof(float));
+    *argmax_agree = 0;
+
+    for (i = 0; i < nt; i++) {
+        aie_eval(sa, &tokens[i], 1, la);
+        aie_eval(sb, &tokens[i], 1, lb);
+
+        ba = bb = 0;
+        for (v = 0; v < 512; v++) {
+            d = fabsf(la[v] - lb[v]);
+            worst = d > worst ? d : worst;
+            ba = la[v] > la[ba] ? v : ba;
+            bb = lb[v] > lb[bb] ? v : bb;
+        }
+        *argmax_agree += ba == bb;
+    }
+
+    *n = nt;
+    free(la);
+    free(lb);
+    aie_seq_free(sa);
+    aie_seq_free(sb);
+
+    return worst;
+}
+
+
+static void
+test_logits(aie_model_t *bin, aie_model_t *gguf, aie_model_t *q8,
+    aie_model_t *q4)
+{
+    float       worst;
+    int         agree, n, tokens[64], nt;
+    float      *l1, *l2, d = 0.0f;
+    aie_seq_t  *s1, *s2;
+    int         v;
+
+    printf("logits: .bin vs .gguf, quantised vs F32, batched vs one by "
+           "one\n");
+
+    worst = compare_logits(bin, gguf, &agree, &n);
+    printf("  .bin vs .gguf F32: max |diff| %.2e over %d positions\n",
+           worst, n);
+    CHECK(worst < 1e-4f, ".bin and .gguf logits differ by %g", worst);
+    CHECK(agree == n, "argmax agrees %d/%d", agree, n);
+
+    /*
+     * Tolerances: the logits span about 30.  Q8_0 weights carry ~0.5% RMS
+     * error and keep logits within 0.5; Q4_0 weights carry ~8.5% on a model
+     * this small and move single logits by up to ~7.5, yet rarely the
+     * argmax.
+     */
+    worst = compare_logits(gguf, q8, &agree, &n);
+    printf("  Q8_0 vs F32: max |diff| %.3f, argmax agrees %d/%d\n", worst,
+           agree, n);
+    CHECK(worst < 0.5f, "q8_0 logits off by %g", worst);
+    CHECK(agree >= n * 8 / 10, "q8_0 argmax agrees %d/%d", agree, n);
+
+    worst = compare_logits(gguf, q4, &agree, &n);
+    printf("  Q4_0 vs F32: max |diff| %.3f, argmax agrees %d/%d\n", worst,
+           agree, n);
+    CHECK(worst < 10.0f, "q4_0 logits off by %g", worst);
+    CHECK(agree >= n * 6 / 10, "q4_0 argmax agrees %d/%d", agree, n);
+
+    /* a prompt in one batched call equals token-by-token evaluation */
+    nt = aie_tokenize(gguf, "The cat sat on the mat and looked at the big "
+                      "red ball", 52, 1, tokens, 64);
+    s1 = aie_seq_new(gguf, 0);
+    s2 = aie_seq_new(gguf, 0);
+    l1 = malloc(512 * sizeof(float));
+    l2 = malloc(512 * sizeof(float));
+    aie_eval(s1, tokens, nt, l1);
+    for (v = 0; v < nt; v++) {
+        aie_eval(s2, &tokens[v], 1, l2);
+    }
+    for (v = 0; v < 512; v++) {
+        d = fabsf(l1[v] - l2[v]) > d ? fabsf(l1[v] - l2[v]) : d;
+    }
+    CHECK(d < 1e-5f, "batched prompt differs by %g", d);
+    CHECK(aie_seq_pos(s1) == nt, "position after the prompt");
+    CHECK(aie_eval(s1, tokens, 128, l1) == -1, "context overflow refused");
+    v = 512;
+    CHECK(aie_eval(s1, &v, 1, l1) == -1, "bad token refused");
+    free(l1);
+    free(l2);
+    aie_seq_free(s1);
+    aie_seq_free(s2);
+}
+
+
+static int
+write_file(const char *path, const uint8_t *data, size_t n)
+{
+    FILE  *f = fopen(path, "wb");
+    int    ok;
+
+    if (f == NULL) {
+        return -1;
+    }
+
+    ok = fwrite(data, 1, n, f) == n;
+    fclose(f);
+
+    return ok ? 0 : -1;
+}
+
+
+static void
+test_corrupt(void)
+{
+    static const char  *files[] = {
+        "stories260K.gguf", "stories260K-q4_0.gguf"
+    };
+    char               tmp[] = "/tmp/aie_test_XXXXXX";
+    uint8_t           *data, *copy;
+    size_t             size, off, i, f, data_offset;
+    struct stat        sb;
+    aie_model_t       *m;
+    aie_gguf_t         gguf;
+    char               err[256];
+    int                fd, failed, loaded, bad_msg;
+    int                token = 1;
+    float             *logits;
+    aie_seq_t         *seq;
+    FILE              *fp;
+    uint64_t           big = 0xFFFFFFFFFFFFull;
+
+    printf("corrupt files: truncated at every header offset, flipped bytes, "
+           "huge counts\n");
+
+    fd = mkstemp(tmp);
+    CHECK(fd >= 0, "mkstemp");
+    close(fd);
+    logits = malloc(512 * sizeof(float));
+
+    for (f = 0; f < 2; f++) {
+        fp = fopen(path_of(files[f]), "rb");
+        fstat(fileno(fp), &sb);
+        size = (size_t) sb.st_size;
+        data = malloc(size);
+        copy = malloc(size);
+        if (fread(data, 1, size, fp) != size) {
+            CHECK(0, "read %s", files[f]);
+        }
+        fclose(fp);
+
+        aie_gguf_parse(&gguf, data, size, err, sizeof(err));
+        data_offset = gguf.data_offset;
+        aie_gguf_free(&gguf);
+
+        /* truncation: every offset through the metadata, then strides;
+         * write once and shrink, so each step costs one ftruncate */
+        write_file(tmp, data, size);
+        failed = 0;
+        bad_msg = 0;
+        for (off = size - 1; off + 1 > 0; off--) {
+            if (off > data_offset + 64 && off % 997 != 0) {
+                continue;
+            }
+            if (truncate(tmp, (off_t) off) != 0) {
+                break;
+            }
+            err[0] = '\0';
+            m = aie_model_load(tmp, NULL, err, sizeof(err));
+            if (m == NULL) {
+                failed++;
+                bad_msg += err[0] == '\0';
+            } else {
+                aie_model_free(m);
+            }
+        }
+        CHECK(failed > 0 && bad_msg == 0, "truncations rejected with a "
+              "message (%d, %d without)", failed, bad_msg);
+        printf("  %s: %d truncated copies rejected, e.g. \"%s\"\n",
+               files[f], failed, err);
+
+        /* huge counts and lengths in the header */
+        for (i = 0; i < 3; i++) {
+            memcpy(copy, data, size);
+            memcpy(copy + 8 + 8 * (i % 2), &big, 8);
+            if (i == 2) {
+                memcpy(copy, data, size);
+                memcpy(copy + 24, &big, 8);     /* first key's length */
+            }
+            write_file(tmp, copy, size);
+            m = aie_model_load(tmp, NULL, err, sizeof(err));
+            CHECK(m == NULL && err[0] != '\0', "huge field %zu", i);
+            aie_model_free(m);
+        }
+
+        /* random byte flips in the metadata: never a crash */
+        loaded = 0;
+        failed = 0;
+        for (i = 0; i < 600; i++) {
+            memcpy(copy, data, size);
+            off = (size_t) ((frand() + 1.0f) * 0.5f * (float) data_offset);
+            copy[off % data_offset] ^= (uint8_t) (1u + (rng_state & 0xFE));
+            write_file(tmp, copy, size);
+            m = aie_model_load(tmp, NULL, err, sizeof(err));
+            if (m == NULL) {
+                failed++;
+                continue;
+            }
+            loaded++;
+            seq = aie_seq_new(m, 8);
+            if (seq != NULL) {
+                aie_eval(seq, &token, 1, logits);
+                aie_seq_free(seq);
+            }
+            aie_model_free(m);
+        }
+        printf("  %s: 600 flipped copies: %d rejected, %d still loadable\n",
+               files[f], failed, loaded);
+        CHECK(failed > 0, "some flips are caught");
+
+        free(data);
+        free(copy);
+    }
+
+    /* a truncated llama2.c checkpoint */
+    fp = fopen(path_of("stories260K.bin"), "rb");
+    fstat(fileno(fp), &sb);
+    data = malloc((size_t) sb.st_size);
+    if (fread(data, 1, (size_t) sb.st_size, fp) != (size_t) sb.st_size) {
+        CHECK(0, "read .bin");
+    }
+    fclose(fp);
+    write_file(tmp, data, (size_t) sb.st_size / 2);
+    m = aie_model_load(tmp, NULL, err, sizeof(err));
+    CHECK(m == NULL && strstr(err, "truncated") != NULL, "truncated .bin: "
+          "%s", err);
+    aie_model_free(m);
+    free(data);
+    free(logits);
+
+    unlink(tmp);
+}
+
+
+/* the batch scheduler */
+
+typedef struct {
+    aie_request_t        *req;
+    char                  text[4096];
+    size_t                len;
+    aie_finish_reason_t   finish;
+    int                   n_tokens;
+} aie_stream_t;
+
+
+static void
+drain(aie_stream_t *s)
+{
+    aie_delta_t  d;
+
+    while (s->req != NULL && s->finish == AIE_FINISH_NONE
+           && aie_request_poll(s->req, &d) == 1)
+    {
+        if (s->len + d.text_len < sizeof(s->text)) {
+            memcpy(s->text + s->len, d.text, d.text_len);
+            s->len += d.text_len;
+            s->text[s->len] = '\0';
+        }
+        s->n_tokens += d.n_tokens;
+        s->finish = d.finish;
+    }
+}
+
+
+static int
+wait_all(int efd, aie_stream_t *s, int n, double seconds)
+{
+    struct pollfd  pfd = { efd, POLLIN, 0 };
+    uint64_t       c;
+    int            i, left;
+    time_t         end = time(NULL) + (time_t) seconds;
+
+    for ( ;; ) {
+        left = 0;
+        for (i = 0; i < n; i++) {
+            drain(&s[i]);
+            left += s[i].req != NULL && s[i].finish == AIE_FINISH_NONE;
+        }
+        if (left == 0 || time(NULL) > end) {
+            return left;
+        }
+        poll(&pfd, 1, 100);
+        if (read(efd, &c, sizeof(c)) < 0) {
+            /* nothing new yet */
+        }
+    }
+}
+
+
+static void
+test_scheduler(aie_model_t *model)
+{
+    static const char    *prompts[] = {
+        "", "Once upon a time", "The cat", "Tom and Sue went to the park.",
+        "She was very", "One day, a big dog", "Lily", "The sun was hot and"
+    };
+    enum { N = 8 };
+    aie_engine_params_t   ep;
+    aie_request_params_t  rp;
+    aie_engine_t         *engine;
+    aie_stream_t          s[N];
+    aie_usage_t           usage;
+    aie_engine_stats_t    stats;
+    aie_delta_t           d;
+    char                  expect[N][4096], err[256];
+    int                   efd, i, round;
+    struct timespec       ts = { 0, 100 * 1000 * 1000 };
+
+    printf("scheduler: concurrent requests equal sequential runs, stop "
+           "sequences, back-pressure, cancellation\n");
+
+    for (i = 0; i < N; i++) {
+        generate_greedy(model, prompts[i], 48, expect[i], sizeof(expect[i]));
+    }
+
+    efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+    for (round = 0; round < 2; round++) {
+        aie_engine_params_default(&ep);
+        ep.n_threads = round + 1;
+        ep.max_batch = round == 0 ? 4 : 8;    /* 4: some wait in the queue */
+        ep.max_batch_tokens = 16;             /* prompts take several steps */
+        ep.notify_fd = efd;
+        engine = aie_engine_start(model, &ep, err, sizeof(err));
+        CHECK(engine != NULL, "engine: %s", err);
+
+        memset(s, 0, sizeof(s));
+        for (i = 0; i < N; i++) {
+            aie_request_params_default(&rp);
+            rp.prompt = prompts[i];
+            rp.prompt_len = strlen(prompts[i]);
+            rp.max_tokens = 48;
+            rp.sampling.temperature = 0.0f;
+            s[i].req = aie_engine_submit(engine, &rp);
+        }
+
+        CHECK(wait_all(efd, s, N, 30) == 0, "all requests finished");
+
+        for (i = 0; i < N; i++) {
+            CHECK(strcmp(s[i].text, expect[i]) == 0, "threads %d request %d:"
+                  "\n    got    \"%s\"\n    wanted \"%s\"", ep.n_threads, i,
+                  s[i].text, expect[i]);
+            aie_request_usage(s[i].req, &usage);
+            CHECK(usage.completion_tokens == s[i].n_tokens
+                  && usage.prompt_tokens > 0, "usage %d/%d",
+                  usage.prompt_tokens, usage.completion_tokens);
+            CHECK(s[i].finish == AIE_FINISH_STOP
+                  || s[i].finish == AIE_FINISH_LENGTH, "finish %s",
+                  aie_finish_reason_name(s[i].finish));
+            aie_request_release(s[i].req);
+        }
+
+        aie_engine_stats(engine, &stats);
+        CHECK(stats.running == 0 && stats.queued == 0, "engine idle");
+        aie_engine_stop(engine);
+    }
+
+    aie_engine_params_default(&ep);
+    ep.max_batch = 4;
+    ep.notify_fd = efd;
+    engine = aie_engine_start(model, &ep, err, sizeof(err));
+
+    /* stop sequence */
+    memset(s, 0, sizeof(s));
+    aie_request_params_default(&rp);
+    rp.prompt = "";
+    rp.max_tokens = 64;
+    rp.sampling.temperature = 0.0f;
+    rp.stop[0] = " named";
+    s[0].req = aie_engine_submit(engine, &rp);
+    wait_all(efd, s, 1, 30);
+    CHECK(strcmp(s[0].text, "Once upon a time, there was a little girl")
+          == 0 && s[0].finish == AIE_FINISH_STOP, "stop sequence: \"%s\" %s",
+          s[0].text, aie_finish_reason_name(s[0].finish));
+    aie_request_release(s[0].req);
+
+    /* back-pressure: a reader that does not read gets paused */
+    memset(s, 0, sizeof(s));
+    rp.stop[0] = NULL;
+    rp.max_tokens = 100;
+    rp.ignore_eos = 1;
+    rp.max_unread = 16;
+    s[0].req = aie_engine_submit(engine, &rp);
+    nanosleep(&ts, NULL);
+    CHECK(aie_request_poll(s[0].req, &d) == 1 && d.text_len < 64
+          && d.finish == AIE_FINISH_NONE, "paused at %zu unread bytes",
+          d.text_len);
+    memcpy(s[0].text, d.text, d.text_len);
+    s[0].len = d.text_len;
+    CHECK(wait_all(efd, s, 1, 30) == 0, "resumes when read");
+    aie_request_usage(s[0].req, &usage);
+    CHECK(usage.completion_tokens == 100, "all 100 tokens after pauses");
+    aie_request_release(s[0].req);
+
+    /* cancellation mid-generation, and release while running */
+    memset(s, 0, sizeof(s));
+    rp.max_unread = 0;
+    rp.max_tokens = 127;
+    for (i = 0; i < 6; i++) {
+        s[i].req = aie_engine_submit(engine, &rp);
+    }
+    while (s[0].len == 0) {
+        drain(&s[0]);
+    }
+    aie_request_cancel(s[0].req);
+    aie_request_release(s[1].req);          /* consumer gone, engine owns */
+    s[1].req = NULL;
+    aie_request_cancel(s[5].req);           /* probably still queued */
+    wait_all(efd, s, 6, 30);
+    CHECK(s[0].finish == AIE_FINISH_CANCELLED, "cancelled: %s",
+          aie_finish_reason_name(s[0].finish));
+    CHECK(s[5].finish == AIE_FINISH_CANCELLED, "cancelled in the queue");
+    CHECK(s[2].finish == AIE_FINISH_LENGTH, "others unaffected");
+    for (i = 0; i < 6; i++) {
+        aie_request_release(s[i].req);
+    }
+
+    /* stopping the engine under load: handles stay valid */
+    memset(s, 0, sizeof(s));
+    for (i = 0; i < 6; i++) {
+        s[i].req = aie_engine_submit(engine, &rp);
+    }
+    aie_engine_stop(engine);
+    for (i = 0; i < 6; i++) {
+        drain(&s[i]);
+        CHECK(s[i].finish == AIE_FINISH_CANCELLED
+              || s[i].finish == AIE_FINISH_LENGTH, "after stop: %s",
+              aie_finish_reason_name(s[i].finish));
+        aie_request_release(s[i].req);
+    }
+
+    /* errors surface as finish "error" with a message */
+    aie_engine_params_default(&ep);
+    ep.n_ctx = 16;
+    engine = aie_engine_start(model, &ep, err, sizeof(err));
+    memset(s, 0, sizeof(s));
+    aie_request_params_default(&rp);
+    rp.prompt = "Once upon a time, there was a little girl named Lily. She";
+    rp.prompt_len = strlen(rp.prompt);
+    s[0].req = aie_engine_submit(engine, &rp);
+    wait_all(efd, s, 1, 30);
+    CHECK(s[0].finish == AIE_FINISH_ERROR
+          && strstr(aie_request_error(s[0].req), "context") != NULL,
+          "prompt longer than the context: %s",
+          aie_request_error(s[0].req));
+    aie_request_release(s[0].req);
+    aie_engine_stop(engine);
+
+    close(efd);
+}
+
+
+int
+main(void)
+{
+    aie_model_t  *bin, *gguf, *q8, *q4;
+    char          err[256];
+    struct stat   sb;
+
+    aie_dir = getenv("AIGW_MODELS_DIR");
+    if (aie_dir == NULL) {
+        aie_dir = "../../../shared/models";
+    }
+
+    test_kernels();
+    test_pool();
+    test_sampler();
+    test_stopper();
+
+    if (stat(path_of("stories260K.gguf"), &sb) != 0) {
+        printf("SKIP model tests: no test models in %s "
+               "(set AIGW_MODELS_DIR)\n", aie_dir);
+        printf("%d checks, %d failures\n", aie_checks, aie_failures);
+        return aie_failures ? 1 : 0;
+    }
+
+    test_gguf_parse();
+
+    printf("loading the models from %s\n", aie_dir);
+    bin = aie_model_load(path_of("stories260K.bin"), path_of("tok512.bin"),
+                         err, sizeof(err));
+    CHECK(bin != NULL, "stories260K.bin: %s", err);
+    gguf = aie_model_load(path_of("stories260K.gguf"), NULL, err,
+                          sizeof(err));
+    CHECK(gguf != NULL, "stories260K.gguf: %s", err);
+    q8 = aie_model_load(path_of("stories260K-q8_0.gguf"), NULL, err,
+                        sizeof(err));
+    CHECK(q8 != NULL, "q8_0: %s", err);
+    q4 = aie_model_load(path_of("stories260K-q4_0.gguf"), NULL, err,
+                        sizeof(err));
+    CHECK(q4 != NULL, "q4_0: %s", err);
+
+    if (bin == NULL || gguf == NULL || q8 == NULL || q4 == NULL) {
+        printf("%d checks, %d failures\n", aie_checks, aie_failures);
+        return 1;
+    }
+
+    test_tokenizer(bin, gguf);
+    test_generation(bin, gguf, q8, q4);
+    test_logits(bin, gguf, q8, q4);
+    test_corrupt();
+    test_scheduler(gguf);
+    test_scheduler(q4);
+
+    aie_model_free(bin);
+    aie_model_free(gguf);
+    aie_model_free(q8);
+    aie_model_free(q4);
+
+    printf("%d checks, %d failures\n", aie_checks, aie_failures);
+
+    return aie_failures ? 1 : 0;
+}
