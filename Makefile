@@ -6,7 +6,8 @@ MODULE   = build/ngx_http_ai_gateway_module.so
 CC      ?= gcc
 CFLAGS_UNIT = -std=c11 -O1 -g -Wall -Wextra -Werror -Imodule
 
-MODULE_SRCS = $(wildcard module/*.c module/*.h) config
+MODULE_SRCS = $(wildcard module/*.c module/*.h module/engine/*.c \
+              module/engine/*.h module/engine/cpu/*.c) config
 
 .PHONY: all deps module engine run test unit integration bench clean
 
@@ -17,7 +18,8 @@ deps:
 
 module: $(MODULE)
 
-$(MODULE): $(MODULE_SRCS) tools/build-module.sh
+# the engine library is linked into the module
+$(MODULE): $(MODULE_SRCS) tools/build-module.sh engine
 	@tools/build-module.sh
 
 engine:

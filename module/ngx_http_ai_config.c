@@ -72,6 +72,23 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_set(&p->ssl_trusted_certificate,
                 "/etc/ssl/certs/ca-certificates.crt");
 
+    if (cf->args->nelts > 2 && value[2].len == 6
+        && ngx_strncmp(value[2].data, "engine", 6) == 0)
+    {
+        /* served in-process: see ngx_http_ai_engine.c */
+
+        p->engine = 1;
+        p->passthrough = 0;
+
+        rv = ngx_http_ai_engine_provider(cf, p, &value[3],
+                                         cf->args->nelts - 3);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        goto add;
+    }
+
     for (i = 2; i < cf->args->nelts; i++) {
 
         eq = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
@@ -122,6 +139,8 @@ ngx_http_ai_provider_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_ai_keepalive_add(cf, amcf, p) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+add:
 
     pp = ngx_array_push(&amcf->providers);
     if (pp == NULL) {

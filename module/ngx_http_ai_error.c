@@ -136,9 +136,17 @@ ngx_int_t
 ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
+    ngx_int_t           rc;
+    ngx_buf_t          *b;
+    ngx_chain_t         out;
+    ngx_http_ai_ctx_t  *ctx;
+
+    /* stages that answered by themselves return to callers that check */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+    if (ctx) {
+        ctx->responded = 1;
+    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = body->len;

@@ -67,6 +67,8 @@ typedef struct {
     ngx_int_t                       max_tokens;   /* anthropic default */
 
     ngx_flag_t                      passthrough;
+    ngx_flag_t                      engine;       /* in-process engine */
+    void                           *engine_conf;  /* ngx_http_ai_engine.c */
     ngx_uint_t                      keepalive;
     ngx_msec_t                      keepalive_timeout;
 
@@ -145,6 +147,13 @@ typedef struct {
     ngx_uint_t                      limit_scope;
     time_t                          limit_retry_after;
 
+    /* for logs and metrics: ngx_http_ai_metrics.c reads these */
+    ngx_msec_t                      start_msec;
+    ngx_msec_t                      first_byte_msec;  /* 0: none yet */
+    ngx_uint_t                      attempts;
+    const char                     *cache_status;     /* NULL: no cache */
+    const char                     *status_reason;    /* why we failed */
+
     /* what the answer used: ngx_http_ai_usage.c */
     ai_usage_t                      usage;
     ngx_uint_t                      out_events;
@@ -175,6 +184,7 @@ typedef struct {
     unsigned                        limits_reserved:1;
     unsigned                        limited:1;
     unsigned                        headers_done:1;
+    unsigned                        responded:1;  /* an answer was sent */
     unsigned                        error_replace:1;
     unsigned                        error_sent:1;
 } ngx_http_ai_ctx_t;
@@ -241,6 +251,14 @@ ngx_int_t ngx_http_ai_translate_data(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, u_char *p, size_t len);
 void ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_int_t complete);
+
+/* ngx_http_ai_engine.c: providers served by the in-process engine */
+char *ngx_http_ai_engine_provider(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
+    ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_ai_engine_init_process(ngx_cycle_t *cycle);
+void ngx_http_ai_engine_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_ai_engine_start(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 
 /* ngx_http_ai_keepalive.c */
 ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,

@@ -50,10 +50,11 @@ ngx_http_ai_handler(ngx_http_request_t *r)
         ngx_http_set_ctx(r, ctx, ngx_http_ai_gateway_module);
     }
 
+    ctx->start_msec = ngx_current_msec;
     ctx->endpoint = ngx_http_ai_endpoint(r, &model_id);
 
     rc = ngx_http_ai_authenticate(r, ctx);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || ctx->responded) {
         return rc;
     }
 
@@ -260,7 +261,7 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         }
 
         rc = ngx_http_ai_anthropic_in(r, ctx, &root);
-        if (rc != NGX_OK) {
+        if (rc != NGX_OK || ctx->responded) {
             return rc;
         }
 
@@ -320,12 +321,16 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     }
 
     rc = ngx_http_ai_tenant_admit(r, ctx, &ctx->client_model);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || ctx->responded) {
         return rc;
     }
 
+    if (ctx->target.provider->engine) {
+        return ngx_http_ai_engine_start(r, ctx);
+    }
+
     rc = ngx_http_ai_translate_request(r, ctx, &body);
-    if (rc != NGX_OK) {
+    if (rc != NGX_OK || ctx->responded) {
         return rc;
     }
 

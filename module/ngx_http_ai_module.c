@@ -14,6 +14,8 @@ static char *ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_http_ai_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_ai_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ai_init_process(ngx_cycle_t *cycle);
+static void ngx_http_ai_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_ai_commands[] = {
@@ -93,10 +95,10 @@ ngx_module_t  ngx_http_ai_gateway_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_ai_init_process,              /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_ai_exit_process,              /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -204,4 +206,18 @@ static ngx_int_t
 ngx_http_ai_postconfiguration(ngx_conf_t *cf)
 {
     return ngx_http_ai_error_filter_init(cf);
+}
+
+
+static ngx_int_t
+ngx_http_ai_init_process(ngx_cycle_t *cycle)
+{
+    return ngx_http_ai_engine_init_process(cycle);
+}
+
+
+static void
+ngx_http_ai_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_engine_exit_process(cycle);
 }

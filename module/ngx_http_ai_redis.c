@@ -163,12 +163,31 @@ ngx_http_ai_redis_parse_url(ngx_conf_t *cf, ngx_http_ai_redis_t *rds,
     ngx_int_t   db;
     ngx_url_t   u;
 
+    if (url->len > sizeof("unix:") - 1
+        && ngx_strncmp(url->data, "unix:", sizeof("unix:") - 1) == 0)
+    {
+        /* "unix:/path/to/redis.sock": no password, database 0 */
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = *url;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            *err = u.err ? u.err : "the store URL has an invalid path";
+            return NGX_ERROR;
+        }
+
+        rds->addrs = u.addrs;
+        rds->naddrs = u.naddrs;
+        rds->name = *url;
+
+        return NGX_OK;
+    }
+
     if (url->len < sizeof("redis://") - 1
         || ngx_strncasecmp(url->data, (u_char *) "redis://",
                            sizeof("redis://") - 1)
            != 0)
     {
-        *err = "the store URL must start with \"redis://\"";
+        *err = "the store URL must start with \"redis://\" or \"unix:\"";
         return NGX_ERROR;
     }
 
@@ -241,7 +260,7 @@ ngx_http_ai_redis_parse_url(ngx_conf_t *cf, ngx_http_ai_redis_t *rds,
         return NGX_ERROR;
     }
 
-    if (u.naddrs == 0 || u.family == AF_UNIX) {
+    if (u.naddrs == 0) {
         *err = "the store URL has no usable address";
         return NGX_ERROR;
     }
@@ -472,17 +491,20 @@ ngx_http_ai_redis_connected(ngx_http_ai_redis_t *rds)
 
     /* pipelined small writes must not wait for the previous ACK */
 
-    nodelay = 1;
-    if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY,
-                   (const void *) &nodelay, sizeof(int))
-        == -1)
-    {
-        ngx_log_error(NGX_LOG_ALERT, &rds->log, ngx_socket_errno,
-                      "aigw redis %V: setsockopt(TCP_NODELAY) failed",
-                      &rds->name);
-    }
+    if (c->tcp_nodelay == NGX_TCP_NODELAY_UNSET) {     /* not AF_UNIX */
+        nodelay = 1;
 
-    c->tcp_nodelay = NGX_TCP_NODELAY_SET;
+        if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY,
+                       (const void *) &nodelay, sizeof(int))
+            == -1)
+        {
+            ngx_log_error(NGX_LOG_ALERT, &rds->log, ngx_socket_errno,
+                          "aigw redis %V: setsockopt(TCP_NODELAY) failed",
+                          &rds->name);
+        }
+
+        c->tcp_nodelay = NGX_TCP_NODELAY_SET;
+    }
 
     rds->state = NGX_HTTP_AI_REDIS_HANDSHAKE;
 

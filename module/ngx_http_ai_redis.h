@@ -49,7 +49,8 @@ typedef struct {
 
 /*
  * Configuration time: parses "redis://[[user]:password@]host[:port][/db]"
- * (the host is resolved now, like an upstream server's) and returns the
+ * (the host is resolved now, like an upstream server's) or
+ * "unix:/path/to/redis.sock", and returns the
  * store, allocated from cf->pool.  On error returns NULL and sets *err.
  * A timeout of 0 takes the default.
  */

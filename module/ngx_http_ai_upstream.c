@@ -195,6 +195,7 @@ ngx_http_ai_upstream_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     u->input_filter_ctx = r;
 
     u->accel = 1;
+    ctx->attempts++;
 
     /*
      * Called from the body handler: the reference that reading the body
@@ -315,6 +316,10 @@ ngx_http_ai_process_status_line(ngx_http_request_t *r)
     }
 
     u->headers_in.status_n = ctx->status.code;
+
+    if (ctx->first_byte_msec == 0) {
+        ctx->first_byte_msec = ngx_current_msec;
+    }
 
     len = ctx->status.end - ctx->status.start;
     u->headers_in.status_line.len = len;

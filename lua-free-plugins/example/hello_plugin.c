@@ -12,6 +12,8 @@
  *   ai_plugin hello /etc/nginx/plugins/hello_plugin.so greeting=bonjour;
  */
 
+#define _POSIX_C_SOURCE 200809L    /* strdup */
+
 #include <stdlib.h>
 #include <string.h>
 

@@ -109,11 +109,12 @@ class Resp:
 
 
 class RedisServer:
-    def __init__(self, workdir, password=None):
+    def __init__(self, workdir, password=None, unixsocket=None):
         self.dir = os.path.join(workdir, "redis")
         os.makedirs(self.dir, exist_ok=True)
         self.port = free_port()
         self.password = password
+        self.unixsocket = unixsocket
         self.proc = None
 
     def start(self):
@@ -122,6 +123,11 @@ class RedisServer:
                 "--logfile", os.path.join(self.dir, "redis.log")]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.unixsocket:
+            # nginx's workers may run as another user (nobody)
+            os.chmod(os.path.dirname(self.unixsocket), 0o755)
+            args += ["--unixsocket", self.unixsocket,
+                     "--unixsocketperm", "777"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 
@@ -570,6 +576,22 @@ def test_auth_and_select_from_url(workdir):
         down = nginx.log_lines(r"\[error\].*is down.*handshake refused")
         assert down, log
         assert all(c == 1 for c in per_pid(down).values()), down
+    finally:
+        nginx.stop()
+        redis.stop()
+    check_log_clean(nginx)
+
+
+def test_unix_socket(workdir):
+    path = os.path.join(workdir, "redis.sock")
+    redis = RedisServer(workdir, unixsocket=path)
+    redis.start()
+    nginx = Nginx(workdir, "unix:" + path)
+    try:
+        nginx.start()
+        results = parallel(lambda i: nginx.get("/incr?key=u"), range(50), 50)
+        assert sorted(int(value(b)) for _, b in results) == \
+            list(range(1, 51))
     finally:
         nginx.stop()
         redis.stop()
