@@ -9,9 +9,15 @@ CFLAGS_UNIT = -std=c11 -O1 -g -Wall -Wextra -Werror -Imodule
 MODULE_SRCS = $(wildcard module/*.c module/*.h module/engine/*.c \
               module/engine/*.h module/engine/cpu/*.c) config
 
-.PHONY: all deps module engine run test unit integration bench clean
+.PHONY: all deps module engine plugins keys run test unit integration bench clean
 
-all: module engine
+all: module engine plugins keys
+
+plugins:
+	@$(MAKE) -s -C lua-free-plugins all
+
+keys:
+	@$(MAKE) -s -f tools/Makefile.keys
 
 deps:
 	@tools/install-deps.sh
@@ -40,13 +46,14 @@ unit: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do $$t || exit 1; done
 	@if [ -f module/engine/Makefile ]; then $(MAKE) -s -C module/engine test; fi
 	@if [ -f lua-free-plugins/Makefile ]; then $(MAKE) -s -C lua-free-plugins test; fi
+	@$(MAKE) -s -f tools/Makefile.keys test-keys
 
 build/unit/%: tests/unit/%.c $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p build/unit
 	$(CC) $(CFLAGS_UNIT) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto
 
 integration: module
-	$(PYTHON) -m pytest -q -x tests/integration tests/mocks
+	$(PYTHON) -m pytest -q -x tests/integration tests/mocks tests/redis
 
 bench: deps all
 	@bench/run.sh

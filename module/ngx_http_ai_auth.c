@@ -16,8 +16,6 @@ static void ngx_http_ai_quota(ai_quota_t *q, const ai_limits_t *l);
 static ngx_int_t ngx_http_ai_add_scope(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, const char *kind, const char *a, const char *b,
     size_t blen, const ai_limits_t *l);
-static ngx_int_t ngx_http_ai_limit_error(ngx_http_request_t *r,
-    ngx_http_ai_ctx_t *ctx);
 
 
 char *
@@ -246,15 +244,28 @@ ngx_http_ai_tenant_admit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     rc = ngx_http_ai_limits_reserve(r, ctx);
 
-    if (rc == NGX_ERROR) {
+    switch (rc) {
+
+    case NGX_OK:
+        return NGX_OK;
+
+    case NGX_AGAIN:
+        /* Redis answers later: ngx_http_ai_limits.c dispatches then */
+        return NGX_DONE;
+
+    case NGX_DECLINED:
+        return ngx_http_ai_limit_error(r, ctx);
+
+    case NGX_BUSY:
+        return ngx_http_ai_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "server_error", "limits_unavailable",
+                                      NULL,
+                                      "The rate limit store is unavailable; "
+                                      "please retry shortly.");
+
+    default:
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_ai_limit_error(r, ctx);
-    }
-
-    return NGX_OK;
 }
 
 
@@ -318,7 +329,7 @@ ngx_http_ai_add_scope(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_limit_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     char                        dur[32];

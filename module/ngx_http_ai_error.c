@@ -202,15 +202,11 @@ ngx_http_ai_ratelimit_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     int                       c, k;
     char                      dur[32];
     u_char                   *p;
-    int64_t                   limit[2], left[2], rem;
+    int64_t                   limit[2], left[2];
     ngx_uint_t                i;
-    ai_counters_t             now;
     ngx_list_part_t          *part;
     ngx_table_elt_t          *h;
-    ngx_http_ai_main_conf_t  *amcf;
     static const char        *names[2] = { "requests", "tokens" };
-
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
 
     part = &r->headers_out.headers.part;
     h = part->elts;
@@ -237,21 +233,14 @@ ngx_http_ai_ratelimit_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     for (k = 0; k < 2; k++) {
         c = k ? AI_CNT_TOK_MIN : AI_CNT_REQ_MIN;
-        limit[k] = AI_UNLIMITED;
-        left[k] = AI_UNLIMITED;
+        limit[k] = ctx->rl_limit[k];
+        left[k] = ctx->rl_left[k];
 
-        for (i = 0; i < ctx->nlimits; i++) {
-            if (ctx->limits[i].quota.max[c] == AI_UNLIMITED) {
-                continue;
-            }
-
-            ngx_http_ai_limits_peek(amcf, &ctx->limits[i].scope, &now);
-            rem = ai_counters_remaining(&now, &ctx->limits[i].quota, c);
-
-            if (left[k] == AI_UNLIMITED || rem < left[k]) {
-                left[k] = rem;
-                limit[k] = ctx->limits[i].quota.max[c];
-            }
+        if (limit[k] == AI_UNLIMITED && ctx->limited
+            && ctx->limit_which == c)
+        {
+            limit[k] = ctx->limits[ctx->limit_scope].quota.max[c];
+            left[k] = 0;
         }
 
         if (limit[k] == AI_UNLIMITED) {

@@ -23,6 +23,7 @@
 #include "ai_scan.h"
 #include "ai_limits.h"
 #include "ai_tenants.h"
+#include "ngx_http_ai_redis.h"
 
 
 #define NGX_HTTP_AI_FORMAT_OPENAI      0
@@ -146,6 +147,10 @@ typedef struct {
     int                             limit_which;
     ngx_uint_t                      limit_scope;
     time_t                          limit_retry_after;
+    int64_t                         rl_limit[2];  /* requests, tokens */
+    int64_t                         rl_left[2];
+    ngx_http_ai_redis_cmd_t        *redis_cmd;    /* a pending reserve */
+    void                           *redis_state;
 
     /* for logs and metrics: ngx_http_ai_metrics.c reads these */
     ngx_msec_t                      start_msec;
@@ -182,6 +187,7 @@ typedef struct {
     unsigned                        process:1;    /* we own the output */
     unsigned                        account:1;    /* usage is needed */
     unsigned                        limits_reserved:1;
+    unsigned                        limits_redis:1; /* reserved in Redis */
     unsigned                        limited:1;
     unsigned                        headers_done:1;
     unsigned                        responded:1;  /* an answer was sent */
@@ -205,6 +211,7 @@ ngx_int_t ngx_http_ai_config_finish(ngx_conf_t *cf,
 ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
 json_t *ngx_http_ai_request_json(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_dispatch(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 
 /* ngx_http_ai_auth.c */
 char *ngx_http_ai_tenants_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -213,6 +220,8 @@ ngx_int_t ngx_http_ai_authenticate(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_tenant_admit(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_str_t *model);
+ngx_int_t ngx_http_ai_limit_error(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 
 /* ngx_http_ai_limits.c */
 char *ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -221,6 +230,8 @@ ngx_int_t ngx_http_ai_limits_reserve(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_limits_peek(ngx_http_ai_main_conf_t *amcf,
     ngx_str_t *scope, ai_counters_t *out);
+ngx_int_t ngx_http_ai_limits_init_process(ngx_cycle_t *cycle);
+void ngx_http_ai_limits_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_ai_usage.c */
 char *ngx_http_ai_price_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -322,14 +322,26 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     rc = ngx_http_ai_tenant_admit(r, ctx, &ctx->client_model);
     if (rc != NGX_OK || ctx->responded) {
+        /* NGX_DONE: the limits are being asked; dispatch comes after */
         return rc;
     }
+
+    return ngx_http_ai_dispatch(r, ctx);
+}
+
+
+/* to the engine or to the provider, once the request is admitted */
+
+ngx_int_t
+ngx_http_ai_dispatch(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_int_t  rc;
 
     if (ctx->target.provider->engine) {
         return ngx_http_ai_engine_start(r, ctx);
     }
 
-    rc = ngx_http_ai_translate_request(r, ctx, &body);
+    rc = ngx_http_ai_translate_request(r, ctx, &ctx->client_body);
     if (rc != NGX_OK || ctx->responded) {
         return rc;
     }

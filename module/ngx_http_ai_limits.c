@@ -31,7 +31,27 @@ struct ngx_http_ai_limits_zone_s {
     ngx_http_ai_limits_shctx_t *sh;
     ngx_slab_pool_t            *shpool;
     ngx_shm_zone_t             *shm_zone;
+
+    ngx_http_ai_redis_t        *redis;        /* store=redis://... */
+    ngx_str_t                   prefix;
+    ngx_flag_t                  fail_open;
 };
+
+
+/* one counter of one scope, as a Redis key */
+typedef struct {
+    ngx_str_t                   key;
+    ngx_uint_t                  scope;
+    int                         counter;      /* AI_CNT_*, or CONCURRENT */
+    int64_t                     amount;
+} ngx_http_ai_redis_key_t;
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_ai_redis_key_t    *keys;
+    ngx_uint_t                  nkeys;
+} ngx_http_ai_limits_redis_t;
 
 
 static ngx_int_t ngx_http_ai_limits_init_zone(ngx_shm_zone_t *shm_zone,
@@ -39,6 +59,17 @@ static ngx_int_t ngx_http_ai_limits_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_http_ai_limit_node_t *ngx_http_ai_limits_node(
     ngx_http_ai_limits_zone_t *z, ngx_str_t *scope);
 static void ngx_http_ai_limits_cleanup(void *data);
+static ngx_int_t ngx_http_ai_limits_local(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+static ngx_int_t ngx_http_ai_limits_redis_send(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_limits_zone_t *z);
+static void ngx_http_ai_limits_redis_reply(ngx_http_ai_redis_cmd_t *cmd,
+    redisReply *reply, void *data);
+static void ngx_http_ai_limits_redis_adjust(ngx_http_ai_limits_zone_t *z,
+    ngx_http_ai_limits_redis_t *lr, ai_charge_t *delta, ngx_uint_t release,
+    ngx_log_t *log);
+static void ngx_http_ai_note_left(ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_limit_scope_t *sc, int counter, int64_t used);
 
 
 char *
@@ -46,11 +77,14 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_ai_main_conf_t  *amcf = conf;
 
+    char                       *err;
     u_char                     *p;
     ssize_t                     size;
     ngx_int_t                   n;
-    ngx_str_t                  *value, name, s;
+    ngx_str_t                  *value, name, s, store, prefix;
     ngx_uint_t                  i;
+    ngx_flag_t                  fail_open;
+    ngx_msec_t                  ms, store_timeout, store_connect_timeout;
     ngx_http_ai_limits_zone_t  *z;
 
     if (amcf->limits) {
@@ -60,6 +94,11 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
     size = 0;
     ngx_str_null(&name);
+    ngx_str_null(&store);
+    ngx_str_set(&prefix, "aigw");
+    fail_open = 1;
+    store_timeout = 0;
+    store_connect_timeout = 0;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
@@ -87,6 +126,60 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                    "at least %uz bytes", &name,
                                    8 * ngx_pagesize);
                 return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "store=", 6) == 0) {
+            store.data = value[i].data + 6;
+            store.len = value[i].len - 6;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "failure=", 8) == 0) {
+            if (ngx_strcmp(value[i].data + 8, "open") == 0) {
+                fail_open = 1;
+
+            } else if (ngx_strcmp(value[i].data + 8, "closed") == 0) {
+                fail_open = 0;
+
+            } else {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
+            prefix.data = value[i].data + 7;
+            prefix.len = value[i].len - 7;
+
+            if (prefix.len == 0 || ngx_strlchr(prefix.data,
+                                               prefix.data + prefix.len, ' '))
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "store_timeout=", 14) == 0
+            || ngx_strncmp(value[i].data, "store_connect_timeout=", 22) == 0)
+        {
+            s.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            ms = ngx_parse_time(&s, 0);
+            if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+                goto invalid;
+            }
+
+            if (value[i].data[6] == 't') {
+                store_timeout = ms;
+
+            } else {
+                store_connect_timeout = ms;
             }
 
             continue;
@@ -131,6 +224,21 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     z->shm_zone->init = ngx_http_ai_limits_init_zone;
     z->shm_zone->data = z;
+
+    z->prefix = prefix;
+    z->fail_open = fail_open;
+
+    if (store.len) {
+        err = NULL;
+        z->redis = ngx_http_ai_redis_conf(cf, &store, store_connect_timeout,
+                                          store_timeout, &err);
+        if (z->redis == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "ai_limits: invalid store \"%V\": %s",
+                               &store, err ? err : "error");
+            return NGX_CONF_ERROR;
+        }
+    }
 
     amcf->limits = z;
 
@@ -277,17 +385,17 @@ ngx_http_ai_limits_node(ngx_http_ai_limits_zone_t *z, ngx_str_t *scope)
 ngx_int_t
 ngx_http_ai_limits_reserve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    int                        which;
-    time_t                     now;
-    ngx_uint_t                 i, j;
     ngx_pool_cleanup_t        *cln;
     ngx_http_ai_main_conf_t   *amcf;
-    ngx_http_ai_limit_scope_t *sc;
     ngx_http_ai_limits_zone_t *z;
-    ngx_http_ai_limit_node_t  *node;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
     z = amcf->limits;
+
+    ctx->rl_limit[0] = AI_UNLIMITED;
+    ctx->rl_limit[1] = AI_UNLIMITED;
+    ctx->rl_left[0] = AI_UNLIMITED;
+    ctx->rl_left[1] = AI_UNLIMITED;
 
     if (z == NULL || ctx->nlimits == 0) {
         return NGX_OK;
@@ -297,6 +405,33 @@ ngx_http_ai_limits_reserve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     if (cln == NULL) {
         return NGX_ERROR;
     }
+
+    cln->handler = ngx_http_ai_limits_cleanup;
+    cln->data = r;
+
+    if (z->redis) {
+        return ngx_http_ai_limits_redis_send(r, ctx, z);
+    }
+
+    return ngx_http_ai_limits_local(r, ctx);
+}
+
+
+/* the shared-memory limiter: this gateway's workers only */
+
+static ngx_int_t
+ngx_http_ai_limits_local(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    int                        which;
+    time_t                     now;
+    ngx_uint_t                 i, j;
+    ngx_http_ai_main_conf_t   *amcf;
+    ngx_http_ai_limit_scope_t *sc;
+    ngx_http_ai_limits_zone_t *z;
+    ngx_http_ai_limit_node_t  *node;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    z = amcf->limits;
 
     now = ngx_time();
 
@@ -344,15 +479,433 @@ ngx_http_ai_limits_reserve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         }
 
         ctx->limits[i].snapshot = node->counters;
+
+        ngx_http_ai_note_left(ctx, &ctx->limits[i], AI_CNT_REQ_MIN,
+                              node->counters.used[AI_CNT_REQ_MIN]);
+        ngx_http_ai_note_left(ctx, &ctx->limits[i], AI_CNT_TOK_MIN,
+                              node->counters.used[AI_CNT_TOK_MIN]);
     }
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     ctx->limits_reserved = 1;
-    cln->handler = ngx_http_ai_limits_cleanup;
-    cln->data = r;
 
     return NGX_OK;
+}
+
+
+/* the most constraining scope sets the x-ratelimit-* headers */
+
+static void
+ngx_http_ai_note_left(ngx_http_ai_ctx_t *ctx, ngx_http_ai_limit_scope_t *sc,
+    int counter, int64_t used)
+{
+    int      k;
+    int64_t  max, left;
+
+    max = sc->quota.max[counter];
+
+    if (max == AI_UNLIMITED) {
+        return;
+    }
+
+    k = (counter == AI_CNT_REQ_MIN) ? 0 : 1;
+    left = max - used;
+
+    if (left < 0) {
+        left = 0;
+    }
+
+    if (ctx->rl_left[k] == AI_UNLIMITED || left < ctx->rl_left[k]) {
+        ctx->rl_left[k] = left;
+        ctx->rl_limit[k] = max;
+    }
+}
+
+
+/*
+ * Redis: exact across gateways.  One MULTI/EXEC on the way in: INCRBY on
+ * every window key that applies (and INCR of the concurrency gauge), each
+ * with its expiry; the new values say whether the request fits.  If it
+ * does not, the increments are taken back with DECRBY.  No scripts.
+ */
+
+static void
+ngx_http_ai_window_key(ngx_pool_t *pool, ngx_http_ai_limits_zone_t *z,
+    ngx_str_t *scope, int counter, int64_t window, ngx_str_t *out)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(pool, z->prefix.len + scope->len + 64);
+    if (p == NULL) {
+        out->len = 0;
+        return;
+    }
+
+    out->data = p;
+    p = ngx_sprintf(p, "%V:u:%V:", &z->prefix, scope);
+
+    switch (counter) {
+    case AI_CNT_REQ_MIN:
+        p = ngx_sprintf(p, "rq:m%L", window);
+        break;
+    case AI_CNT_TOK_MIN:
+        p = ngx_sprintf(p, "tk:m%L", window);
+        break;
+    case AI_CNT_TOK_DAY:
+        p = ngx_sprintf(p, "tk:d%L", window);
+        break;
+    case AI_CNT_TOK_MONTH:
+        p = ngx_sprintf(p, "tk:M%04L%02L", window / 12, window % 12 + 1);
+        break;
+    case AI_CNT_COST_DAY:
+        p = ngx_sprintf(p, "cost:d%L", window);
+        break;
+    case AI_CNT_COST_MONTH:
+        p = ngx_sprintf(p, "cost:M%04L%02L", window / 12, window % 12 + 1);
+        break;
+    default:
+        p = ngx_sprintf(out->data, "%V:c:%V", &z->prefix, scope);
+    }
+
+    out->len = p - out->data;
+}
+
+
+static ngx_msec_t
+ngx_http_ai_window_ttl(int counter)
+{
+    switch (counter) {
+    case AI_CNT_REQ_MIN:
+    case AI_CNT_TOK_MIN:
+        return 120000;
+    case AI_CNT_TOK_DAY:
+    case AI_CNT_COST_DAY:
+        return 2 * 86400000;
+    case AI_CNT_TOK_MONTH:
+    case AI_CNT_COST_MONTH:
+        return (ngx_msec_t) 35 * 86400000;
+    default:
+        /* a gauge a crashed gateway cannot leave stuck forever */
+        return 600000;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_ai_limits_redis_send(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_limits_zone_t *z)
+{
+    int                          c;
+    time_t                       now;
+    u_char                      *p;
+    ngx_uint_t                   i, n, k;
+    ngx_http_ai_redis_key_t     *keys;
+    ngx_http_ai_redis_argv_t    *cmds;
+    ngx_http_ai_limits_redis_t  *lr;
+    ngx_http_ai_limit_scope_t   *sc;
+    const char                 **argv;
+    size_t                      *argvlen;
+
+    now = ngx_time();
+
+    lr = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_limits_redis_t));
+    keys = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_redis_key_t)
+                                * ctx->nlimits * (AI_CNT_N + 1));
+    if (lr == NULL || keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    lr->request = r;
+    lr->keys = keys;
+    n = 0;
+
+    for (i = 0; i < ctx->nlimits; i++) {
+        sc = &ctx->limits[i];
+
+        for (c = 0; c <= AI_CNT_N; c++) {
+
+            if (c < AI_CNT_N) {
+                sc->window[c] = ai_window_of(c, now);
+
+                /* the tenant's own scope counts everything, for usage */
+                if (sc->quota.max[c] == AI_UNLIMITED
+                    && sc->scope.data[0] != 't')
+                {
+                    continue;
+                }
+
+            } else if (sc->quota.concurrent == AI_UNLIMITED) {
+                continue;
+            }
+
+            keys[n].scope = i;
+            keys[n].counter = c;
+            keys[n].amount = (c < AI_CNT_N) ? ctx->charge.amount[c] : 1;
+            ngx_http_ai_window_key(r->pool, z, &sc->scope, c,
+                                   c < AI_CNT_N ? sc->window[c] : 0,
+                                   &keys[n].key);
+
+            if (keys[n].key.len == 0) {
+                return NGX_ERROR;
+            }
+
+            n++;
+        }
+    }
+
+    lr->nkeys = n;
+
+    /* INCRBY key amount, PEXPIRE key ttl: two commands a key */
+
+    cmds = ngx_palloc(r->pool, 2 * n * sizeof(ngx_http_ai_redis_argv_t));
+    argv = ngx_palloc(r->pool, 6 * n * sizeof(char *));
+    argvlen = ngx_palloc(r->pool, 6 * n * sizeof(size_t));
+    p = ngx_pnalloc(r->pool, 2 * n * NGX_INT64_LEN);
+
+    if (cmds == NULL || argv == NULL || argvlen == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < n; k++) {
+        argv[6 * k] = "INCRBY";
+        argvlen[6 * k] = 6;
+        argv[6 * k + 1] = (char *) keys[k].key.data;
+        argvlen[6 * k + 1] = keys[k].key.len;
+        argv[6 * k + 2] = (char *) p;
+        argvlen[6 * k + 2] = ngx_sprintf(p, "%L", keys[k].amount) - p;
+        p += argvlen[6 * k + 2];
+
+        argv[6 * k + 3] = "PEXPIRE";
+        argvlen[6 * k + 3] = 7;
+        argv[6 * k + 4] = (char *) keys[k].key.data;
+        argvlen[6 * k + 4] = keys[k].key.len;
+        argv[6 * k + 5] = (char *) p;
+        argvlen[6 * k + 5] = ngx_sprintf(p, "%M",
+                                 ngx_http_ai_window_ttl(keys[k].counter))
+                             - p;
+        p += argvlen[6 * k + 5];
+
+        cmds[2 * k].argc = 3;
+        cmds[2 * k].argv = &argv[6 * k];
+        cmds[2 * k].argvlen = &argvlen[6 * k];
+        cmds[2 * k + 1].argc = 3;
+        cmds[2 * k + 1].argv = &argv[6 * k + 3];
+        cmds[2 * k + 1].argvlen = &argvlen[6 * k + 3];
+    }
+
+    ctx->redis_state = lr;
+
+    if (n == 0) {
+        ctx->limits_reserved = 1;
+        ctx->limits_redis = 1;
+        return NGX_OK;
+    }
+
+    ctx->redis_cmd = ngx_http_ai_redis_send_multi(z->redis,
+                                 ngx_http_ai_limits_redis_reply, lr, 2 * n,
+                                 cmds);
+
+    if (ctx->redis_cmd == NULL) {
+        /* the store is down: the client logs the outage once */
+
+        if (z->fail_open) {
+            return ngx_http_ai_limits_local(r, ctx);
+        }
+
+        return NGX_BUSY;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_ai_limits_redis_reply(ngx_http_ai_redis_cmd_t *cmd,
+    redisReply *reply, void *data)
+{
+    ngx_http_ai_limits_redis_t *lr = data;
+
+    int                         which;
+    time_t                      now;
+    int64_t                     v;
+    ngx_int_t                   rc;
+    ngx_uint_t                  k;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_ai_ctx_t          *ctx;
+    ngx_http_ai_main_conf_t    *amcf;
+    ngx_http_ai_limits_zone_t  *z;
+    ngx_http_ai_limit_scope_t  *sc;
+    ngx_http_ai_redis_key_t    *key;
+
+    r = lr->request;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    z = amcf->limits;
+
+    ctx->redis_cmd = NULL;
+    now = ngx_time();
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2 * lr->nkeys)
+    {
+        /* timeout, connection lost, or EXEC aborted */
+
+        if (z->fail_open) {
+            rc = ngx_http_ai_limits_local(r, ctx);
+
+            if (rc == NGX_OK) {
+                rc = NGX_DECLINED - 1;       /* dispatch below */
+
+            } else if (rc == NGX_DECLINED) {
+                rc = ngx_http_ai_limit_error(r, ctx);
+
+            } else {
+                rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+        } else {
+            rc = ngx_http_ai_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "server_error", "limits_unavailable",
+                                        NULL,
+                                        "The rate limit store is "
+                                        "unavailable; please retry "
+                                        "shortly.");
+        }
+
+        goto done;
+    }
+
+    ctx->limits_reserved = 1;
+    ctx->limits_redis = 1;
+
+    which = -1;
+
+    for (k = 0; k < lr->nkeys; k++) {
+        key = &lr->keys[k];
+        sc = &ctx->limits[key->scope];
+
+        if (reply->element[2 * k]->type != REDIS_REPLY_INTEGER) {
+            continue;
+        }
+
+        v = reply->element[2 * k]->integer;
+
+        if (key->counter == AI_CNT_N) {
+            if (which < 0 && v > sc->quota.concurrent) {
+                which = AI_CNT_CONCURRENT;
+                ctx->limit_scope = key->scope;
+            }
+
+            continue;
+        }
+
+        if (which < 0 && sc->quota.max[key->counter] != AI_UNLIMITED
+            && v > sc->quota.max[key->counter])
+        {
+            which = key->counter;
+            ctx->limit_scope = key->scope;
+        }
+
+        if (key->counter == AI_CNT_REQ_MIN || key->counter == AI_CNT_TOK_MIN)
+        {
+            ngx_http_ai_note_left(ctx, sc, key->counter, v);
+        }
+    }
+
+    if (which >= 0) {
+        /* over a limit: give every increment back, then refuse */
+
+        ngx_http_ai_limits_redis_adjust(z, lr, NULL, 1, c->log);
+
+        ctx->limits_reserved = 0;
+        ctx->limits_redis = 0;
+        ctx->limit_which = which;
+        ctx->limit_retry_after = (which == AI_CNT_CONCURRENT)
+                                 ? 1 : ai_window_reset(which, now);
+
+        rc = ngx_http_ai_limit_error(r, ctx);
+        goto done;
+    }
+
+    rc = NGX_DECLINED - 1;
+
+done:
+
+    if (rc == NGX_DECLINED - 1) {
+        rc = ngx_http_ai_dispatch(r, ctx);
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Takes back (release) or corrects (delta) what a request put in Redis,
+ * in the same windows; no answer is awaited.
+ */
+
+static void
+ngx_http_ai_limits_redis_adjust(ngx_http_ai_limits_zone_t *z,
+    ngx_http_ai_limits_redis_t *lr, ai_charge_t *delta, ngx_uint_t release,
+    ngx_log_t *log)
+{
+    u_char                    *p;
+    int64_t                    amount;
+    ngx_uint_t                 k, n;
+    const char                *argv[3 * 24];
+    size_t                     argvlen[3 * 24];
+    u_char                     nums[24 * NGX_INT64_LEN];
+    ngx_http_ai_redis_argv_t   cmds[24];
+
+    n = 0;
+    p = nums;
+
+    for (k = 0; k < lr->nkeys && n < 24; k++) {
+
+        if (lr->keys[k].counter == AI_CNT_N) {
+            amount = -1;                          /* the gauge, always */
+
+        } else if (release) {
+            amount = -lr->keys[k].amount;
+
+        } else {
+            amount = delta->amount[lr->keys[k].counter];
+        }
+
+        if (amount == 0) {
+            continue;
+        }
+
+        argv[3 * n] = "INCRBY";
+        argvlen[3 * n] = 6;
+        argv[3 * n + 1] = (char *) lr->keys[k].key.data;
+        argvlen[3 * n + 1] = lr->keys[k].key.len;
+        argv[3 * n + 2] = (char *) p;
+        argvlen[3 * n + 2] = ngx_sprintf(p, "%L", amount) - p;
+        p += argvlen[3 * n + 2];
+
+        cmds[n].argc = 3;
+        cmds[n].argv = &argv[3 * n];
+        cmds[n].argvlen = &argvlen[3 * n];
+        n++;
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    if (ngx_http_ai_redis_send_multi(z->redis, NULL, NULL, n, cmds) == NULL) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "ai: limits store down: a request's final usage was "
+                      "not recorded");
+    }
 }
 
 
@@ -378,7 +931,17 @@ ngx_http_ai_limits_cleanup(void *data)
     amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
     z = amcf->limits;
 
-    if (ctx == NULL || !ctx->limits_reserved) {
+    if (ctx == NULL) {
+        return;
+    }
+
+    if (ctx->redis_cmd) {
+        /* the request died before Redis answered: the reply is dropped */
+        ngx_http_ai_redis_cancel(ctx->redis_cmd);
+        ctx->redis_cmd = NULL;
+    }
+
+    if (!ctx->limits_reserved) {
         return;
     }
 
@@ -388,6 +951,12 @@ ngx_http_ai_limits_cleanup(void *data)
 
     for (j = 0; j < AI_CNT_N; j++) {
         delta.amount[j] -= ctx->charge.amount[j];
+    }
+
+    if (ctx->limits_redis) {
+        ngx_http_ai_limits_redis_adjust(z, ctx->redis_state, &delta, 0,
+                                        r->connection->log);
+        return;
     }
 
     ngx_shmtx_lock(&z->shpool->mutex);
@@ -448,4 +1017,35 @@ ngx_http_ai_limits_peek(ngx_http_ai_main_conf_t *amcf, ngx_str_t *scope,
     ai_counters_roll(out, ngx_time());
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ai_limits_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ai_gateway_module);
+
+    if (amcf == NULL || amcf->limits == NULL || amcf->limits->redis == NULL)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_ai_redis_init_process(cycle, amcf->limits->redis);
+}
+
+
+void
+ngx_http_ai_limits_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ai_gateway_module);
+
+    if (amcf && amcf->limits && amcf->limits->redis) {
+        ngx_http_ai_redis_exit_process(cycle, amcf->limits->redis);
+    }
 }

@@ -212,6 +212,10 @@ ngx_http_ai_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ai_init_process(ngx_cycle_t *cycle)
 {
+    if (ngx_http_ai_limits_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_ai_engine_init_process(cycle);
 }
 
@@ -219,5 +223,6 @@ ngx_http_ai_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_ai_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_ai_limits_exit_process(cycle);
     ngx_http_ai_engine_exit_process(cycle);
 }

@@ -100,6 +100,38 @@ class Mock:
             self.proc.kill()
 
 
+class Redis:
+    """A real redis-server on a free port, in a temporary directory."""
+
+    def __init__(self):
+        self.dir = make_workdir("aigw-redis-")
+        self.port = free_port()
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port)] +
+                              list(args), capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Gateway:
     """The stock nginx with our module, on a generated configuration."""
 
