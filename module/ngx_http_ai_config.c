@@ -588,6 +588,46 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (value[i].len > 8
+            && ngx_strncmp(value[i].data, "plugins=", 8) == 0)
+        {
+            ngx_array_t  *names;
+            ngx_str_t    *nm;
+
+            names = ngx_array_create(cf->temp_pool, 4, sizeof(ngx_str_t));
+            if (names == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            s = value[i].data + 8;
+            end = value[i].data + value[i].len;
+
+            while (s < end) {
+                comma = ngx_strlchr(s, end, ',');
+                if (comma == NULL) {
+                    comma = end;
+                }
+
+                nm = ngx_array_push(names);
+                if (nm == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+
+                nm->data = s;
+                nm->len = comma - s;
+                s = comma + 1;
+            }
+
+            if (ngx_http_ai_plugin_list(cf, names->elts, names->nelts,
+                                        &m->plugins)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (value[i].len > 6 && ngx_strncmp(value[i].data, "alias=", 6) == 0)
         {
             s = value[i].data + 6;

@@ -310,6 +310,14 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
+    if (ctx && ctx->hold_headers && !ctx->headers_released
+        && r->err_status == 0)
+    {
+        /* sent by ngx_http_ai_translate_end() once the answer is known */
+        ctx->headers_held = 1;
+        return NGX_OK;
+    }
+
     if (ctx && ctx->nlimits && !ctx->headers_done) {
         ctx->headers_done = 1;
 

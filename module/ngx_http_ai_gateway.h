@@ -96,6 +96,7 @@ typedef struct {
     ngx_array_t                     targets;      /* ngx_http_ai_target_t */
     ngx_uint_t                      total_weight;
     ngx_array_t                     aliases;      /* ngx_str_t */
+    ngx_array_t                    *plugins;      /* aigw_instance_t * */
 } ngx_http_ai_model_t;
 
 
@@ -112,12 +113,14 @@ typedef struct {
     ngx_http_ai_limits_zone_t      *limits;
     ngx_int_t                       reserve_tokens;
     ngx_array_t                     prices;       /* ngx_http_ai_price_t */
+    ngx_array_t                     plugins;      /* ai_plugin instances */
 } ngx_http_ai_main_conf_t;
 
 
 typedef struct {
     ngx_flag_t                      gateway;
     ngx_flag_t                      auth;
+    ngx_array_t                    *plugins;      /* aigw_instance_t * */
 } ngx_http_ai_loc_conf_t;
 
 
@@ -159,6 +162,11 @@ typedef struct {
     const char                     *cache_status;     /* NULL: no cache */
     const char                     *status_reason;    /* why we failed */
 
+    /* plugins: ngx_http_ai_plugins.c */
+    void                           *plugins;
+    ngx_str_t                       extra_headers; /* to the provider */
+    ngx_uint_t                      plugin_status;
+
     /* what the answer used: ngx_http_ai_usage.c */
     ai_usage_t                      usage;
     ngx_uint_t                      out_events;
@@ -191,6 +199,11 @@ typedef struct {
     unsigned                        limited:1;
     unsigned                        headers_done:1;
     unsigned                        responded:1;  /* an answer was sent */
+    unsigned                        body_modified:1;
+    unsigned                        plugins_text:1;
+    unsigned                        hold_headers:1;
+    unsigned                        headers_held:1;
+    unsigned                        headers_released:1;
     unsigned                        error_replace:1;
     unsigned                        error_sent:1;
 } ngx_http_ai_ctx_t;
@@ -270,6 +283,20 @@ ngx_int_t ngx_http_ai_engine_init_process(ngx_cycle_t *cycle);
 void ngx_http_ai_engine_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_engine_start(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+
+/* ngx_http_ai_plugins.c */
+char *ngx_http_ai_plugin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_ai_plugins_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_ai_plugin_list(ngx_conf_t *cf, ngx_str_t *names,
+    ngx_uint_t n, ngx_array_t **out);
+ngx_int_t ngx_http_ai_plugins_request(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_plugins_stream(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, const char *p, size_t len, ai_buf_t *out);
+ngx_int_t ngx_http_ai_plugins_body(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ai_buf_t *out);
 
 /* ngx_http_ai_keepalive.c */
 ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,

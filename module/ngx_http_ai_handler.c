@@ -320,6 +320,11 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
                                       &ctx->client_model);
     }
 
+    rc = ngx_http_ai_plugins_request(r, ctx);
+    if (rc != NGX_OK || ctx->responded) {
+        return rc;
+    }
+
     rc = ngx_http_ai_tenant_admit(r, ctx, &ctx->client_model);
     if (rc != NGX_OK || ctx->responded) {
         /* NGX_DONE: the limits are being asked; dispatch comes after */

@@ -55,6 +55,20 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ai_plugin"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_ai_plugin_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_plugins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_plugins_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ai_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -158,6 +172,7 @@ ngx_http_ai_create_loc_conf(ngx_conf_t *cf)
 
     alcf->gateway = NGX_CONF_UNSET;
     alcf->auth = NGX_CONF_UNSET;
+    alcf->plugins = NGX_CONF_UNSET_PTR;
 
     return alcf;
 }
@@ -177,6 +192,7 @@ ngx_http_ai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* keys are required wherever tenants exist, unless turned off */
     ngx_conf_merge_value(conf->auth, prev->auth, 1);
+    ngx_conf_merge_ptr_value(conf->plugins, prev->plugins, NULL);
 
     return NGX_CONF_OK;
 }

@@ -111,9 +111,11 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     if ((p->format == NGX_HTTP_AI_FORMAT_OPENAI
          || p->format == NGX_HTTP_AI_FORMAT_AZURE)
         && ctx->in_format == AI_FORMAT_OPENAI
+        && !ctx->body_modified
         && !(ctx->account && ctx->stream && !ctx->opts.include_usage))
     {
-        ctx->process = ctx->account;
+        ctx->process = ctx->process || ctx->account;
+        ctx->hold_headers = ctx->plugins_text && !ctx->stream;
 
         rel = ngx_http_ai_endpoint_paths[ctx->endpoint];
 
@@ -126,7 +128,8 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     if (p->format == NGX_HTTP_AI_FORMAT_ANTHROPIC
-        && ctx->in_format == AI_FORMAT_ANTHROPIC)
+        && ctx->in_format == AI_FORMAT_ANTHROPIC
+        && !ctx->body_modified && !ctx->plugins_text)
     {
         ngx_str_set(&rel, "/messages");
 
@@ -142,6 +145,7 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     /* a new body: translated, or with the usage asked for */
 
     ctx->process = 1;
+    ctx->hold_headers = ctx->plugins_text && !ctx->stream;
 
     root = ngx_http_ai_request_json(r, ctx);
     if (root == NULL) {
@@ -431,7 +435,7 @@ ngx_http_ai_translate_response_init(ngx_http_request_t *r,
 
     if (ctx->target.provider->format == NGX_HTTP_AI_FORMAT_ANTHROPIC
         || ctx->target.provider->format == NGX_HTTP_AI_FORMAT_GEMINI
-        || ctx->account)
+        || ctx->account || ctx->plugins_text)
     {
         /* an OpenAI stream passes through, read for its usage */
         ctx->stream_out = ai_stream_new(
@@ -496,6 +500,18 @@ ngx_http_ai_translate_data(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         ctx->out_events += ngx_http_ai_count_events(out.data, out.len);
     }
 
+    if (rc == 0 && ctx->plugins_text && out.len) {
+        if (ngx_http_ai_plugins_stream(r, ctx, out.data, out.len, &in)
+            != NGX_OK)
+        {
+            rc = -1;
+        }
+
+        ai_buf_free(&out);
+        out = in;
+        ngx_memzero(&in, sizeof(ai_buf_t));
+    }
+
     if (rc == 0 && ctx->stream_in && out.len) {
         rc = ai_stream_feed(ctx->stream_in, out.data, out.len, &in);
         ai_buf_free(&out);
@@ -554,6 +570,18 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             rc = ai_stream_finish(ctx->stream_out, (int) complete, &out);
         }
 
+        if (rc == 0 && ctx->plugins_text && out.len) {
+            if (ngx_http_ai_plugins_stream(r, ctx, out.data, out.len, &in)
+                != NGX_OK)
+            {
+                rc = -1;
+            }
+
+            ai_buf_free(&out);
+            out = in;
+            ngx_memzero(&in, sizeof(ai_buf_t));
+        }
+
         if (ctx->stream_in) {
             if (rc == 0 && out.len) {
                 rc = ai_stream_feed(ctx->stream_in, out.data, out.len, &in);
@@ -569,6 +597,14 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     } else {
         if (!complete) {
+            if (ctx->headers_held && !ctx->headers_released) {
+                /* nothing was sent yet: a proper error instead */
+                r->headers_out.status = NGX_HTTP_BAD_GATEWAY;
+                ai_buf_append(&out, (char *) ngx_http_ai_unreadable.data,
+                              ngx_http_ai_unreadable.len);
+                goto send;
+            }
+
             return;
         }
 
@@ -589,6 +625,15 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             ngx_http_ai_usage_from_body(ctx, out.data, out.len);
         }
 
+        if (rc == 0 && ctx->plugins_text
+            && u->headers_in.status_n == NGX_HTTP_OK)
+        {
+            if (ngx_http_ai_plugins_body(r, ctx, &out) == NGX_DECLINED) {
+                r->headers_out.status = ctx->plugin_status;
+                r->headers_out.status_line.len = 0;
+            }
+        }
+
         if (rc == 0 && ctx->in_format == AI_FORMAT_ANTHROPIC) {
             rc = ai_anthropic_in_response((int) u->headers_in.status_n,
                                           out.data ? out.data : "", out.len,
@@ -605,6 +650,24 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             ngx_memzero(&out, sizeof(ai_buf_t));
             ai_buf_append(&out, (char *) ngx_http_ai_unreadable.data,
                           ngx_http_ai_unreadable.len);
+        }
+    }
+
+send:
+
+    if (ctx->headers_held && !ctx->headers_released) {
+        /* the status could still change: the headers go out now */
+        ctx->headers_released = 1;
+        r->headers_out.content_length_n = out.len;
+
+        if (r->headers_out.content_length) {
+            r->headers_out.content_length->hash = 0;
+            r->headers_out.content_length = NULL;
+        }
+
+        if (ngx_http_send_header(r) == NGX_ERROR) {
+            ai_buf_free(&out);
+            return;
         }
     }
 

@@ -225,6 +225,7 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
           + sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
           + sizeof("Accept: text/event-stream" CRLF) - 1
+          + ctx->extra_headers.len
           + sizeof(CRLF) - 1;
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -248,6 +249,9 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
         b->last = ngx_cpymem(b->last, "Accept: text/event-stream" CRLF,
                              sizeof("Accept: text/event-stream" CRLF) - 1);
     }
+
+    b->last = ngx_cpymem(b->last, ctx->extra_headers.data,
+                         ctx->extra_headers.len);
 
     *b->last++ = CR;
     *b->last++ = LF;
