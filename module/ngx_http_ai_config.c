@@ -553,6 +553,7 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     m->name = value[1];
+    m->cache = 1;
 
     if (ngx_array_init(&m->targets, cf->pool, 2, sizeof(ngx_http_ai_target_t))
         != NGX_OK
@@ -585,6 +586,47 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             t->weight = n;
+            continue;
+        }
+
+        if (value[i].len > 6 && ngx_strncmp(value[i].data, "cache=", 6) == 0)
+        {
+            if (ngx_strcmp(value[i].data + 6, "on") == 0) {
+                m->cache = 1;
+
+            } else if (ngx_strcmp(value[i].data + 6, "off") == 0) {
+                m->cache = 0;
+
+            } else if (ngx_strcmp(value[i].data + 6, "shared") == 0) {
+                m->cache = 2;
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ai_model \"%V\": invalid \"%V\", "
+                                   "expected cache=on|off|shared",
+                                   &m->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (value[i].len > 10
+            && ngx_strncmp(value[i].data, "cache_ttl=", 10) == 0)
+        {
+            ngx_str_t  ttl;
+
+            ttl.data = value[i].data + 10;
+            ttl.len = value[i].len - 10;
+            m->cache_ttl = ngx_parse_time(&ttl, 1);
+
+            if (m->cache_ttl == (time_t) NGX_ERROR || m->cache_ttl == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ai_model \"%V\": invalid \"%V\"",
+                                   &m->name, &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 

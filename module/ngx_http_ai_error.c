@@ -132,6 +132,39 @@ ngx_http_ai_error_body(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/* a body whose status and headers are already set */
+
+ngx_int_t
+ngx_http_ai_send_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
 ngx_int_t
 ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
@@ -316,6 +349,14 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
         /* sent by ngx_http_ai_translate_end() once the answer is known */
         ctx->headers_held = 1;
         return NGX_OK;
+    }
+
+    if (ctx && ctx->cache_status && !ctx->cache_header_done) {
+        ctx->cache_header_done = 1;
+
+        if (ngx_http_ai_cache_status_header(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     if (ctx && ctx->nlimits && !ctx->headers_done) {

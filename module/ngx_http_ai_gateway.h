@@ -34,6 +34,7 @@
 
 typedef struct ngx_http_ai_keepalive_s  ngx_http_ai_keepalive_t;
 typedef struct ngx_http_ai_limits_zone_s  ngx_http_ai_limits_zone_t;
+typedef struct ngx_http_ai_cache_zone_s  ngx_http_ai_cache_zone_t;
 
 
 typedef struct {
@@ -97,6 +98,8 @@ typedef struct {
     ngx_uint_t                      total_weight;
     ngx_array_t                     aliases;      /* ngx_str_t */
     ngx_array_t                    *plugins;      /* aigw_instance_t * */
+    ngx_int_t                       cache;        /* 0 off, 1 on, 2 shared */
+    time_t                          cache_ttl;    /* 0: the zone's */
 } ngx_http_ai_model_t;
 
 
@@ -114,6 +117,7 @@ typedef struct {
     ngx_int_t                       reserve_tokens;
     ngx_array_t                     prices;       /* ngx_http_ai_price_t */
     ngx_array_t                     plugins;      /* ai_plugin instances */
+    ngx_http_ai_cache_zone_t       *cache;
 } ngx_http_ai_main_conf_t;
 
 
@@ -162,6 +166,12 @@ typedef struct {
     const char                     *cache_status;     /* NULL: no cache */
     const char                     *status_reason;    /* why we failed */
 
+    /* cache: ngx_http_ai_cache.c */
+    u_char                          cache_key[32];
+    time_t                          cache_ttl;
+    void                           *cache_asm;
+    void                           *cache_wait;
+
     /* plugins: ngx_http_ai_plugins.c */
     void                           *plugins;
     ngx_str_t                       extra_headers; /* to the provider */
@@ -204,6 +214,11 @@ typedef struct {
     unsigned                        hold_headers:1;
     unsigned                        headers_held:1;
     unsigned                        headers_released:1;
+    unsigned                        cache_hit:1;
+    unsigned                        cache_pending:1;  /* wait for a leader */
+    unsigned                        cache_store:1;
+    unsigned                        cache_leader:1;
+    unsigned                        cache_header_done:1;
     unsigned                        error_replace:1;
     unsigned                        error_sent:1;
 } ngx_http_ai_ctx_t;
@@ -298,6 +313,22 @@ ngx_int_t ngx_http_ai_plugins_stream(ngx_http_request_t *r,
 ngx_int_t ngx_http_ai_plugins_body(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ai_buf_t *out);
 
+/* ngx_http_ai_cache.c */
+char *ngx_http_ai_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_ai_cache_lookup(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_cache_send_hit(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_cache_wait(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+void ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    const char *body, size_t len);
+ngx_int_t ngx_http_ai_cache_feed(ngx_http_ai_ctx_t *ctx, const char *p,
+    size_t len);
+ngx_int_t ngx_http_ai_cache_status_header(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+
 /* ngx_http_ai_keepalive.c */
 ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,
     ngx_http_ai_main_conf_t *amcf, ngx_http_ai_provider_t *p);
@@ -310,6 +341,7 @@ ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
+ngx_int_t ngx_http_ai_send_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_ai_error_filter_init(ngx_conf_t *cf);
 
 

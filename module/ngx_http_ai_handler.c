@@ -325,6 +325,11 @@ ngx_http_ai_process(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return rc;
     }
 
+    rc = ngx_http_ai_cache_lookup(r, ctx);
+    if (rc != NGX_OK || ctx->responded) {
+        return rc;
+    }
+
     rc = ngx_http_ai_tenant_admit(r, ctx, &ctx->client_model);
     if (rc != NGX_OK || ctx->responded) {
         /* NGX_DONE: the limits are being asked; dispatch comes after */
@@ -341,6 +346,23 @@ ngx_int_t
 ngx_http_ai_dispatch(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     ngx_int_t  rc;
+
+    if (ctx->cache_hit) {
+        rc = ngx_http_ai_cache_send_hit(r, ctx);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+        /* evicted since the lookup: an ordinary miss */
+        ctx->cache_hit = 0;
+        ctx->cache_status = "MISS";
+    }
+
+    if (ctx->cache_pending) {
+        ctx->cache_pending = 0;
+        return ngx_http_ai_cache_wait(r, ctx);
+    }
 
     if (ctx->target.provider->engine) {
         return ngx_http_ai_engine_start(r, ctx);

@@ -55,6 +55,13 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       0,
       NULL },
 
+    { ngx_string("ai_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_ai_cache_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ai_plugin"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
       ngx_http_ai_plugin_directive,

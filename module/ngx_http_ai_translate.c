@@ -435,7 +435,7 @@ ngx_http_ai_translate_response_init(ngx_http_request_t *r,
 
     if (ctx->target.provider->format == NGX_HTTP_AI_FORMAT_ANTHROPIC
         || ctx->target.provider->format == NGX_HTTP_AI_FORMAT_GEMINI
-        || ctx->account || ctx->plugins_text)
+        || ctx->account || ctx->plugins_text || ctx->cache_store)
     {
         /* an OpenAI stream passes through, read for its usage */
         ctx->stream_out = ai_stream_new(
@@ -512,6 +512,10 @@ ngx_http_ai_translate_data(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         ngx_memzero(&in, sizeof(ai_buf_t));
     }
 
+    if (rc == 0 && ctx->cache_store && out.len) {
+        (void) ngx_http_ai_cache_feed(ctx, out.data, out.len);
+    }
+
     if (rc == 0 && ctx->stream_in && out.len) {
         rc = ai_stream_feed(ctx->stream_in, out.data, out.len, &in);
         ai_buf_free(&out);
@@ -582,6 +586,16 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             ngx_memzero(&in, sizeof(ai_buf_t));
         }
 
+        if (rc == 0 && ctx->cache_store) {
+            if (out.len) {
+                (void) ngx_http_ai_cache_feed(ctx, out.data, out.len);
+            }
+
+            if (complete) {
+                ngx_http_ai_cache_store(r, ctx, NULL, 0);
+            }
+        }
+
         if (ctx->stream_in) {
             if (rc == 0 && out.len) {
                 rc = ai_stream_feed(ctx->stream_in, out.data, out.len, &in);
@@ -632,6 +646,10 @@ ngx_http_ai_translate_end(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                 r->headers_out.status = ctx->plugin_status;
                 r->headers_out.status_line.len = 0;
             }
+        }
+
+        if (rc == 0 && ctx->cache_store) {
+            ngx_http_ai_cache_store(r, ctx, out.data, out.len);
         }
 
         if (rc == 0 && ctx->in_format == AI_FORMAT_ANTHROPIC) {

@@ -168,7 +168,12 @@ ngx_http_ai_usage_estimate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                  + 4 * (int64_t) ctx->scan.messages_count + 1;
     }
 
-    if (ctx->scan.max_tokens >= 0) {
+    if (ctx->cache_hit) {
+        /* a hit is a request, but spends no provider tokens */
+        prompt = 0;
+        completion = 0;
+
+    } else if (ctx->scan.max_tokens >= 0) {
         completion = ctx->scan.max_tokens;
 
     } else if (ctx->endpoint == NGX_HTTP_AI_EP_EMBEDDINGS) {
@@ -244,7 +249,11 @@ ngx_http_ai_usage_final(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         }
     }
 
-    if (ctx->usage.seen) {
+    if (ctx->cache_hit) {
+        prompt = 0;
+        completion = 0;
+
+    } else if (ctx->usage.seen) {
         prompt = ctx->usage.prompt_tokens;
         completion = ctx->usage.completion_tokens;
 

@@ -1,0 +1,922 @@
+
+/*
+ * aigw: the response cache.  Exact match on a SHA-256 of the canonical
+ * request (ai_cache.c), entries in a shared-memory zone with a byte limit
+ * and LRU eviction, shared by all workers and kept across reloads.  A
+ * streamed miss is stored as the assembled whole answer, so either shape
+ * of request can be served from either shape of miss.  Concurrent
+ * identical misses are coalesced: one goes to the provider, the others
+ * wait (bounded) for its answer, and go themselves if it fails.
+ */
+
+#include "ngx_http_ai_gateway.h"
+#include "ai_cache.h"
+
+
+#define NGX_HTTP_AI_CACHE_READY     0
+#define NGX_HTTP_AI_CACHE_PENDING   1
+
+/* how often a coalesced request looks again, and for how long at most */
+#define NGX_HTTP_AI_CACHE_POLL      20
+#define NGX_HTTP_AI_CACHE_WAIT      30000
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;         /* key: digest's first bytes */
+    ngx_queue_t                 queue;
+    u_char                      digest[AI_CACHE_KEY_LEN];
+    time_t                      expires;
+    ngx_msec_t                  pending_since;
+    ngx_uint_t                  state;
+    size_t                      len;
+    u_char                      data[1];
+} ngx_http_ai_cache_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;
+    ngx_atomic_t                hits;
+    ngx_atomic_t                misses;
+} ngx_http_ai_cache_sh_t;
+
+
+struct ngx_http_ai_cache_zone_s {
+    ngx_http_ai_cache_sh_t     *sh;
+    ngx_slab_pool_t            *shpool;
+    ngx_shm_zone_t             *shm_zone;
+    time_t                      ttl;
+    size_t                      max_entry;
+};
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_event_t                 wait;
+    ngx_msec_t                  wait_start;
+} ngx_http_ai_cache_wait_t;
+
+
+static ngx_int_t ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_ai_cache_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_ai_cache_node_t *ngx_http_ai_cache_find(
+    ngx_http_ai_cache_zone_t *z, u_char *digest);
+static ngx_int_t ngx_http_ai_cache_serve(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, u_char *data, size_t len);
+static void ngx_http_ai_cache_wait_handler(ngx_event_t *ev);
+static void ngx_http_ai_cache_cleanup(void *data);
+static ngx_int_t ngx_http_ai_cache_header(ngx_http_request_t *r,
+    const char *value);
+
+
+char *
+ngx_http_ai_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ai_main_conf_t  *amcf = conf;
+
+    u_char                    *p;
+    ssize_t                    size, n;
+    ngx_str_t                 *value, name, s;
+    ngx_uint_t                 i;
+    ngx_http_ai_cache_zone_t  *z;
+
+    if (amcf->cache) {
+        return "is duplicate";
+    }
+
+    z = ngx_pcalloc(cf->pool, sizeof(ngx_http_ai_cache_zone_t));
+    if (z == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    z->ttl = 600;
+    z->max_entry = 1024 * 1024;
+    value = cf->args->elts;
+    size = 0;
+    ngx_str_null(&name);
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            name.data = value[i].data + 5;
+            p = (u_char *) ngx_strchr(name.data, ':');
+            if (p == NULL) {
+                goto invalid;
+            }
+
+            name.len = p - name.data;
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+            size = ngx_parse_size(&s);
+
+            if (name.len == 0 || size == NGX_ERROR
+                || size < (ssize_t) (8 * ngx_pagesize))
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+            n = ngx_parse_time(&s, 1);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            z->ttl = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_entry=", 10) == 0) {
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+            n = ngx_parse_size(&s);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            z->max_entry = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_cache: zone=name:size is required");
+        return NGX_CONF_ERROR;
+    }
+
+    z->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                        &ngx_http_ai_gateway_module);
+    if (z->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (z->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_cache: zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    z->shm_zone->init = ngx_http_ai_cache_init_zone;
+    z->shm_zone->data = z;
+
+    amcf->cache = z;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "ai_cache: invalid parameter \"%V\"", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ai_cache_zone_t  *oz = data;
+
+    ngx_http_ai_cache_zone_t  *z;
+
+    z = shm_zone->data;
+
+    if (oz) {
+        z->sh = oz->sh;
+        z->shpool = oz->shpool;
+        return NGX_OK;
+    }
+
+    z->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        z->sh = z->shpool->data;
+        return NGX_OK;
+    }
+
+    z->sh = ngx_slab_alloc(z->shpool, sizeof(ngx_http_ai_cache_sh_t));
+    if (z->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    z->shpool->data = z->sh;
+
+    ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel,
+                    ngx_http_ai_cache_rbtree_insert);
+    ngx_queue_init(&z->sh->queue);
+
+    z->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_cache_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t         **p;
+    ngx_http_ai_cache_node_t   *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            cn = (ngx_http_ai_cache_node_t *) node;
+            cnt = (ngx_http_ai_cache_node_t *) temp;
+
+            p = (ngx_memcmp(cn->digest, cnt->digest, AI_CACHE_KEY_LEN) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_http_ai_cache_node_t *
+ngx_http_ai_cache_find(ngx_http_ai_cache_zone_t *z, u_char *digest)
+{
+    ngx_int_t                  rc;
+    ngx_rbtree_key_t           key;
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_http_ai_cache_node_t  *cn;
+
+    ngx_memcpy(&key, digest, sizeof(ngx_rbtree_key_t));
+
+    node = z->sh->rbtree.root;
+    sentinel = z->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_http_ai_cache_node_t *) node;
+        rc = ngx_memcmp(digest, cn->digest, AI_CACHE_KEY_LEN);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_ai_cache_delete(ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_cache_node_t *cn)
+{
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&z->sh->rbtree, &cn->node);
+    ngx_slab_free_locked(z->shpool, cn);
+}
+
+
+/* under the mutex: a node, evicting the least recently used as needed */
+
+static ngx_http_ai_cache_node_t *
+ngx_http_ai_cache_alloc(ngx_http_ai_cache_zone_t *z, size_t len)
+{
+    ngx_queue_t               *q;
+    ngx_http_ai_cache_node_t  *cn, *old;
+
+    for ( ;; ) {
+        cn = ngx_slab_alloc_locked(z->shpool,
+                                   offsetof(ngx_http_ai_cache_node_t, data)
+                                   + len);
+        if (cn) {
+            return cn;
+        }
+
+        for (q = ngx_queue_last(&z->sh->queue);
+             q != ngx_queue_sentinel(&z->sh->queue);
+             q = ngx_queue_prev(q))
+        {
+            old = ngx_queue_data(q, ngx_http_ai_cache_node_t, queue);
+
+            if (old->state == NGX_HTTP_AI_CACHE_READY) {
+                break;
+            }
+        }
+
+        if (q == ngx_queue_sentinel(&z->sh->queue)) {
+            return NULL;
+        }
+
+        ngx_http_ai_cache_delete(z, old);
+    }
+}
+
+
+/*
+ * Before dispatch.  NGX_OK: a miss (the request goes on, ctx->cache_store
+ * says whether to store its answer); NGX_DONE: served from the cache or
+ * waiting for an identical request's answer; or an error status.
+ */
+
+ngx_int_t
+ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    int                        force;
+    json_t                    *root;
+    time_t                     now;
+    ngx_uint_t                 i;
+    ngx_list_part_t           *part;
+    ngx_table_elt_t           *h;
+    ai_cache_control_t         cc;
+    const char                *ns;
+    ngx_http_ai_main_conf_t   *amcf;
+    ngx_http_ai_cache_zone_t  *z;
+    ngx_http_ai_cache_node_t  *cn;
+    ngx_pool_cleanup_t        *cln;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    z = amcf->cache;
+
+    if (z == NULL || (ctx->model && ctx->model->cache == 0)
+        || ctx->endpoint == NGX_HTTP_AI_EP_MODELS)
+    {
+        return NGX_OK;
+    }
+
+    /* the request's own say: Cache-Control and x-aigw-cache-force */
+
+    ngx_memzero(&cc, sizeof(ai_cache_control_t));
+    cc.max_age = -1;
+    force = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == 13
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "cache-control", 13)
+               == 0)
+        {
+            cc = ai_cache_parse_control((char *) h[i].value.data,
+                                        h[i].value.len);
+
+        } else if (h[i].key.len == 18
+                   && ngx_strncasecmp(h[i].key.data,
+                                      (u_char *) "x-aigw-cache-force", 18)
+                      == 0)
+        {
+            force = ai_cache_parse_force((char *) h[i].value.data,
+                                         h[i].value.len);
+        }
+    }
+
+    if (cc.no_store) {
+        ctx->cache_status = "BYPASS";
+        return NGX_OK;
+    }
+
+    root = ngx_http_ai_request_json(r, ctx);
+    if (root == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!ai_cache_cacheable(root, ctx->opts.endpoint ? ctx->opts.endpoint
+                                  : (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                                     ? AI_EP_CHAT : (int) ctx->endpoint),
+                            force))
+    {
+        ctx->cache_status = "BYPASS";
+        return NGX_OK;
+    }
+
+    /* per tenant, unless the model shares its entries */
+
+    ns = (ctx->tenant && !(ctx->model && ctx->model->cache == 2))
+         ? ai_tenant_name(ctx->tenant) : "";
+
+    if (ai_cache_key(root, ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                           ? AI_EP_CHAT : (int) ctx->endpoint,
+                     (char *) ctx->target.model.data, ctx->target.model.len,
+                     ns, ctx->cache_key)
+        != 0)
+    {
+        ctx->cache_status = "BYPASS";
+        return NGX_OK;
+    }
+
+    ctx->cache_ttl = (ctx->model && ctx->model->cache_ttl)
+                     ? ctx->model->cache_ttl : z->ttl;
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    cn = ngx_http_ai_cache_find(z, ctx->cache_key);
+
+    if (cn && cn->state == NGX_HTTP_AI_CACHE_READY
+        && (cn->expires <= now
+            || (cc.max_age >= 0
+                && cn->expires - (time_t) ctx->cache_ttl + cc.max_age < now)))
+    {
+        ngx_http_ai_cache_delete(z, cn);
+        cn = NULL;
+    }
+
+    if (cn && cn->state == NGX_HTTP_AI_CACHE_PENDING
+        && ngx_current_msec - cn->pending_since > NGX_HTTP_AI_CACHE_WAIT)
+    {
+        /* a leader that never came back */
+        ngx_http_ai_cache_delete(z, cn);
+        cn = NULL;
+    }
+
+    if (cn && cn->state == NGX_HTTP_AI_CACHE_READY && !cc.no_cache) {
+
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&z->sh->queue, &cn->queue);
+
+        (void) ngx_atomic_fetch_add(&z->sh->hits, 1);
+
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
+        /* served by ngx_http_ai_dispatch(), after admission */
+        ctx->cache_status = "HIT";
+        ctx->cache_hit = 1;
+
+        return NGX_OK;
+    }
+
+    if (cn && cn->state == NGX_HTTP_AI_CACHE_PENDING && !cc.no_cache) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+
+        /* an identical request is at the provider: wait for its answer */
+        ctx->cache_status = "MISS";
+        ctx->cache_pending = 1;
+
+        return NGX_OK;
+    }
+
+    /* a miss: this request leads; the others will wait for it */
+
+    if (cn == NULL) {
+        cn = ngx_http_ai_cache_alloc(z, 0);
+
+        if (cn) {
+            ngx_memzero(cn, offsetof(ngx_http_ai_cache_node_t, data));
+            ngx_memcpy(cn->digest, ctx->cache_key, AI_CACHE_KEY_LEN);
+            ngx_memcpy(&cn->node.key, ctx->cache_key,
+                       sizeof(ngx_rbtree_key_t));
+            cn->state = NGX_HTTP_AI_CACHE_PENDING;
+            cn->pending_since = ngx_current_msec;
+            ngx_rbtree_insert(&z->sh->rbtree, &cn->node);
+            ngx_queue_insert_head(&z->sh->queue, &cn->queue);
+            ctx->cache_leader = 1;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&z->sh->misses, 1);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ctx->cache_status = cc.no_cache ? "REFRESH" : "MISS";
+    ctx->cache_store = 1;
+    ctx->process = 1;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_ai_cache_cleanup;
+    cln->data = r;
+
+    if (ctx->stream) {
+        ctx->cache_asm = ai_cache_asm_new(
+                             ctx->endpoint == NGX_HTTP_AI_EP_COMPLETIONS
+                             ? AI_EP_COMPLETIONS : AI_EP_CHAT);
+        if (ctx->cache_asm) {
+            ai_cache_asm_limit(ctx->cache_asm, z->max_entry);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a hit: the stored answer, in the shape this request wants */
+
+ngx_int_t
+ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    u_char                    *data;
+    size_t                     len;
+    ngx_http_ai_main_conf_t   *amcf;
+    ngx_http_ai_cache_zone_t  *z;
+    ngx_http_ai_cache_node_t  *cn;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    z = amcf->cache;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    cn = ngx_http_ai_cache_find(z, ctx->cache_key);
+
+    if (cn == NULL || cn->state != NGX_HTTP_AI_CACHE_READY) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    len = cn->len;
+    data = ngx_pnalloc(r->pool, len);
+
+    if (data) {
+        ngx_memcpy(data, cn->data, len);
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ai_cache_serve(r, ctx, data, len);
+}
+
+
+static ngx_int_t
+ngx_http_ai_cache_serve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    u_char *data, size_t len)
+{
+    int                     rc;
+    ngx_str_t               body;
+    ai_buf_t                out, in;
+    ai_stream_t            *st;
+    ai_cache_replay_opts_t  o;
+
+    ngx_memzero(&o, sizeof(ai_cache_replay_opts_t));
+    ngx_memzero(&out, sizeof(ai_buf_t));
+    ngx_memzero(&in, sizeof(ai_buf_t));
+
+    o.model = (char *) ctx->client_model.data;
+    o.model_len = ctx->client_model.len;
+    o.include_usage = ctx->stream
+                      && (ctx->request
+                          ? json_is_true(json_object_get(json_object_get(
+                                ctx->request, "stream_options"),
+                                "include_usage"))
+                          : ctx->scan.include_usage);
+
+    if (ctx->stream) {
+        rc = ai_cache_replay_sse((char *) data, len, &o, &out);
+
+        if (rc == 0 && ctx->in_format == AI_FORMAT_ANTHROPIC) {
+            st = ai_anthropic_in_stream_new(&ctx->opts);
+            rc = (st == NULL
+                  || ai_stream_feed(st, out.data, out.len, &in) != 0
+                  || ai_stream_finish(st, 1, &in) != 0) ? -1 : 0;
+            if (st) {
+                ai_stream_free(st);
+            }
+
+            ai_buf_free(&out);
+            out = in;
+        }
+
+    } else {
+        rc = ai_cache_replay_json((char *) data, len, &o, &out);
+
+        if (rc == 0 && ctx->in_format == AI_FORMAT_ANTHROPIC) {
+            rc = ai_anthropic_in_response(200, out.data, out.len,
+                                          &ctx->opts, &in);
+            ai_buf_free(&out);
+            out = in;
+        }
+    }
+
+    if (rc != 0) {
+        ai_buf_free(&out);
+        return NGX_DECLINED;
+    }
+
+    ngx_http_ai_usage_from_body(ctx, out.data ? out.data : "", out.len);
+
+    body.len = out.len;
+    body.data = ngx_pnalloc(r->pool, out.len + 1);
+
+    if (body.data == NULL) {
+        ai_buf_free(&out);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body.data, out.data, out.len);
+    ai_buf_free(&out);
+
+    if (ngx_http_ai_cache_header(r, "HIT") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->stream) {
+        r->headers_out.status = NGX_HTTP_OK;
+        r->headers_out.content_length_n = body.len;
+        ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+        r->headers_out.content_type_len = r->headers_out.content_type.len;
+        r->headers_out.content_type_lowcase = NULL;
+
+        return ngx_http_ai_send_body(r, &body);
+    }
+
+    return ngx_http_ai_send_json(r, NGX_HTTP_OK, &body);
+}
+
+
+static ngx_int_t
+ngx_http_ai_cache_header(ngx_http_request_t *r, const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "x-aigw-cache");
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ai_cache_status_header(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    if (ctx->cache_status == NULL || ctx->cache_hit) {
+        return NGX_OK;
+    }
+
+    return ngx_http_ai_cache_header(r, ctx->cache_status);
+}
+
+
+/*
+ * Coalescing: wait for the leader's answer, looking again every few
+ * milliseconds; when it is stored, serve it; when the leader failed (the
+ * entry is gone), go to the provider like any miss.
+ */
+
+ngx_int_t
+ngx_http_ai_cache_wait(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_ai_cache_wait_t  *w;
+
+    w = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_cache_wait_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (w == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    w->request = r;
+    w->wait_start = ngx_current_msec;
+    w->wait.handler = ngx_http_ai_cache_wait_handler;
+    w->wait.data = w;
+    w->wait.log = r->connection->log;
+
+    cln->handler = ngx_http_ai_cache_cleanup;
+    cln->data = r;
+
+    ctx->cache_wait = w;
+
+    ngx_add_timer(&w->wait, NGX_HTTP_AI_CACHE_POLL);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ai_cache_wait_handler(ngx_event_t *ev)
+{
+    ngx_http_ai_cache_wait_t *w = ev->data;
+
+    ngx_int_t                  rc;
+    ngx_uint_t                 state;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_ai_ctx_t         *ctx;
+    ngx_http_ai_main_conf_t   *amcf;
+    ngx_http_ai_cache_zone_t  *z;
+    ngx_http_ai_cache_node_t  *cn;
+
+    r = w->request;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    z = amcf->cache;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    cn = ngx_http_ai_cache_find(z, ctx->cache_key);
+    state = cn ? cn->state : (ngx_uint_t) -1;
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (state == NGX_HTTP_AI_CACHE_PENDING
+        && ngx_current_msec - w->wait_start < NGX_HTTP_AI_CACHE_WAIT)
+    {
+        ngx_add_timer(&w->wait, NGX_HTTP_AI_CACHE_POLL);
+        return;
+    }
+
+    ctx->cache_wait = NULL;
+
+    if (state == NGX_HTTP_AI_CACHE_READY) {
+        rc = ngx_http_ai_cache_send_hit(r, ctx);
+
+        if (rc != NGX_DECLINED) {
+            ctx->cache_status = "HIT";
+            ctx->cache_hit = 1;
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+    }
+
+    /* the leader failed or took too long: this one goes itself */
+
+    ctx->cache_status = "MISS";
+
+    rc = ngx_http_ai_dispatch(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The end of an answer this request led: stored when complete and
+ * storable, else the pending entry is dropped so that waiters go on.
+ */
+
+void
+ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    const char *body, size_t len)
+{
+    int                        ok;
+    time_t                     now;
+    ai_buf_t                   assembled;
+    ngx_http_ai_main_conf_t   *amcf;
+    ngx_http_ai_cache_zone_t  *z;
+    ngx_http_ai_cache_node_t  *cn;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    z = amcf->cache;
+
+    if (z == NULL || !ctx->cache_store) {
+        return;
+    }
+
+    ctx->cache_store = 0;
+    ngx_memzero(&assembled, sizeof(ai_buf_t));
+
+    if (ctx->cache_asm) {
+        ok = (ai_cache_asm_finish(ctx->cache_asm, &assembled) == 1);
+        body = assembled.data;
+        len = assembled.len;
+
+    } else {
+        ok = body && r->upstream
+             && r->upstream->headers_in.status_n == NGX_HTTP_OK
+             && ai_cache_storable(body, len,
+                                  ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                                  ? AI_EP_CHAT : (int) ctx->endpoint);
+    }
+
+    if (len > z->max_entry) {
+        ok = 0;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    cn = ngx_http_ai_cache_find(z, ctx->cache_key);
+
+    if (cn) {
+        ngx_http_ai_cache_delete(z, cn);
+    }
+
+    if (ok) {
+        cn = ngx_http_ai_cache_alloc(z, len);
+
+        if (cn) {
+            ngx_memzero(cn, offsetof(ngx_http_ai_cache_node_t, data));
+            ngx_memcpy(cn->digest, ctx->cache_key, AI_CACHE_KEY_LEN);
+            ngx_memcpy(&cn->node.key, ctx->cache_key,
+                       sizeof(ngx_rbtree_key_t));
+            cn->state = NGX_HTTP_AI_CACHE_READY;
+            cn->expires = now + ctx->cache_ttl;
+            cn->len = len;
+            ngx_memcpy(cn->data, body, len);
+            ngx_rbtree_insert(&z->sh->rbtree, &cn->node);
+            ngx_queue_insert_head(&z->sh->queue, &cn->queue);
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ctx->cache_leader = 0;
+    ai_buf_free(&assembled);
+}
+
+
+ngx_int_t
+ngx_http_ai_cache_feed(ngx_http_ai_ctx_t *ctx, const char *p, size_t len)
+{
+    if (ctx->cache_asm && ctx->cache_store) {
+        (void) ai_cache_asm_feed(ctx->cache_asm, p, len);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_cache_cleanup(void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_http_ai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx == NULL) {
+        return;
+    }
+
+    if (ctx->cache_wait) {
+        ngx_http_ai_cache_wait_t  *w = ctx->cache_wait;
+
+        if (w->wait.timer_set) {
+            ngx_del_timer(&w->wait);
+        }
+
+        ctx->cache_wait = NULL;
+    }
+
+    if (ctx->cache_store) {
+        /* never answered in full: forget the pending entry */
+        ngx_http_ai_cache_store(r, ctx, NULL, 0);
+    }
+
+    if (ctx->cache_asm) {
+        ai_cache_asm_free(ctx->cache_asm);
+        ctx->cache_asm = NULL;
+    }
+}

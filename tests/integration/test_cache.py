@@ -1,0 +1,180 @@
+"""The response cache (issue 5): hits, policy, stream/non-stream
+interchange, coalescing, tenants."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from conftest import PROVIDER_KEY, Gateway
+
+
+@pytest.fixture(scope="module")
+def cgw(mock):
+    g = Gateway("""
+    ai_provider mock url=http://127.0.0.1:%d/v1 key_env=AIGW_TEST_KEY;
+    ai_model gpt-4o  mock:gpt-4o-mock;
+    ai_model slow    mock:gpt-4o-mock-slow-chunks3;
+    ai_model short   mock:gpt-4o-mock cache_ttl=1s;
+    ai_model nocache mock:gpt-4o-mock cache=off;
+    ai_model embed   mock:text-embedding-3-small;
+    ai_model claude-ish mock:gpt-4o-mock-chunks7;
+    ai_cache zone=aigw_cache:1m ttl=10m;
+""" % mock.port, "location /v1/ { ai_gateway; }",
+        env={"AIGW_TEST_KEY": PROVIDER_KEY}, workers=2).start()
+    yield g
+    g.stop()
+
+
+def chat(text, model="gpt-4o", **kw):
+    b = {"model": model, "temperature": 0,
+         "messages": [{"role": "user", "content": text}]}
+    b.update(kw)
+    return b
+
+
+def content(r):
+    return r.json()["choices"][0]["message"]["content"]
+
+
+def stream_text(r):
+    ev = r.events()
+    assert ev[-1] == "[DONE]"
+    return "".join((json.loads(e)["choices"][0]["delta"].get("content") or "")
+                   for e in ev[:-1] if json.loads(e)["choices"])
+
+
+def test_hit_after_miss(cgw, mock):
+    n = len(mock.requests())
+    r1 = cgw.chat(chat("cache me 1"))
+    assert r1.status == 200 and r1.headers["x-aigw-cache"] == "MISS"
+    r2 = cgw.chat(chat("cache me 1"))
+    assert r2.status == 200 and r2.headers["x-aigw-cache"] == "HIT"
+    assert len(mock.requests()) == n + 1
+    assert content(r2) == content(r1)
+    u = r2.json()["usage"]
+    assert u["prompt_tokens_details"]["cached_tokens"] == u["prompt_tokens"]
+
+
+def test_canonical_key(cgw, mock):
+    cgw.request("POST", "/v1/chat/completions",
+                '{"model":"gpt-4o","temperature":0,"messages":'
+                '[{"role":"user","content":"canon"}]}')
+    n = len(mock.requests())
+    r = cgw.request("POST", "/v1/chat/completions",
+                    '{"messages": [{"content":"canon", "role":"user"}],'
+                    ' "temperature": 0.0, "model": "gpt-4o", "user": "x",'
+                    ' "stream": false}')
+    assert r.headers["x-aigw-cache"] == "HIT"
+    assert len(mock.requests()) == n
+
+
+def test_non_deterministic_bypassed(cgw):
+    b = chat("random please")
+    del b["temperature"]
+    assert cgw.chat(b).headers["x-aigw-cache"] == "BYPASS"
+    assert cgw.chat(b).headers["x-aigw-cache"] == "BYPASS"
+    b["seed"] = 7
+    assert cgw.chat(b).headers["x-aigw-cache"] == "MISS"
+    assert cgw.chat(b).headers["x-aigw-cache"] == "HIT"
+    b2 = chat("forced")
+    del b2["temperature"]
+    h = {"x-aigw-cache-force": "1"}
+    assert cgw.chat(b2, headers=h).headers["x-aigw-cache"] == "MISS"
+    assert cgw.chat(b2, headers=h).headers["x-aigw-cache"] == "HIT"
+
+
+def test_cache_control(cgw, mock):
+    cgw.chat(chat("cc"))
+    r = cgw.chat(chat("cc"), headers={"Cache-Control": "no-store"})
+    assert r.headers["x-aigw-cache"] == "BYPASS"
+    n = len(mock.requests())
+    r = cgw.chat(chat("cc"), headers={"Cache-Control": "no-cache"})
+    assert r.headers["x-aigw-cache"] == "REFRESH"
+    assert len(mock.requests()) == n + 1
+    assert cgw.chat(chat("cc")).headers["x-aigw-cache"] == "HIT"
+
+
+def test_model_off_and_ttl(cgw):
+    assert cgw.chat(chat("x", "nocache")).headers.get("x-aigw-cache") is None
+    assert cgw.chat(chat("ttl", "short")).headers["x-aigw-cache"] == "MISS"
+    assert cgw.chat(chat("ttl", "short")).headers["x-aigw-cache"] == "HIT"
+    time.sleep(2.1)
+    assert cgw.chat(chat("ttl", "short")).headers["x-aigw-cache"] == "MISS"
+
+
+def test_stream_miss_then_both_shapes_hit(cgw, mock):
+    r1 = cgw.chat(chat("streamed once", "claude-ish", stream=True))
+    assert r1.headers["x-aigw-cache"] == "MISS"
+    text = stream_text(r1)
+    n = len(mock.requests())
+    r2 = cgw.chat(chat("streamed once", "claude-ish", stream=True,
+                       stream_options={"include_usage": False}))
+    assert r2.headers["x-aigw-cache"] == "HIT"
+    assert r2.headers["content-type"].startswith("text/event-stream")
+    assert stream_text(r2) == text
+    r3 = cgw.chat(chat("streamed once", "claude-ish"))
+    assert r3.headers["x-aigw-cache"] == "HIT"
+    assert content(r3) == text
+    assert len(mock.requests()) == n
+
+
+def test_non_stream_miss_then_stream_hit(cgw):
+    r1 = cgw.chat(chat("whole first"))
+    r2 = cgw.chat(chat("whole first", stream=True))
+    assert r2.headers["x-aigw-cache"] == "HIT"
+    chunks = [json.loads(e) for e in r2.events()[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert stream_text(r2) == content(r1)
+
+
+def test_errors_not_cached(cgw, mock):
+    b = chat("err", "gpt-4o")
+    b["model"] = "mock/gpt-4o-error-500"
+    assert cgw.chat(b).status == 500
+    assert cgw.chat(b).status == 500
+    assert mock.last()["body"]["model"] == "gpt-4o-error-500"
+
+
+def test_truncated_stream_not_cached(cgw, mock):
+    b = chat("cut", "mock/gpt-4o-reset-mid", stream=True)
+    try:
+        cgw.chat(b)
+    except Exception:
+        pass
+    n = len(mock.requests())
+    try:
+        cgw.chat(b)
+    except Exception:
+        pass
+    assert len(mock.requests()) == n + 1
+
+
+def test_embeddings_cached(cgw, mock):
+    b = {"model": "embed", "input": ["a", "b"]}
+    r1 = cgw.request("POST", "/v1/embeddings", b)
+    r2 = cgw.request("POST", "/v1/embeddings", b)
+    assert r2.headers["x-aigw-cache"] == "HIT"
+    assert r2.json()["data"] == r1.json()["data"]
+
+
+def test_coalescing(cgw, mock):
+    n = len(mock.requests())
+    out = []
+    lock = threading.Lock()
+
+    def one():
+        r = cgw.chat(chat("coalesce me", "slow"))
+        with lock:
+            out.append((r.status, content(r)))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(mock.requests()) == n + 1
+    assert [s for s, _ in out] == [200] * 8
+    assert len({c for _, c in out}) == 1
