@@ -542,6 +542,7 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t                 n;
     ngx_str_t                *value, pname, *alias;
     ngx_uint_t                i, j;
+    ngx_int_t                 rc;
     ngx_http_ai_model_t      *m, *other, **mp;
     ngx_http_ai_target_t     *t;
 
@@ -699,6 +700,20 @@ ngx_http_ai_model_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             continue;
+        }
+
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
+            != NULL)
+        {
+            rc = ngx_http_ai_balancer_option(cf, m, &value[i]);
+
+            if (rc == NGX_OK) {
+                continue;
+            }
+
+            if (rc == NGX_ERROR) {
+                return NGX_CONF_ERROR;
+            }
         }
 
         if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '=')
@@ -870,6 +885,10 @@ ngx_http_ai_config_finish(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
     }
 
     if (ngx_http_ai_keepalive_init(cf, amcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ai_balancer_init(cf, amcf) != NGX_OK) {
         return NGX_ERROR;
     }
 

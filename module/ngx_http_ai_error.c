@@ -328,6 +328,69 @@ ngx_http_ai_ratelimit_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
 
 static ngx_int_t
+ngx_http_ai_retry_after(ngx_http_request_t *r, time_t seconds)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+
+    if (h == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%T", seconds) - p;
+
+    return NGX_OK;
+}
+
+
+/* which provider and model answered, after how many attempts */
+
+static ngx_int_t
+ngx_http_ai_visibility_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "x-aigw-provider");
+    h->value = ctx->target.provider->name;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "x-aigw-upstream-model");
+    h->value = ctx->target.model;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (h == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "x-aigw-attempts");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%ui", ctx->attempts) - p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_http_ai_error_header_filter(ngx_http_request_t *r)
 {
     u_char                     msg[512], *p;
@@ -349,6 +412,16 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
         /* sent by ngx_http_ai_translate_end() once the answer is known */
         ctx->headers_held = 1;
         return NGX_OK;
+    }
+
+    if (ctx && ctx->target.provider && !ctx->vis_done
+        && !ctx->cache_hit && ctx->attempts)
+    {
+        ctx->vis_done = 1;
+
+        if (ngx_http_ai_visibility_headers(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
     }
 
     if (ctx && ctx->cache_status && !ctx->cache_header_done) {
@@ -415,6 +488,26 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
         break;
 
     case NGX_HTTP_BAD_GATEWAY:
+        if (ctx->all_cooling && ctx->model) {
+            /* every target is cooling down: try again later, not broken */
+            r->err_status = NGX_HTTP_SERVICE_UNAVAILABLE;
+            r->headers_out.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+            r->headers_out.status_line.len = 0;
+
+            if (ngx_http_ai_retry_after(r, ctx->cooling_retry_after)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            p = ngx_snprintf(msg, sizeof(msg) - 1,
+                             "Every provider of model \"%V\" is cooling "
+                             "down after failures; retry later.",
+                             &ctx->model->name);
+            code = "providers_unavailable";
+            break;
+        }
+
         p = ngx_snprintf(msg, sizeof(msg) - 1,
                          "The provider \"%V\" could not be reached or sent an "
                          "invalid response (connection, TLS or protocol "

@@ -100,6 +100,22 @@ typedef struct {
     ngx_array_t                    *plugins;      /* aigw_instance_t * */
     ngx_int_t                       cache;        /* 0 off, 1 on, 2 shared */
     time_t                          cache_ttl;    /* 0: the zone's */
+
+    /* several targets, retries, fallbacks: ngx_http_ai_balancer.c */
+    ngx_uint_t                      balanced;
+    ngx_uint_t                      strategy;
+    ngx_str_t                       fallback;
+    ngx_uint_t                      attempts;
+    ngx_uint_t                      retry_on;
+    ngx_msec_t                      budget;
+    ngx_msec_t                      cooldown;
+    ngx_msec_t                      connect_timeout;
+    ngx_msec_t                      read_timeout;
+    ngx_uint_t                      breaker_fails;
+    ngx_msec_t                      breaker_window;
+    ngx_uint_t                      own_targets;
+    ngx_uint_t                      slot;
+    ngx_http_upstream_conf_t       *confs;        /* one per target */
 } ngx_http_ai_model_t;
 
 
@@ -165,6 +181,7 @@ typedef struct {
     ngx_uint_t                      attempts;
     const char                     *cache_status;     /* NULL: no cache */
     const char                     *status_reason;    /* why we failed */
+    time_t                          cooling_retry_after;
 
     /* cache: ngx_http_ai_cache.c */
     u_char                          cache_key[32];
@@ -219,6 +236,9 @@ typedef struct {
     unsigned                        cache_store:1;
     unsigned                        cache_leader:1;
     unsigned                        cache_header_done:1;
+    unsigned                        all_cooling:1;
+    unsigned                        retargeting:1;
+    unsigned                        vis_done:1;
     unsigned                        error_replace:1;
     unsigned                        error_sent:1;
 } ngx_http_ai_ctx_t;
@@ -280,6 +300,8 @@ ngx_int_t ngx_http_ai_upstream_start(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_upstream_init_conf(ngx_conf_t *cf,
     ngx_http_ai_provider_t *p);
+ngx_int_t ngx_http_ai_retarget(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_create_request(ngx_http_request_t *r);
 
 /* ngx_http_ai_translate.c */
 ngx_int_t ngx_http_ai_translate_request(ngx_http_request_t *r,
@@ -328,6 +350,12 @@ ngx_int_t ngx_http_ai_cache_feed(ngx_http_ai_ctx_t *ctx, const char *p,
     size_t len);
 ngx_int_t ngx_http_ai_cache_status_header(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+
+/* ngx_http_ai_balancer.c */
+ngx_int_t ngx_http_ai_balancer_option(ngx_conf_t *cf,
+    ngx_http_ai_model_t *m, ngx_str_t *opt);
+ngx_int_t ngx_http_ai_balancer_init(ngx_conf_t *cf,
+    ngx_http_ai_main_conf_t *amcf);
 
 /* ngx_http_ai_keepalive.c */
 ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,

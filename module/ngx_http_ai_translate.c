@@ -176,6 +176,14 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         ai_buf_free(&out);
         ai_buf_free(&path);
 
+        if (ctx->retargeting) {
+            /* this target cannot take the request: the balancer goes on */
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "ai: provider \"%V\" cannot take this request: %s",
+                          &p->name, err.message);
+            return NGX_ERROR;
+        }
+
         return ngx_http_ai_send_error(r, NGX_HTTP_BAD_REQUEST,
                                       "invalid_request_error",
                                       err.code ? err.code : "invalid_request",
@@ -693,6 +701,11 @@ send:
     ll = &head;
 
     if (out.len && ngx_http_ai_emit(r, &ll, out.data, out.len) == NGX_OK) {
+        if (ctx->stream && !complete) {
+            /* the error event ends the body cleanly; the connection closes */
+            head->buf->last_buf = 1;
+        }
+
         (void) ngx_http_output_filter(r, head);
     }
 

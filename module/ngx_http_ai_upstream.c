@@ -8,7 +8,8 @@
 #include "ngx_http_ai_gateway.h"
 
 
-static ngx_int_t ngx_http_ai_create_request(ngx_http_request_t *r);
+static void ngx_http_ai_stream_error(ngx_http_request_t *r,
+    ngx_http_upstream_t *u);
 static ngx_int_t ngx_http_ai_reinit_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_process_status_line(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_process_header(ngx_http_request_t *r);
@@ -168,7 +169,10 @@ ngx_http_ai_upstream_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     u = r->upstream;
 
-    u->conf = &ctx->target.provider->upstream;
+    /* a balanced model starts at its own upstream: ngx_http_ai_balancer.c */
+
+    u->conf = (ctx->model && ctx->model->balanced)
+              ? &ctx->model->confs[0] : &ctx->target.provider->upstream;
 
     ngx_str_set(&u->schema, "http://");
 
@@ -195,7 +199,10 @@ ngx_http_ai_upstream_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     u->input_filter_ctx = r;
 
     u->accel = 1;
-    ctx->attempts++;
+
+    if (!(ctx->model && ctx->model->balanced)) {
+        ctx->attempts++;
+    }
 
     /*
      * Called from the body handler: the reference that reading the body
@@ -208,7 +215,7 @@ ngx_http_ai_upstream_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_ai_create_request(ngx_http_request_t *r)
 {
     size_t                   len;
@@ -270,12 +277,54 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
 }
 
 
+/*
+ * Another attempt (or another target) after a failure: what the failed
+ * answer left is dropped.  Called by the balancer when the target changes,
+ * so that the provider gets a body in its own format.
+ */
+
+ngx_int_t
+ngx_http_ai_retarget(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    ctx->process = ctx->plugins_text || ctx->cache_store;
+    ctx->hold_headers = 0;
+    ctx->upstream_body = NULL;
+    ctx->retargeting = 1;
+
+    rc = ngx_http_ai_translate_request(r, ctx, &ctx->client_body);
+
+    ctx->retargeting = 0;
+
+    if (rc != NGX_OK || ctx->upstream_body == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_ai_create_request(r);
+}
+
+
 static ngx_int_t
 ngx_http_ai_reinit_request(ngx_http_request_t *r)
 {
     ngx_http_ai_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx->stream_out) {
+        ai_stream_free(ctx->stream_out);
+        ctx->stream_out = NULL;
+    }
+
+    if (ctx->stream_in) {
+        ai_stream_free(ctx->stream_in);
+        ctx->stream_in = NULL;
+    }
+
+    ai_buf_free(&ctx->acc);
+    ngx_memzero(&ctx->acc, sizeof(ai_buf_t));
+    ctx->first_byte_msec = 0;
 
     ctx->status.code = 0;
     ctx->status.count = 0;
@@ -685,9 +734,52 @@ ngx_http_ai_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
     u = r->upstream;
 
-    if (ctx && ctx->process && rc != NGX_HTTP_CLIENT_CLOSED_REQUEST) {
+    if (ctx == NULL || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST) {
+        return;
+    }
+
+    if (ctx->process) {
         ngx_http_ai_translate_end(r, ctx,
                                   rc == 0
                                   && (u->length == 0 || u->length == -1));
+        return;
     }
+
+    if (ctx->stream && u->header_sent && rc != 0 && !r->connection->error
+        && u->headers_in.status_n == NGX_HTTP_OK)
+    {
+        /* the provider broke off mid-stream: say so, never fake an end */
+        ngx_http_ai_stream_error(r, u);
+    }
+}
+
+
+static void
+ngx_http_ai_stream_error(ngx_http_request_t *r, ngx_http_upstream_t *u)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    static u_char  event[] =
+        "data: {\"error\":{\"message\":\"The provider's stream ended "
+        "before the answer was complete.\",\"type\":\"server_error\","
+        "\"param\":null,\"code\":\"upstream_incomplete\"}}\n\n";
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return;
+    }
+
+    b->pos = event;
+    b->last = event + sizeof(event) - 1;
+    b->memory = 1;
+    b->flush = 1;
+
+    /* and a clean end of the chunked body, the connection closes after */
+    b->last_buf = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    (void) ngx_http_output_filter(r, &out);
 }

@@ -1,0 +1,901 @@
+
+/*
+ * aigw: a model served by several targets (provider + its model name),
+ * with retries and fallbacks across them, on NGINX's own upstream retry
+ * machinery: each model gets a balancer (a peer.init/get/free of its own)
+ * that picks a target by the model's strategy, skips targets whose circuit
+ * is open, points the request at the target's provider (its connection
+ * pool, TLS, timeouts and body format), and lets ngx_http_upstream_next()
+ * try the next one on connect errors, timeouts, 429 and 5xx, within the
+ * model's attempt count and time budget, and only before anything reached
+ * the client.  Breaker, in-flight and latency state is in shared memory,
+ * so every worker sees it.
+ */
+
+#include "ngx_http_ai_gateway.h"
+
+
+#define NGX_HTTP_AI_BAL_MAX_TARGETS   64
+
+
+/* one target's health, shared by all workers */
+typedef struct {
+    ngx_atomic_t                inflight;
+    ngx_atomic_t                probe;        /* a half-open probe is out */
+    ngx_msec_t                  window_start;
+    ngx_uint_t                  fails;
+    ngx_msec_t                  open_until;   /* 0: closed */
+    ngx_uint_t                  opened;       /* times the breaker opened */
+    ngx_msec_t                  ewma_ttfb;    /* ms, x16 */
+    ngx_atomic_t                requests;
+} ngx_http_ai_bal_state_t;
+
+
+typedef struct {
+    ngx_uint_t                  nstates;
+    ngx_atomic_t                rr;           /* round robin counter */
+    ngx_http_ai_bal_state_t     states[1];
+} ngx_http_ai_bal_sh_t;
+
+
+typedef struct {
+    ngx_http_ai_bal_sh_t       *sh;
+    ngx_slab_pool_t            *shpool;
+    ngx_uint_t                  nstates;
+} ngx_http_ai_bal_zone_t;
+
+
+/* per request */
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_ai_ctx_t          *ctx;
+    ngx_http_ai_model_t        *model;
+
+    ngx_int_t                   current;      /* target index, -1: none */
+    uint64_t                    tried;        /* bit per target */
+    ngx_msec_t                  attempt_start;
+    unsigned                    probing:1;
+
+    /* the current target's own balancer (keepalive, round robin) */
+    void                       *tdata;
+    ngx_event_get_peer_pt       tget;
+    ngx_event_free_peer_pt      tfree;
+#if (NGX_HTTP_SSL)
+    ngx_event_set_peer_session_pt   tset_session;
+    ngx_event_save_peer_session_pt  tsave_session;
+#endif
+} ngx_http_ai_bal_peer_t;
+
+
+static ngx_http_ai_bal_zone_t  *ngx_http_ai_bal_zone;
+
+
+static ngx_int_t ngx_http_ai_bal_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_ai_bal_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_ai_bal_set_session(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_ai_bal_save_session(ngx_peer_connection_t *pc,
+    void *data);
+#endif
+
+
+static ngx_str_t  ngx_http_ai_strategies[] = {
+    ngx_string("weighted"),
+    ngx_string("round_robin"),
+    ngx_string("least_inflight"),
+    ngx_string("latency"),
+    ngx_null_string
+};
+
+
+/* an ai_model option of the balancer; NGX_DECLINED: not one of ours */
+
+ngx_int_t
+ngx_http_ai_balancer_option(ngx_conf_t *cf, ngx_http_ai_model_t *m,
+    ngx_str_t *opt)
+{
+    u_char      *eq, *slash;
+    ngx_int_t    n;
+    ngx_str_t    name, value, w;
+    ngx_uint_t   i;
+    ngx_msec_t   ms;
+
+    eq = ngx_strlchr(opt->data, opt->data + opt->len, '=');
+    if (eq == NULL) {
+        return NGX_DECLINED;
+    }
+
+    name.data = opt->data;
+    name.len = eq - opt->data;
+    value.data = eq + 1;
+    value.len = opt->data + opt->len - value.data;
+
+#define is(s)  (name.len == sizeof(s) - 1                                  \
+                && ngx_strncmp(name.data, s, sizeof(s) - 1) == 0)
+
+    if (is("strategy")) {
+        for (i = 0; ngx_http_ai_strategies[i].len; i++) {
+            if (ngx_http_ai_strategies[i].len == value.len
+                && ngx_strncmp(ngx_http_ai_strategies[i].data, value.data,
+                               value.len) == 0)
+            {
+                m->strategy = i;
+                m->balanced = 1;
+                return NGX_OK;
+            }
+        }
+
+        goto invalid;
+    }
+
+    if (is("fallback")) {
+        m->fallback = value;
+        m->balanced = 1;
+        return NGX_OK;
+    }
+
+    if (is("retries")) {
+        n = ngx_atoi(value.data, value.len);
+        if (n == NGX_ERROR || n < 1 || n > 16) {
+            goto invalid;
+        }
+
+        m->attempts = n;
+        m->balanced = 1;
+        return NGX_OK;
+    }
+
+    if (is("retry_on")) {
+        m->retry_on = 0;
+
+        while (value.len) {
+            w.data = value.data;
+            slash = ngx_strlchr(value.data, value.data + value.len, ',');
+            w.len = (slash ? slash : value.data + value.len) - value.data;
+
+            if (w.len == 5 && ngx_strncmp(w.data, "error", 5) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_ERROR
+                               |NGX_HTTP_UPSTREAM_FT_INVALID_HEADER;
+            } else if (w.len == 7 && ngx_strncmp(w.data, "timeout", 7) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_TIMEOUT;
+            } else if (w.len == 3 && ngx_strncmp(w.data, "429", 3) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_HTTP_429;
+            } else if (w.len == 3 && ngx_strncmp(w.data, "500", 3) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_HTTP_500;
+            } else if (w.len == 3 && ngx_strncmp(w.data, "502", 3) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_HTTP_502;
+            } else if (w.len == 3 && ngx_strncmp(w.data, "503", 3) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_HTTP_503;
+            } else if (w.len == 3 && ngx_strncmp(w.data, "504", 3) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_HTTP_504;
+            } else if (w.len == 3 && ngx_strncmp(w.data, "5xx", 3) == 0) {
+                m->retry_on |= NGX_HTTP_UPSTREAM_FT_STATUS;
+            } else {
+                goto invalid;
+            }
+
+            if (slash == NULL) {
+                break;
+            }
+
+            value.len -= slash + 1 - value.data;
+            value.data = slash + 1;
+        }
+
+        m->balanced = 1;
+        return NGX_OK;
+    }
+
+    if (is("budget") || is("cooldown") || is("connect_timeout")
+        || is("read_timeout"))
+    {
+        ms = ngx_parse_time(&value, 0);
+        if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
+            goto invalid;
+        }
+
+        if (is("budget")) {
+            m->budget = ms;
+        } else if (is("cooldown")) {
+            m->cooldown = ms;
+        } else if (is("connect_timeout")) {
+            m->connect_timeout = ms;
+        } else {
+            m->read_timeout = ms;
+        }
+
+        m->balanced = 1;
+        return NGX_OK;
+    }
+
+    if (is("breaker")) {
+        /* N/window: N failures within the window open the circuit */
+
+        slash = ngx_strlchr(value.data, value.data + value.len, '/');
+        if (slash == NULL) {
+            goto invalid;
+        }
+
+        n = ngx_atoi(value.data, slash - value.data);
+        w.data = slash + 1;
+        w.len = value.data + value.len - w.data;
+        ms = ngx_parse_time(&w, 0);
+
+        if (n == NGX_ERROR || n < 1 || ms == (ngx_msec_t) NGX_ERROR
+            || ms == 0)
+        {
+            goto invalid;
+        }
+
+        m->breaker_fails = n;
+        m->breaker_window = ms;
+        m->balanced = 1;
+        return NGX_OK;
+    }
+
+#undef is
+
+    return NGX_DECLINED;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "ai_model \"%V\": invalid \"%V\"", &m->name, opt);
+    return NGX_ERROR;
+}
+
+
+/*
+ * At the end of the http block: fallbacks resolved into each model's
+ * target list, an upstream conf per target (the provider's, with the
+ * model's retry policy and timeouts), and the shared state zone.
+ */
+
+ngx_int_t
+ngx_http_ai_balancer_init(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
+{
+    u_char                        *comma, *s, *end;
+    ngx_str_t                      name, zname;
+    ngx_uint_t                     i, j, k, slot, nf;
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_ai_model_t          **mp, *fb;
+    ngx_http_ai_target_t          *t, *nt;
+    ngx_http_upstream_conf_t      *uc;
+    ngx_http_upstream_srv_conf_t  *uscf;
+
+    mp = amcf->models.elts;
+    slot = 0;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+
+        if (mp[i]->targets.nelts > 1) {
+            mp[i]->balanced = 1;
+        }
+
+        if (!mp[i]->balanced) {
+            continue;
+        }
+
+        mp[i]->own_targets = mp[i]->targets.nelts;
+
+        /* fallback models' targets come after the model's own */
+
+        s = mp[i]->fallback.data;
+        end = s + mp[i]->fallback.len;
+
+        while (s && s < end) {
+            comma = ngx_strlchr(s, end, ',');
+            if (comma == NULL) {
+                comma = end;
+            }
+
+            name.data = s;
+            name.len = comma - s;
+            s = comma + 1;
+
+            fb = NULL;
+
+            for (j = 0; j < amcf->models.nelts; j++) {
+                if (mp[j]->name.len == name.len
+                    && ngx_strncmp(mp[j]->name.data, name.data, name.len)
+                       == 0)
+                {
+                    fb = mp[j];
+                }
+            }
+
+            if (fb == NULL || fb == mp[i]) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "ai_model \"%V\": fallback \"%V\" is not a "
+                              "model", &mp[i]->name, &name);
+                return NGX_ERROR;
+            }
+
+            nf = fb->own_targets ? fb->own_targets : fb->targets.nelts;
+            t = fb->targets.elts;
+
+            for (k = 0; k < nf; k++) {
+                nt = ngx_array_push(&mp[i]->targets);
+                if (nt == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *nt = t[k];
+            }
+        }
+
+        if (mp[i]->targets.nelts > NGX_HTTP_AI_BAL_MAX_TARGETS) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "ai_model \"%V\": more than %d targets",
+                          &mp[i]->name, NGX_HTTP_AI_BAL_MAX_TARGETS);
+            return NGX_ERROR;
+        }
+
+        if (mp[i]->attempts == 0) {
+            /* each target once, by default; retries= to try more */
+            mp[i]->attempts = ngx_min(mp[i]->targets.nelts, 8);
+        }
+
+        if (mp[i]->retry_on == 0) {
+            mp[i]->retry_on = NGX_HTTP_UPSTREAM_FT_ERROR
+                              |NGX_HTTP_UPSTREAM_FT_TIMEOUT
+                              |NGX_HTTP_UPSTREAM_FT_INVALID_HEADER
+                              |NGX_HTTP_UPSTREAM_FT_HTTP_429
+                              |NGX_HTTP_UPSTREAM_FT_STATUS;
+        }
+
+        if (mp[i]->breaker_fails == 0) {
+            mp[i]->breaker_fails = 5;
+            mp[i]->breaker_window = 30000;
+        }
+
+        if (mp[i]->cooldown == 0) {
+            mp[i]->cooldown = 30000;
+        }
+
+        /* the model's own upstream: every request starts there */
+
+        uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
+        if (uscf == NULL) {
+            return NGX_ERROR;
+        }
+
+        uscf->peer.init = ngx_http_ai_bal_init_peer;
+        uscf->peer.data = mp[i];
+        uscf->host = mp[i]->name;
+        uscf->flags = NGX_HTTP_UPSTREAM_CREATE;
+
+        t = mp[i]->targets.elts;
+
+        mp[i]->confs = ngx_pcalloc(cf->pool, mp[i]->targets.nelts
+                                             * sizeof(ngx_http_upstream_conf_t));
+        if (mp[i]->confs == NULL) {
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < mp[i]->targets.nelts; j++) {
+            uc = &mp[i]->confs[j];
+            *uc = t[j].provider->upstream;
+
+            uc->upstream = uscf;
+            uc->next_upstream = NGX_CONF_BITMASK_SET|mp[i]->retry_on
+                                |NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT;
+            uc->next_upstream_tries = mp[i]->attempts;
+            uc->next_upstream_timeout = mp[i]->budget;
+
+            if (mp[i]->connect_timeout) {
+                uc->connect_timeout = mp[i]->connect_timeout;
+            }
+
+            if (mp[i]->read_timeout) {
+                uc->read_timeout = mp[i]->read_timeout;
+            }
+        }
+
+        mp[i]->slot = slot;
+        slot += mp[i]->targets.nelts;
+    }
+
+    if (slot == 0) {
+        return NGX_OK;
+    }
+
+    ngx_str_set(&zname, "aigw_routing");
+
+    shm_zone = ngx_shared_memory_add(cf, &zname, 128 * 1024,
+                                     &ngx_http_ai_gateway_module);
+    if (shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ai_bal_zone = ngx_pcalloc(cf->pool,
+                                       sizeof(ngx_http_ai_bal_zone_t));
+    if (ngx_http_ai_bal_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_ai_bal_zone->nstates = slot;
+    shm_zone->init = ngx_http_ai_bal_init_zone;
+    shm_zone->data = ngx_http_ai_bal_zone;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_bal_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ai_bal_zone_t  *oz = data;
+
+    ngx_http_ai_bal_zone_t  *z;
+
+    z = shm_zone->data;
+    z->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (oz && oz->sh && oz->sh->nstates == z->nstates) {
+        /* a reload with the same targets keeps their health */
+        z->sh = oz->sh;
+        return NGX_OK;
+    }
+
+    if (shm_zone->shm.exists && z->shpool->data) {
+        z->sh = z->shpool->data;
+
+        if (z->sh->nstates == z->nstates) {
+            return NGX_OK;
+        }
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    z->sh = ngx_slab_calloc_locked(z->shpool, sizeof(ngx_http_ai_bal_sh_t)
+                                   + z->nstates
+                                     * sizeof(ngx_http_ai_bal_state_t));
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (z->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    z->sh->nstates = z->nstates;
+    z->shpool->data = z->sh;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_bal_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_ai_ctx_t       *ctx;
+    ngx_http_ai_bal_peer_t  *bp;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    bp = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_bal_peer_t));
+    if (bp == NULL) {
+        return NGX_ERROR;
+    }
+
+    bp->request = r;
+    bp->ctx = ctx;
+    bp->model = us->peer.data;
+    bp->current = -1;
+
+    r->upstream->peer.data = bp;
+    r->upstream->peer.get = ngx_http_ai_bal_get_peer;
+    r->upstream->peer.free = ngx_http_ai_bal_free_peer;
+    r->upstream->peer.tries = bp->model->attempts;
+
+#if (NGX_HTTP_SSL)
+    r->upstream->peer.set_session = ngx_http_ai_bal_set_session;
+    r->upstream->peer.save_session = ngx_http_ai_bal_save_session;
+#endif
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ai_bal_choose(ngx_http_ai_bal_peer_t *bp, ngx_msec_t now,
+    ngx_uint_t *probe, ngx_msec_t *soonest)
+{
+    uint64_t                  bit;
+    ngx_int_t                 best, cand[NGX_HTTP_AI_BAL_MAX_TARGETS];
+    ngx_uint_t                i, n, pass, lo, hi, total, pick, p, nc;
+    ngx_msec_t                score, best_score;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_target_t     *t;
+    ngx_http_ai_bal_state_t  *st;
+
+    m = bp->model;
+    t = m->targets.elts;
+    st = ngx_http_ai_bal_zone->sh->states + m->slot;
+    *soonest = 0;
+
+    /*
+     * Pass 0: the model's own targets not tried yet; pass 1: the
+     * fallbacks not tried yet; pass 2: any target again.
+     */
+
+    for (pass = 0; pass < 3; pass++) {
+
+        lo = (pass == 1) ? m->own_targets : 0;
+        hi = (pass == 0) ? m->own_targets : m->targets.nelts;
+        nc = 0;
+
+        for (i = lo; i < hi; i++) {
+            bit = (uint64_t) 1 << i;
+
+            if (pass < 2 && (bp->tried & bit)) {
+                continue;
+            }
+
+            if (st[i].open_until
+                && (ngx_msec_int_t) (st[i].open_until - now) > 0)
+            {
+                if (*soonest == 0 || st[i].open_until - now < *soonest) {
+                    *soonest = st[i].open_until - now;
+                }
+
+                continue;
+            }
+
+            cand[nc++] = i;
+        }
+
+        if (nc == 0) {
+            continue;
+        }
+
+        best = -1;
+
+        switch (m->strategy) {
+
+        case 1:   /* round robin */
+            pick = ngx_atomic_fetch_add(&ngx_http_ai_bal_zone->sh->rr, 1);
+            best = cand[pick % nc];
+            break;
+
+        case 2:   /* least in flight, relative to weight */
+            best_score = (ngx_msec_t) -1;
+
+            for (n = 0; n < nc; n++) {
+                score = (ngx_msec_t) (st[cand[n]].inflight * 1000
+                                      / t[cand[n]].weight);
+
+                if (score < best_score) {
+                    best_score = score;
+                    best = cand[n];
+                }
+            }
+
+            break;
+
+        case 3:   /* lowest latency, with a little exploration */
+            if (nc > 1 && ngx_random() % 20 == 0) {
+                best = cand[ngx_random() % nc];
+                break;
+            }
+
+            best_score = (ngx_msec_t) -1;
+
+            for (n = 0; n < nc; n++) {
+                score = st[cand[n]].ewma_ttfb;
+
+                if (score < best_score) {
+                    best_score = score;
+                    best = cand[n];
+                }
+            }
+
+            break;
+
+        default:  /* weighted random */
+            total = 0;
+
+            for (n = 0; n < nc; n++) {
+                total += t[cand[n]].weight;
+            }
+
+            pick = (ngx_uint_t) ngx_random() % total;
+
+            for (n = 0; n < nc; n++) {
+                if (pick < t[cand[n]].weight) {
+                    break;
+                }
+
+                pick -= t[cand[n]].weight;
+            }
+
+            best = cand[n < nc ? n : nc - 1];
+        }
+
+        /* a target whose cooldown just ended takes one probe at a time */
+
+        if (st[best].open_until) {
+            if (!ngx_atomic_cmp_set(&st[best].probe, 0, 1)) {
+                for (p = 0; p < nc; p++) {
+                    if (st[cand[p]].open_until == 0) {
+                        best = cand[p];
+                        break;
+                    }
+                }
+
+                if (p == nc) {
+                    continue;
+                }
+
+            } else {
+                *probe = 1;
+            }
+        }
+
+        return best;
+    }
+
+    return -1;
+}
+
+
+static ngx_int_t
+ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_ai_bal_peer_t  *bp = data;
+
+    ngx_int_t                 idx, rc;
+    ngx_uint_t                tries, probe;
+    ngx_msec_t                now, soonest;
+    ngx_http_request_t       *r;
+    ngx_http_upstream_t      *u;
+    ngx_http_ai_ctx_t        *ctx;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_target_t     *t;
+    ngx_http_ai_provider_t   *p;
+    ngx_http_ai_bal_state_t  *st;
+
+    r = bp->request;
+    u = r->upstream;
+    ctx = bp->ctx;
+    m = bp->model;
+    now = ngx_current_msec;
+    probe = 0;
+
+    idx = ngx_http_ai_bal_choose(bp, now, &probe, &soonest);
+
+    if (idx < 0) {
+        /* every target is cooling down: 503 with Retry-After */
+        ctx->all_cooling = 1;
+        ctx->cooling_retry_after = soonest ? (soonest + 999) / 1000 : 1;
+        return NGX_BUSY;
+    }
+
+    t = m->targets.elts;
+    st = ngx_http_ai_bal_zone->sh->states + m->slot;
+    p = t[idx].provider;
+
+    bp->current = idx;
+    bp->tried |= (uint64_t) 1 << idx;
+    bp->probing = probe;
+    bp->attempt_start = now;
+
+    (void) ngx_atomic_fetch_add(&st[idx].inflight, 1);
+    (void) ngx_atomic_fetch_add(&st[idx].requests, 1);
+
+    /* the request now goes to this target: its provider, format, body */
+
+    if (ctx->target.provider != p
+        || ctx->target.model.len != t[idx].model.len
+        || ngx_strncmp(ctx->target.model.data, t[idx].model.data,
+                       t[idx].model.len) != 0
+        || ctx->upstream_body == NULL)
+    {
+        ctx->target = t[idx];
+
+        rc = ngx_http_ai_retarget(r, ctx);
+        if (rc != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->target = t[idx];
+    u->conf = &m->confs[idx];
+    ctx->attempts++;
+
+#if (NGX_HTTP_SSL)
+    u->ssl = p->ssl ? 1 : 0;
+#endif
+
+    /* the provider's own peer (keepalive pool, round robin of addresses) */
+
+    tries = pc->tries;
+
+    /* round robin reuses a peer.data it finds: it must not find ours */
+    pc->data = NULL;
+
+    if (p->upstream.upstream->peer.init(r, p->upstream.upstream) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    bp->tdata = pc->data;
+    bp->tget = pc->get;
+    bp->tfree = pc->free;
+#if (NGX_HTTP_SSL)
+    bp->tset_session = pc->set_session;
+    bp->tsave_session = pc->save_session;
+    pc->set_session = ngx_http_ai_bal_set_session;
+    pc->save_session = ngx_http_ai_bal_save_session;
+#endif
+
+    pc->data = bp;
+    pc->get = ngx_http_ai_bal_get_peer;
+    pc->free = ngx_http_ai_bal_free_peer;
+    pc->tries = tries;
+
+    rc = bp->tget(pc, bp->tdata);
+
+    pc->tries = tries;
+
+    return rc;
+}
+
+
+static void
+ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    ngx_http_ai_bal_peer_t  *bp = data;
+
+    time_t                    ra;
+    ngx_uint_t                tries, i, failed;
+    ngx_msec_t                now, ttfb, cool;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h;
+    ngx_http_request_t       *r;
+    ngx_http_upstream_t      *u;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_bal_state_t  *st;
+
+    if (bp->current < 0) {
+        return;
+    }
+
+    r = bp->request;
+    u = r->upstream;
+    m = bp->model;
+    st = ngx_http_ai_bal_zone->sh->states + m->slot + bp->current;
+    now = ngx_current_msec;
+
+    tries = pc->tries;
+
+    if (bp->tfree) {
+        bp->tfree(pc, bp->tdata, state);
+        bp->tfree = NULL;
+    }
+
+    /* one attempt used, whatever the provider's balancer counted */
+    pc->tries = tries ? tries - 1 : 0;
+
+    (void) ngx_atomic_fetch_add(&st->inflight, (ngx_atomic_int_t) -1);
+
+    /* a 429 or 5xx passed on to the client (no attempt left) failed too */
+
+    failed = (state & NGX_PEER_FAILED)
+             || (u && (u->headers_in.status_n == 429
+                       || u->headers_in.status_n >= 500));
+
+    if (bp->probing) {
+        (void) ngx_atomic_cmp_set(&st->probe, 1, 0);
+    }
+
+    if (!failed) {
+        /* a success closes the circuit and teaches the latency EWMA */
+
+        st->fails = 0;
+        st->open_until = 0;
+
+        if (bp->ctx->first_byte_msec
+            && bp->ctx->first_byte_msec >= bp->attempt_start)
+        {
+            ttfb = (bp->ctx->first_byte_msec - bp->attempt_start) * 16;
+            st->ewma_ttfb = st->ewma_ttfb
+                            ? (st->ewma_ttfb * 7 + ttfb) / 8 : ttfb;
+        }
+
+        bp->current = -1;
+        return;
+    }
+
+    if (now - st->window_start > m->breaker_window) {
+        st->window_start = now;
+        st->fails = 0;
+    }
+
+    st->fails++;
+
+    cool = 0;
+
+    /* a 429 cools the target for as long as it asked */
+
+    if (u && u->headers_in.status_n == 429) {
+        part = &u->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */; i++) {
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len == 11
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
+                                   11) == 0)
+            {
+                ra = ngx_atoi(h[i].value.data, h[i].value.len);
+
+                if (ra > 0 && ra < 3600) {
+                    cool = (ngx_msec_t) ra * 1000;
+                }
+            }
+        }
+    }
+
+    if (bp->probing || st->fails >= m->breaker_fails || cool) {
+        if (cool == 0) {
+            cool = m->cooldown;
+        }
+
+        if (st->open_until == 0) {
+            st->opened++;
+            ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+                          "ai: model \"%V\" target %i (provider \"%V\") "
+                          "cooling down for %M ms", &m->name, bp->current,
+                          &bp->ctx->target.provider->name, cool);
+        }
+
+        st->open_until = now + cool;
+        if (st->open_until == 0) {
+            st->open_until = 1;
+        }
+    }
+
+    bp->current = -1;
+}
+
+
+#if (NGX_HTTP_SSL)
+
+static ngx_int_t
+ngx_http_ai_bal_set_session(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_ai_bal_peer_t  *bp = data;
+
+    return bp->tset_session ? bp->tset_session(pc, bp->tdata) : NGX_OK;
+}
+
+
+static void
+ngx_http_ai_bal_save_session(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_ai_bal_peer_t  *bp = data;
+
+    if (bp->tsave_session) {
+        bp->tsave_session(pc, bp->tdata);
+    }
+}
+
+#endif
