@@ -245,6 +245,14 @@ ngx_http_ai_provider_option(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
         return NGX_CONF_OK;
     }
 
+    if (name->len == 11 && ngx_strncmp(name->data, "drop_params", 11) == 0) {
+        if (ngx_http_ai_parse_flag(value, &p->drop_params) != NGX_OK) {
+            goto invalid;
+        }
+
+        return NGX_CONF_OK;
+    }
+
     if (name->len == 9 && ngx_strncmp(name->data, "keepalive", 9) == 0) {
         n = ngx_atoi(value->data, value->len);
         if (n == NGX_ERROR) {

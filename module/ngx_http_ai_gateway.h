@@ -69,6 +69,7 @@ typedef struct {
     ngx_int_t                       max_tokens;   /* anthropic default */
 
     ngx_flag_t                      passthrough;
+    ngx_flag_t                      drop_params;  /* drop what it lacks */
     ngx_flag_t                      engine;       /* in-process engine */
     void                           *engine_conf;  /* ngx_http_ai_engine.c */
     ngx_uint_t                      keepalive;

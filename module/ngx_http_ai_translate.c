@@ -65,8 +65,11 @@ ngx_int_t
 ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t *body)
 {
+    char                    *name;
+    size_t                   nlen;
     json_t                  *root, *so;
     ngx_int_t                rc;
+    ngx_uint_t               tries;
     ngx_str_t                part, rel;
     ai_buf_t                 out, path;
     ai_json_error_t          err;
@@ -167,12 +170,50 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ngx_memzero(&out, sizeof(ai_buf_t));
     ngx_memzero(&path, sizeof(ai_buf_t));
-    ngx_memzero(&err, sizeof(ai_json_error_t));
 
-    if (ai_translate_request((int) p->format, root, &ctx->opts, &out, &path,
-                             &err)
-        != 0)
-    {
+    for (tries = 0; ; tries++) {
+        ngx_memzero(&err, sizeof(ai_json_error_t));
+
+        rc = ai_translate_request((int) p->format, root, &ctx->opts, &out,
+                                  &path, &err);
+
+        if (rc == 0 || !p->drop_params || err.param[0] == '\0'
+            || tries == 8)
+        {
+            break;
+        }
+
+        /*
+         * drop_params=on: a top-level parameter this provider cannot take
+         * is removed (logged once per request) and the translation tried
+         * again.
+         */
+
+        name = err.param;
+        nlen = strcspn(name, ".[");
+
+        if (nlen == 0 || nlen >= sizeof(err.param)) {
+            break;
+        }
+
+        name[nlen] = '\0';
+
+        if (json_object_del(root, name) != 0) {
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai: provider \"%V\" takes no \"%s\": dropped",
+                      &p->name, name);
+
+        ctx->body_modified = 1;
+        ai_buf_free(&out);
+        ai_buf_free(&path);
+        ngx_memzero(&out, sizeof(ai_buf_t));
+        ngx_memzero(&path, sizeof(ai_buf_t));
+    }
+
+    if (rc != 0) {
         ai_buf_free(&out);
         ai_buf_free(&path);
 

@@ -18,6 +18,9 @@ def pgw(mock):
     ai_provider azure url=http://127.0.0.1:%(m)d format=azure
                 api_version=2024-10-21 key_env=AIGW_TEST_KEY;
     ai_provider openai url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY;
+    ai_provider lenient url=http://127.0.0.1:%(m)d/v1 format=anthropic
+                drop_params=on;
+    ai_model claude-lenient lenient:claude-sonnet-4;
 
     ai_model claude        anthropic:claude-sonnet-4;
     ai_model claude-tools  anthropic:claude-sonnet-4-tools;
@@ -254,3 +257,15 @@ def test_messages_errors_are_anthropic_shaped(pgw):
     r = pgw.request("POST", "/v1/messages", "{bad")
     assert r.status == 400
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_unsupported_parameter_is_a_400_naming_it(pgw):
+    r = pgw.chat(chat("claude", n=2))
+    assert r.status == 400
+    assert r.json()["error"]["param"] == "n"
+
+
+def test_drop_params_drops_it(pgw, mock):
+    r = pgw.chat(chat("claude-lenient", n=2))
+    assert r.status == 200, r
+    assert "n" not in mock.last()["body"]
