@@ -151,6 +151,7 @@ typedef struct {
 #define NGX_HTTP_AI_EP_EMBEDDINGS      3
 #define NGX_HTTP_AI_EP_MODELS          4
 #define NGX_HTTP_AI_EP_MESSAGES        5
+#define NGX_HTTP_AI_EP_USAGE           6
 
 
 typedef struct {
@@ -291,6 +292,8 @@ void ngx_http_ai_usage_final(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ai_charge_t *out);
 void ngx_http_ai_usage_from_body(ngx_http_ai_ctx_t *ctx, const char *body,
     size_t len);
+ngx_int_t ngx_http_ai_usage_api(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 
 /* ngx_http_ai_route.c */
 ngx_int_t ngx_http_ai_route(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,

@@ -29,6 +29,7 @@ static ngx_str_t  ngx_http_ai_endpoint_names[] = {
     ngx_string("/embeddings"),
     ngx_string("/models"),
     ngx_string("/messages"),
+    ngx_string("/usage"),
 };
 
 
@@ -56,6 +57,15 @@ ngx_http_ai_handler(ngx_http_request_t *r)
     rc = ngx_http_ai_authenticate(r, ctx);
     if (rc != NGX_OK || ctx->responded) {
         return rc;
+    }
+
+    if (ctx->endpoint == NGX_HTTP_AI_EP_USAGE) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_ai_usage_api(r, ctx);
     }
 
     if (ctx->endpoint == NGX_HTTP_AI_EP_UNKNOWN
@@ -110,7 +120,7 @@ ngx_http_ai_endpoint(ngx_http_request_t *r, ngx_str_t *model_id)
 
     ngx_str_null(model_id);
 
-    for (i = 1; i <= NGX_HTTP_AI_EP_MESSAGES; i++) {
+    for (i = 1; i <= NGX_HTTP_AI_EP_USAGE; i++) {
         ep = &ngx_http_ai_endpoint_names[i];
 
         if (r->uri.len >= ep->len

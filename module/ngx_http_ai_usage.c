@@ -274,3 +274,132 @@ ngx_http_ai_usage_final(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ngx_http_ai_charge(r, ctx, prompt, completion, out);
 }
+
+
+/*
+ * GET /v1/usage: the calling key's tenant, its usage and what is left in
+ * every window, from the shared-memory limiter.
+ */
+
+ngx_int_t
+ngx_http_ai_usage_api(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    int                        c;
+    char                      *dump;
+    time_t                     now;
+    json_t                    *root, *w, *windows;
+    ngx_str_t                  scope, body;
+    ai_quota_t                 q;
+    ai_counters_t              cnt;
+    const ai_limits_t         *l;
+    ngx_http_ai_main_conf_t   *amcf;
+    static const char         *names[] = {
+        "requests_per_minute", "tokens_per_minute", "tokens_per_day",
+        "tokens_per_month", "budget_per_day", "budget_per_month"
+    };
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+
+    if (r->method != NGX_HTTP_GET) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                      "invalid_request_error",
+                                      "method_not_allowed", NULL,
+                                      "Method %V is not allowed for %V; "
+                                      "use GET.", &r->method_name, &r->uri);
+    }
+
+    if (ctx->tenant == NULL) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_NOT_FOUND,
+                                      "invalid_request_error", "no_tenant",
+                                      NULL, "Usage is kept per tenant: this "
+                                      "gateway has no tenants configured.");
+    }
+
+    scope.len = 2 + ngx_strlen(ai_tenant_name(ctx->tenant));
+    scope.data = ngx_pnalloc(r->pool, scope.len);
+    if (scope.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_sprintf(scope.data, "t:%s", ai_tenant_name(ctx->tenant));
+
+    ngx_memzero(&cnt, sizeof(ai_counters_t));
+    (void) ngx_http_ai_limits_peek(amcf, &scope, &cnt);
+
+    l = ai_tenant_limits(ctx->tenant);
+    ai_quota_init(&q);
+    q.max[AI_CNT_REQ_MIN] = l->requests_per_minute;
+    q.max[AI_CNT_TOK_MIN] = l->tokens_per_minute;
+    q.max[AI_CNT_TOK_DAY] = l->tokens_per_day;
+    q.max[AI_CNT_TOK_MONTH] = l->tokens_per_month;
+    q.max[AI_CNT_COST_DAY] = l->budget_per_day_micros;
+    q.max[AI_CNT_COST_MONTH] = l->budget_per_month_micros;
+
+    now = ngx_time();
+    root = json_object();
+    windows = json_object();
+
+    if (root == NULL || windows == NULL) {
+        json_decref(root);
+        json_decref(windows);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    json_object_set_new(root, "object", json_string("usage"));
+    json_object_set_new(root, "tenant",
+                        json_string(ai_tenant_name(ctx->tenant)));
+    json_object_set_new(root, "key_id", json_string(ai_key_id(ctx->key)));
+    json_object_set_new(root, "limits_store",
+                        json_string(amcf->limits ? "shared_memory" : "none"));
+
+    for (c = 0; c < AI_CNT_N; c++) {
+        w = json_object();
+        if (w == NULL) {
+            continue;
+        }
+
+        if (c >= AI_CNT_COST_DAY) {
+            json_object_set_new(w, "used_usd",
+                                json_real((double) cnt.used[c] / 1e6));
+            json_object_set_new(w, "limit_usd", q.max[c] == AI_UNLIMITED
+                                ? json_null()
+                                : json_real((double) q.max[c] / 1e6));
+
+        } else {
+            json_object_set_new(w, "used", json_integer(cnt.used[c]));
+            json_object_set_new(w, "limit", q.max[c] == AI_UNLIMITED
+                                ? json_null() : json_integer(q.max[c]));
+        }
+
+        json_object_set_new(w, "remaining",
+                            q.max[c] == AI_UNLIMITED ? json_null()
+                            : json_integer(ai_counters_remaining(&cnt, &q,
+                                                                 c)));
+        json_object_set_new(w, "resets_in_seconds",
+                            json_integer(ai_window_reset(c, now)));
+        json_object_set_new(windows, names[c], w);
+    }
+
+    json_object_set_new(root, "windows", windows);
+    json_object_set_new(root, "concurrent", json_integer(cnt.concurrent));
+
+    dump = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+
+    if (dump == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    body.len = ngx_strlen(dump);
+    body.data = ngx_pnalloc(r->pool, body.len);
+
+    if (body.data == NULL) {
+        free(dump);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(body.data, dump, body.len);
+    free(dump);
+
+    return ngx_http_ai_send_json(r, NGX_HTTP_OK, &body);
+}

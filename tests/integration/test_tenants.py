@@ -224,3 +224,17 @@ def test_keys_never_logged(tgw):
     for k in KEYS.values():
         assert k not in logs
     assert PROVIDER_KEY not in logs
+
+
+def test_usage_api(tgw):
+    r = tgw.request("GET", "/v1/usage", headers=auth("b"))
+    assert r.status == 200, r
+    u = r.json()
+    assert u["tenant"] == "team-b" and u["key_id"] == "b"
+    w = u["windows"]["requests_per_minute"]
+    assert w["limit"] == 40
+    assert w["used"] + w["remaining"] == 40
+    assert u["windows"]["tokens_per_day"]["limit"] is None
+    assert u["windows"]["tokens_per_day"]["used"] > 0
+    r = tgw.request("GET", "/v1/usage")
+    assert r.status == 401
