@@ -337,7 +337,10 @@ ai_prom_histogram(ai_prom_buf_t *b, const char *name,
         return -1;
     }
 
-    memcpy(l, labels, n * sizeof(ai_prom_label_t));
+    if (n) {
+        memcpy(l, labels, n * sizeof(ai_prom_label_t));
+    }
+
     l[n].name = "le";
 
     total = 0;

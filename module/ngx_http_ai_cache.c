@@ -831,8 +831,10 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         len = assembled.len;
 
     } else {
-        ok = body && r->upstream
-             && r->upstream->headers_in.status_n == NGX_HTTP_OK
+        ok = body
+             && ((r->upstream
+                  && r->upstream->headers_in.status_n == NGX_HTTP_OK)
+                 || (ctx->target.provider && ctx->target.provider->engine))
              && ai_cache_storable(body, len,
                                   ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
                                   ? AI_EP_CHAT : (int) ctx->endpoint);

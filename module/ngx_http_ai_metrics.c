@@ -61,24 +61,19 @@ typedef struct {
 } ngx_http_ai_mx_hists_t;
 
 
-/* what a snapshot copies of a node, besides its labels */
-typedef struct {
-    ngx_uint_t                      kind;
-    u_short                         len[3];        /* of the labels */
-    union {
-        ngx_http_ai_mx_counters_t   c;
-        ngx_http_ai_mx_hists_t      h;
-    } u;
-} ngx_http_ai_mx_values_t;
-
-
-/* key: kind, model, '\0', provider, '\0', tenant */
+/*
+ * A node is followed by the values of its kind (counters or histograms),
+ * then by its key: kind, model, '\0', provider, '\0', tenant.
+ */
 typedef struct {
     ngx_str_node_t                  sn;
     ngx_queue_t                     queue;
-    ngx_http_ai_mx_values_t         v;
-    u_char                          data[1];
+    ngx_uint_t                      kind;
+    u_short                         len[3];        /* of the labels */
 } ngx_http_ai_mx_node_t;
+
+#define ngx_http_ai_mx_values(node)                                          \
+    ((u_char *) (node) + sizeof(ngx_http_ai_mx_node_t))
 
 
 typedef struct {
@@ -135,8 +130,12 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_ai_mx_values_t         v;
+    ngx_uint_t                      kind;
     ngx_str_t                       label[3];
+    union {
+        ngx_http_ai_mx_counters_t   c;
+        ngx_http_ai_mx_hists_t      h;
+    } u;
 } ngx_http_ai_mx_snap_t;
 
 
@@ -191,6 +190,8 @@ static ngx_int_t ngx_http_ai_metrics_header_filter(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_metrics_log(ngx_http_request_t *r);
 static void ngx_http_ai_metrics_usage(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_mx_usage_t *mu);
+static ngx_uint_t ngx_http_ai_metrics_attempts(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 static void ngx_http_ai_metrics_labels(ngx_http_ai_ctx_t *ctx,
     ngx_str_t *label);
 static ngx_http_ai_mx_node_t *ngx_http_ai_metrics_node(
@@ -344,6 +345,11 @@ static const ngx_msec_int_t  ngx_http_ai_mx_bounds[NGX_HTTP_AI_MX_BUCKETS] = {
 static const char  *ngx_http_ai_mx_le[NGX_HTTP_AI_MX_BUCKETS] = {
     "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
     "10", "30", "60", "120", "300"
+};
+
+
+static const size_t  ngx_http_ai_mx_values_size[2] = {
+    sizeof(ngx_http_ai_mx_counters_t), sizeof(ngx_http_ai_mx_hists_t)
 };
 
 
@@ -911,6 +917,7 @@ ngx_http_ai_metrics_log(ngx_http_request_t *r)
     ngx_http_ai_mx_node_t            *node, *hnode;
     ngx_http_ai_mx_usage_t            mu;
     ngx_http_upstream_state_t        *state;
+    ngx_http_ai_mx_hists_t           *hs;
     ngx_http_ai_mx_counters_t        *c;
     ngx_http_ai_metrics_ctx_t        *mctx;
     ngx_http_ai_metrics_main_conf_t  *mmcf;
@@ -989,7 +996,7 @@ ngx_http_ai_metrics_log(ngx_http_request_t *r)
         }
     }
 
-    attempts = (ngx_int_t) ctx->attempts;
+    attempts = (ngx_int_t) ngx_http_ai_metrics_attempts(r, ctx);
 
     ngx_http_ai_metrics_labels(ctx, label);
 
@@ -1011,7 +1018,7 @@ ngx_http_ai_metrics_log(ngx_http_request_t *r)
     node = ngx_http_ai_metrics_node(z, NGX_HTTP_AI_MX_SERIES, label, key);
 
     if (node) {
-        c = &node->v.u.c;
+        c = (ngx_http_ai_mx_counters_t *) ngx_http_ai_mx_values(node);
 
         c->requests[cls]++;
         c->prompt_tokens += (uint64_t) mu.prompt;
@@ -1044,14 +1051,16 @@ ngx_http_ai_metrics_log(ngx_http_request_t *r)
     hnode = ngx_http_ai_metrics_node(z, NGX_HTTP_AI_MX_HIST, label, key);
 
     if (hnode) {
-        ngx_http_ai_metrics_observe(&hnode->v.u.h.total, total);
+        hs = (ngx_http_ai_mx_hists_t *) ngx_http_ai_mx_values(hnode);
+
+        ngx_http_ai_metrics_observe(&hs->total, total);
 
         if (ttfb >= 0) {
-            ngx_http_ai_metrics_observe(&hnode->v.u.h.ttfb, ttfb);
+            ngx_http_ai_metrics_observe(&hs->ttfb, ttfb);
         }
 
         if (upstream >= 0) {
-            ngx_http_ai_metrics_observe(&hnode->v.u.h.upstream, upstream);
+            ngx_http_ai_metrics_observe(&hs->upstream, upstream);
         }
 
     } else {
@@ -1102,6 +1111,34 @@ ngx_http_ai_metrics_usage(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
 
 /*
+ * Connections tried: NGINX's upstream retries another address of a provider
+ * (proxy_next_upstream's error and timeout) without the gateway knowing, so
+ * its states are counted, one per peer tried.
+ */
+
+static ngx_uint_t
+ngx_http_ai_metrics_attempts(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t                  i, n;
+    ngx_http_upstream_state_t  *state;
+
+    n = 0;
+
+    if (r->upstream_states) {
+        state = r->upstream_states->elts;
+
+        for (i = 0; i < r->upstream_states->nelts; i++) {
+            if (state[i].peer) {
+                n++;
+            }
+        }
+    }
+
+    return ngx_max(n, ctx->attempts);
+}
+
+
+/*
  * Labels come from the configuration, never from what a client sent: the
  * configured model's name, "passthrough" for provider/model routes,
  * "unknown" when nothing was routed.
@@ -1147,6 +1184,7 @@ ngx_http_ai_metrics_node(ngx_http_ai_mx_zone_t *z, ngx_uint_t kind,
     ngx_str_t *label, u_char *key)
 {
     u_char                 *p;
+    size_t                  size;
     uint32_t                hash;
     ngx_str_t               k;
     ngx_uint_t              i;
@@ -1179,24 +1217,26 @@ ngx_http_ai_metrics_node(ngx_http_ai_mx_zone_t *z, ngx_uint_t kind,
         return (ngx_http_ai_mx_node_t *) sn;
     }
 
-    node = ngx_slab_alloc_locked(z->shpool,
-                                 offsetof(ngx_http_ai_mx_node_t, data)
-                                 + k.len);
+    size = sizeof(ngx_http_ai_mx_node_t) + ngx_http_ai_mx_values_size[kind];
+
+    node = ngx_slab_alloc_locked(z->shpool, size + k.len);
     if (node == NULL) {
         return NULL;
     }
 
-    ngx_memzero(node, offsetof(ngx_http_ai_mx_node_t, data));
-    ngx_memcpy(node->data, k.data, k.len);
+    ngx_memzero(node, size);
+
+    p = (u_char *) node + size;
+    ngx_memcpy(p, k.data, k.len);
 
     node->sn.node.key = hash;
-    node->sn.str.data = node->data;
+    node->sn.str.data = p;
     node->sn.str.len = k.len;
 
-    node->v.kind = kind;
+    node->kind = kind;
 
     for (i = 0; i < 3; i++) {
-        node->v.len[i] = (u_short) label[i].len;
+        node->len[i] = (u_short) label[i].len;
     }
 
     ngx_rbtree_insert(&z->sh->rbtree, &node->sn.node);
@@ -1409,17 +1449,19 @@ ngx_http_ai_metrics_snapshot(ngx_http_request_t *r, ngx_http_ai_mx_zone_t *z,
             node = ngx_queue_data(q, ngx_http_ai_mx_node_t, queue);
             s = &snap->nodes[i++];
 
-            s->v = node->v;
+            s->kind = node->kind;
+            ngx_memcpy(&s->u, ngx_http_ai_mx_values(node),
+                       ngx_http_ai_mx_values_size[node->kind]);
 
-            ngx_memcpy(p, node->data, node->sn.str.len);
+            ngx_memcpy(p, node->sn.str.data, node->sn.str.len);
 
             /* skip the kind; labels are separated by one byte each */
             p++;
 
             for (k = 0; k < 3; k++) {
                 s->label[k].data = p;
-                s->label[k].len = node->v.len[k];
-                p += node->v.len[k] + 1;
+                s->label[k].len = node->len[k];
+                p += node->len[k] + 1;
             }
 
             p--;
@@ -1455,8 +1497,8 @@ ngx_http_ai_metrics_cmp(const void *one, const void *two)
     ngx_int_t   rc;
     ngx_uint_t  k;
 
-    if (a->v.kind != b->v.kind) {
-        return a->v.kind < b->v.kind ? -1 : 1;
+    if (a->kind != b->kind) {
+        return a->kind < b->kind ? -1 : 1;
     }
 
     for (k = 0; k < 3; k++) {
@@ -1536,7 +1578,7 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
     for (i = 0; i < snap->n; i++) {
         s = &snap->nodes[i];
 
-        if (s->v.kind != NGX_HTTP_AI_MX_SERIES) {
+        if (s->kind != NGX_HTTP_AI_MX_SERIES) {
             continue;
         }
 
@@ -1546,14 +1588,14 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
         l[3].name = "status_class";
 
         for (j = 0; j < NGX_HTTP_AI_MX_CLASS_N; j++) {
-            if (s->v.u.c.requests[j] == 0) {
+            if (s->u.c.requests[j] == 0) {
                 continue;
             }
 
             l[3].value = ngx_http_ai_mx_classes[j];
             l[3].len = ngx_strlen(l[3].value);
             ai_prom_sample_u64(b, "aigw_requests_total", l, 4,
-                               s->v.u.c.requests[j]);
+                               s->u.c.requests[j]);
         }
     }
 
@@ -1566,7 +1608,7 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
         for (i = 0; i < snap->n; i++) {
             s = &snap->nodes[i];
 
-            if (s->v.kind != NGX_HTTP_AI_MX_SERIES) {
+            if (s->kind != NGX_HTTP_AI_MX_SERIES) {
                 continue;
             }
 
@@ -1575,7 +1617,7 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
             ngx_http_ai_mx_label(l[2], "tenant", s->label[2]);
 
             ai_prom_sample_u64(b, counters[f].name, l, 3,
-                               *(uint64_t *) ((u_char *) &s->v.u.c
+                               *(uint64_t *) ((u_char *) &s->u.c
                                               + counters[f].offset));
         }
     }
@@ -1587,7 +1629,7 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
     for (i = 0; i < snap->n; i++) {
         s = &snap->nodes[i];
 
-        if (s->v.kind != NGX_HTTP_AI_MX_SERIES) {
+        if (s->kind != NGX_HTTP_AI_MX_SERIES) {
             continue;
         }
 
@@ -1595,7 +1637,7 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
         ngx_http_ai_mx_label(l[1], "provider", s->label[1]);
         ngx_http_ai_mx_label(l[2], "tenant", s->label[2]);
 
-        ai_prom_sample_micro(b, "aigw_cost_usd_total", l, 3, s->v.u.c.cost);
+        ai_prom_sample_micro(b, "aigw_cost_usd_total", l, 3, s->u.c.cost);
     }
 
     ai_prom_family(b, "aigw_cache_requests_total", "counter",
@@ -1605,11 +1647,11 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
     for (i = 0; i < snap->n; i++) {
         s = &snap->nodes[i];
 
-        if (s->v.kind != NGX_HTTP_AI_MX_SERIES) {
+        if (s->kind != NGX_HTTP_AI_MX_SERIES) {
             continue;
         }
 
-        c = &s->v.u.c;
+        c = &s->u.c;
 
         ngx_http_ai_mx_label(l[0], "model", s->label[0]);
         ngx_http_ai_mx_label(l[1], "provider", s->label[1]);
@@ -1635,11 +1677,11 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
     for (i = 0; i < snap->n; i++) {
         s = &snap->nodes[i];
 
-        if (s->v.kind != NGX_HTTP_AI_MX_SERIES) {
+        if (s->kind != NGX_HTTP_AI_MX_SERIES) {
             continue;
         }
 
-        c = &s->v.u.c;
+        c = &s->u.c;
 
         ngx_http_ai_mx_label(l[0], "model", s->label[0]);
         ngx_http_ai_mx_label(l[1], "provider", s->label[1]);
@@ -1667,11 +1709,11 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
         for (i = 0; i < snap->n; i++) {
             s = &snap->nodes[i];
 
-            if (s->v.kind != NGX_HTTP_AI_MX_HIST) {
+            if (s->kind != NGX_HTTP_AI_MX_HIST) {
                 continue;
             }
 
-            h = (ngx_http_ai_mx_hist_t *) ((u_char *) &s->v.u.h
+            h = (ngx_http_ai_mx_hist_t *) ((u_char *) &s->u.h
                                            + hists[f].offset);
 
             ngx_http_ai_mx_label(l[0], "model", s->label[0]);
@@ -1847,7 +1889,7 @@ ngx_http_ai_metrics_variable(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_AI_VAR_ATTEMPTS:
-        n = (ngx_int_t) ctx->attempts;
+        n = (ngx_int_t) ngx_http_ai_metrics_attempts(r->main, ctx);
         break;
 
     case NGX_HTTP_AI_VAR_TTFB:

@@ -6,6 +6,7 @@
  */
 
 #include "ngx_http_ai_gateway.h"
+#include "ngx_http_ai_metrics.h"
 
 
 static void ngx_http_ai_stream_error(ngx_http_request_t *r,
@@ -220,6 +221,7 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
 {
     size_t                   len;
     ngx_buf_t               *b;
+    ngx_str_t               *rid;
     ngx_chain_t             *cl;
     ngx_http_ai_ctx_t       *ctx;
     ngx_http_ai_provider_t  *p;
@@ -227,12 +229,16 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
     p = ctx->target.provider;
 
+    /* the request id goes to the provider too, for its logs and ours */
+    rid = ngx_http_ai_request_id(r);
+
     len = sizeof("POST  HTTP/1.1" CRLF) - 1 + ctx->upstream_path.len
           + p->fixed_headers.len
           + sizeof("Content-Type: application/json" CRLF) - 1
           + sizeof("Content-Length: " CRLF) - 1 + NGX_OFF_T_LEN
           + sizeof("Accept: text/event-stream" CRLF) - 1
           + ctx->extra_headers.len
+          + (rid ? sizeof("X-Request-Id: " CRLF) - 1 + rid->len : 0)
           + sizeof(CRLF) - 1;
 
     b = ngx_create_temp_buf(r->pool, len);
@@ -259,6 +265,10 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
 
     b->last = ngx_cpymem(b->last, ctx->extra_headers.data,
                          ctx->extra_headers.len);
+
+    if (rid) {
+        b->last = ngx_sprintf(b->last, "X-Request-Id: %V" CRLF, rid);
+    }
 
     *b->last++ = CR;
     *b->last++ = LF;

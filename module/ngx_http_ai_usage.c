@@ -138,7 +138,9 @@ ngx_http_ai_charge(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     out->amount[AI_CNT_TOK_DAY] = prompt + completion;
     out->amount[AI_CNT_TOK_MONTH] = prompt + completion;
 
-    price = ngx_http_ai_price(r, &ctx->client_model);
+    /* priced by the configured name: an alias costs what its model does */
+    price = ngx_http_ai_price(r, ctx->model ? &ctx->model->name
+                                            : &ctx->client_model);
 
     if (price) {
         /* USD per million tokens is micro-USD per token */
