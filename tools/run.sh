@@ -37,12 +37,37 @@ if [ -z "$OPENAI_BASE_URL" ] && [ -z "$OPENAI_API_KEY" ]; then
 fi
 
 OPENAI_BASE_URL=${OPENAI_BASE_URL:-https://api.openai.com/v1}
+
+# offline, Anthropic goes to the mock too (it speaks both formats)
+if [ -n "$MOCK_PID" ] && [ -z "$ANTHROPIC_BASE_URL" ]; then
+    ANTHROPIC_BASE_URL="http://127.0.0.1:$mock_port/v1"
+fi
+
+# the Anthropic lines only when there is an Anthropic to reach: a name
+# that cannot be resolved would stop nginx from starting
+ANTHROPIC_SED="s|^x||"
+if [ -n "$ANTHROPIC_BASE_URL" ] || [ -n "$ANTHROPIC_API_KEY" ]; then
+    ANTHROPIC_SED="s|^    #anthropic |    |"
+fi
 ANTHROPIC_BASE_URL=${ANTHROPIC_BASE_URL:-https://api.anthropic.com/v1}
+
+# the in-process engine, when a GGUF model is at hand
+if [ -z "$AIGW_MODEL" ] && [ -f "$ROOT/../shared/models/stories260K.gguf" ]
+then
+    AIGW_MODEL="$ROOT/../shared/models/stories260K.gguf"
+fi
+ENGINE_SED="s|^x||"
+if [ -n "$AIGW_MODEL" ] && [ -f "$AIGW_MODEL" ]; then
+    ENGINE_SED="s|^    #engine \(.*\)AIGW_MODEL\(.*\)|    \1$AIGW_MODEL\2|; s|^    #engine |    |"
+    echo "aigw: model \"tiny\" is served in-process from $AIGW_MODEL"
+fi
 
 sed -e "s|^load_module .*|load_module $ROOT/build/ngx_http_ai_gateway_module.so;|" \
     -e "s|listen 127.0.0.1:8080;|listen 127.0.0.1:$PORT;|" \
     -e "s|url=https://api.openai.com/v1|url=$OPENAI_BASE_URL|" \
     -e "s|url=https://api.anthropic.com/v1|url=$ANTHROPIC_BASE_URL|" \
+    -e "$ENGINE_SED" \
+    -e "$ANTHROPIC_SED" \
     "$ROOT/nginx.conf.example" > "$RUN/nginx.conf"
 
 export OPENAI_API_KEY ANTHROPIC_API_KEY
