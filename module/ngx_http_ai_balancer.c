@@ -899,3 +899,85 @@ ngx_http_ai_bal_save_session(ngx_peer_connection_t *pc, void *data)
 }
 
 #endif
+
+
+/* the admin API's view of every balanced target */
+
+json_t *
+ngx_http_ai_balancer_status(void)
+{
+    json_t                   *root, *list, *t;
+    ngx_uint_t                i, j;
+    ngx_msec_t                now;
+    ngx_http_ai_model_t     **mp, *m;
+    ngx_http_ai_target_t     *tg;
+    ngx_http_ai_main_conf_t  *amcf;
+    ngx_http_ai_bal_state_t  *st;
+
+    root = json_object();
+    list = json_array();
+
+    if (root == NULL || list == NULL) {
+        json_decref(root);
+        json_decref(list);
+        return NULL;
+    }
+
+    json_object_set_new(root, "object", json_string("list"));
+    json_object_set_new(root, "data", list);
+
+    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_ai_gateway_module);
+
+    if (amcf == NULL || ngx_http_ai_bal_zone == NULL
+        || ngx_http_ai_bal_zone->sh == NULL)
+    {
+        return root;
+    }
+
+    now = ngx_current_msec;
+    mp = amcf->models.elts;
+
+    for (i = 0; i < amcf->models.nelts; i++) {
+        m = mp[i];
+
+        if (!m->balanced) {
+            continue;
+        }
+
+        tg = m->targets.elts;
+
+        for (j = 0; j < m->targets.nelts; j++) {
+            st = &ngx_http_ai_bal_zone->sh->states[m->slot + j];
+            t = json_object();
+            if (t == NULL) {
+                continue;
+            }
+
+            json_object_set_new(t, "model",
+                json_stringn((char *) m->name.data, m->name.len));
+            json_object_set_new(t, "target", json_integer(j));
+            json_object_set_new(t, "provider",
+                json_stringn((char *) tg[j].provider->name.data,
+                             tg[j].provider->name.len));
+            json_object_set_new(t, "upstream_model",
+                json_stringn((char *) tg[j].model.data, tg[j].model.len));
+            json_object_set_new(t, "state", json_string(
+                st->open_until == 0 ? "closed"
+                : (ngx_msec_int_t) (st->open_until - now) > 0 ? "open"
+                : "half_open"));
+            json_object_set_new(t, "recent_failures",
+                                json_integer(st->fails));
+            json_object_set_new(t, "times_opened", json_integer(st->opened));
+            json_object_set_new(t, "in_flight",
+                                json_integer((json_int_t) st->inflight));
+            json_object_set_new(t, "requests",
+                                json_integer((json_int_t) st->requests));
+            json_object_set_new(t, "ewma_ttfb_ms",
+                                json_integer(st->ewma_ttfb / 16));
+            json_array_append_new(list, t);
+        }
+    }
+
+    return root;
+}

@@ -135,6 +135,7 @@ typedef struct {
     ngx_array_t                     prices;       /* ngx_http_ai_price_t */
     ngx_array_t                     plugins;      /* ai_plugin instances */
     ngx_http_ai_cache_zone_t       *cache;
+    ngx_str_t                       admin_key;
 } ngx_http_ai_main_conf_t;
 
 
@@ -360,6 +361,13 @@ ngx_int_t ngx_http_ai_balancer_option(ngx_conf_t *cf,
     ngx_http_ai_model_t *m, ngx_str_t *opt);
 ngx_int_t ngx_http_ai_balancer_init(ngx_conf_t *cf,
     ngx_http_ai_main_conf_t *amcf);
+json_t *ngx_http_ai_balancer_status(void);
+
+/* ngx_http_ai_admin.c */
+char *ngx_http_ai_admin_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_ai_admin_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_ai_keepalive.c */
 ngx_int_t ngx_http_ai_keepalive_add(ngx_conf_t *cf,

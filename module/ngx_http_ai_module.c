@@ -83,6 +83,20 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       offsetof(ngx_http_ai_loc_conf_t, auth),
       NULL },
 
+    { ngx_string("ai_admin_key_env"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ai_admin_key_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ai_admin"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ai_admin_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ai_gateway"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_ai_gateway,
