@@ -8,11 +8,12 @@ CFLAGS_UNIT = -std=c11 -O1 -g -Wall -Wextra -Werror -Imodule
 
 # the test models (never committed): beside the checkout, or the shared
 # folder of this workplace; tests that need them say so when they skip
-AIGW_MODELS_DIR ?= $(firstword $(wildcard $(abspath ../shared/models/stories260K.gguf) \
-                   /work/shared/models/stories260K.gguf))
-ifneq ($(AIGW_MODELS_DIR),)
-export AIGW_MODELS_DIR := $(patsubst %/,%,$(dir $(AIGW_MODELS_DIR)))
+MODELS_FOUND := $(firstword $(wildcard $(abspath ../shared/models/stories260K.gguf) \
+                 /work/shared/models/stories260K.gguf))
+ifneq ($(MODELS_FOUND),)
+AIGW_MODELS_DIR ?= $(patsubst %/,%,$(dir $(MODELS_FOUND)))
 endif
+export AIGW_MODELS_DIR
 
 MODULE_SRCS = $(wildcard module/*.c module/*.h module/engine/*.c \
               module/engine/*.h module/engine/cpu/*.c) config
