@@ -35,6 +35,17 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
     p = ngx_vslprintf(message, message + sizeof(message) - 1, fmt, args);
     va_end(args);
 
+    {
+        ngx_http_ai_ctx_t  *ctx;
+
+        /* for $ai_status_reason: why the gateway answered by itself */
+        ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+        if (ctx && ctx->status_reason == NULL) {
+            ctx->status_reason = code ? code : type;
+        }
+    }
+
     *p = '\0';
 
     if (ngx_http_ai_error_body(r, status, type, code, param,
@@ -546,6 +557,10 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
     }
 
     *p = '\0';
+
+    if (ctx->status_reason == NULL) {
+        ctx->status_reason = code ? code : type;
+    }
 
     if (ngx_http_ai_error_body(r, r->err_status, type, code, NULL,
                                (const char *) msg, &ctx->error_body)
