@@ -41,7 +41,7 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
         /* for $ai_status_reason: why the gateway answered by itself */
         ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
-        if (ctx && ctx->status_reason == NULL) {
+        if (ctx && ctx->status_reason == NULL && !ctx->limited) {
             ctx->status_reason = code ? code : type;
         }
     }
