@@ -48,6 +48,8 @@ struct ngx_http_ai_cache_zone_s {
     ngx_shm_zone_t             *shm_zone;
     time_t                      ttl;
     size_t                      max_entry;
+
+    ngx_http_ai_redis_t        *redis;        /* the shared second tier */
 };
 
 
@@ -70,6 +72,8 @@ static void ngx_http_ai_cache_wait_handler(ngx_event_t *ev);
 static void ngx_http_ai_cache_cleanup(void *data);
 static ngx_int_t ngx_http_ai_cache_header(ngx_http_request_t *r,
     const char *value);
+static void ngx_http_ai_cache_remote_set(ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_ctx_t *ctx, const char *body, size_t len);
 
 
 char *
@@ -130,6 +134,23 @@ ngx_http_ai_cache_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             z->ttl = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "store=", 6) == 0) {
+            char  *err = NULL;
+
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            z->redis = ngx_http_ai_redis_conf(cf, &s, 0, 0, &err);
+            if (z->redis == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "ai_cache: invalid store \"%V\": %s", &s,
+                                   err ? err : "error");
+                return NGX_CONF_ERROR;
+            }
+
             continue;
         }
 
@@ -524,6 +545,9 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     ctx->cache_store = 1;
     ctx->process = 1;
 
+    /* the shared tier is asked before the provider (not on a refresh) */
+    ctx->cache_remote = (z->redis != NULL && !cc.no_cache);
+
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -774,11 +798,12 @@ ngx_http_ai_cache_wait_handler(ngx_event_t *ev)
     ctx->cache_wait = NULL;
 
     if (state == NGX_HTTP_AI_CACHE_READY) {
+        ctx->cache_status = "HIT";
+        ctx->cache_hit = 1;
+
         rc = ngx_http_ai_cache_send_hit(r, ctx);
 
         if (rc != NGX_DECLINED) {
-            ctx->cache_status = "HIT";
-            ctx->cache_hit = 1;
             ngx_http_finalize_request(r, rc);
             ngx_http_run_posted_requests(c);
             return;
@@ -788,6 +813,7 @@ ngx_http_ai_cache_wait_handler(ngx_event_t *ev)
     /* the leader failed or took too long: this one goes itself */
 
     ctx->cache_status = "MISS";
+    ctx->cache_hit = 0;
 
     rc = ngx_http_ai_dispatch(r, ctx);
 
@@ -832,8 +858,9 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     } else {
         ok = body
-             && ((r->upstream
-                  && r->upstream->headers_in.status_n == NGX_HTTP_OK)
+             && (ctx->cache_from_remote
+                 || (r->upstream
+                     && r->upstream->headers_in.status_n == NGX_HTTP_OK)
                  || (ctx->target.provider && ctx->target.provider->engine))
              && ai_cache_storable(body, len,
                                   ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
@@ -843,6 +870,9 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     if (len > z->max_entry) {
         ok = 0;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai cache: store ok:%d len:%uz", ok, len);
 
     now = ngx_time();
 
@@ -873,6 +903,10 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
+    if (ok && z->redis && !ctx->cache_from_remote) {
+        ngx_http_ai_cache_remote_set(z, ctx, body, len);
+    }
+
     ctx->cache_leader = 0;
     ai_buf_free(&assembled);
 }
@@ -889,6 +923,151 @@ ngx_http_ai_cache_feed(ngx_http_ai_ctx_t *ctx, const char *p, size_t len)
 }
 
 
+/*
+ * The Redis tier: GET before the provider (ngx_http_ai_dispatch() calls
+ * this once); SET after a store.  A reply that comes late finds a
+ * cancelled token.  Redis down or slow: an ordinary miss.
+ */
+
+static void
+ngx_http_ai_cache_remote_reply(ngx_http_ai_redis_cmd_t *cmd,
+    redisReply *reply, void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_int_t           rc;
+    ngx_connection_t   *c;
+    ngx_http_ai_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+    ctx->cache_cmd = NULL;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "ai cache: redis reply type %d len %d",
+                   reply ? reply->type : -1, reply ? (int) reply->len : -1);
+
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len > 0) {
+
+        /* a hit in the shared tier: kept locally too, then served */
+
+        ctx->cache_from_remote = 1;
+        ngx_http_ai_cache_store(r, ctx, reply->str, reply->len);
+        ctx->cache_store = 0;
+
+        ctx->cache_status = "HIT";
+        ctx->cache_hit = 1;
+
+        rc = ngx_http_ai_cache_send_hit(r, ctx);
+
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        ctx->cache_status = "MISS";
+        ctx->cache_hit = 0;
+        ctx->cache_store = 1;
+    }
+
+    rc = ngx_http_ai_dispatch(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_int_t
+ngx_http_ai_cache_remote_get(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
+{
+    char                       key[128];
+    size_t                     klen;
+    const char                *argv[2];
+    size_t                     argvlen[2];
+    ngx_http_ai_main_conf_t   *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+
+    ctx->cache_remote = 0;
+
+    ngx_memcpy(key, "aigw:cache:", 11);
+    ai_cache_key_hex(ctx->cache_key, key + 11);
+    klen = 11 + 64;
+
+    argv[0] = "GET";
+    argvlen[0] = 3;
+    argv[1] = key;
+    argvlen[1] = klen;
+
+    ctx->cache_cmd = ngx_http_ai_redis_send(amcf->cache->redis,
+                                            ngx_http_ai_cache_remote_reply,
+                                            r, 2, argv, argvlen);
+
+    return ctx->cache_cmd ? NGX_DONE : NGX_DECLINED;
+}
+
+
+static void
+ngx_http_ai_cache_remote_set(ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_ctx_t *ctx, const char *body, size_t len)
+{
+    char         key[128], ttl[32];
+    const char  *argv[5];
+    size_t       argvlen[5];
+
+    ngx_memcpy(key, "aigw:cache:", 11);
+    ai_cache_key_hex(ctx->cache_key, key + 11);
+
+    argv[0] = "SET";
+    argvlen[0] = 3;
+    argv[1] = key;
+    argvlen[1] = 11 + 64;
+    argv[2] = body;
+    argvlen[2] = len;
+    argv[3] = "EX";
+    argvlen[3] = 2;
+    argv[4] = ttl;
+    argvlen[4] = ngx_sprintf((u_char *) ttl, "%T", ctx->cache_ttl)
+                 - (u_char *) ttl;
+
+    (void) ngx_http_ai_redis_send(z->redis, NULL, NULL, 5, argv, argvlen);
+}
+
+
+ngx_int_t
+ngx_http_ai_cache_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ai_gateway_module);
+
+    if (amcf && amcf->cache && amcf->cache->redis) {
+        return ngx_http_ai_redis_init_process(cycle, amcf->cache->redis);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_ai_cache_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_ai_gateway_module);
+
+    if (amcf && amcf->cache && amcf->cache->redis) {
+        ngx_http_ai_redis_exit_process(cycle, amcf->cache->redis);
+    }
+}
+
+
 static void
 ngx_http_ai_cache_cleanup(void *data)
 {
@@ -900,6 +1079,11 @@ ngx_http_ai_cache_cleanup(void *data)
 
     if (ctx == NULL) {
         return;
+    }
+
+    if (ctx->cache_cmd) {
+        ngx_http_ai_redis_cancel(ctx->cache_cmd);
+        ctx->cache_cmd = NULL;
     }
 
     if (ctx->cache_wait) {

@@ -191,6 +191,7 @@ typedef struct {
     time_t                          cache_ttl;
     void                           *cache_asm;
     void                           *cache_wait;
+    ngx_http_ai_redis_cmd_t        *cache_cmd;
 
     /* plugins: ngx_http_ai_plugins.c */
     void                           *plugins;
@@ -239,6 +240,8 @@ typedef struct {
     unsigned                        cache_store:1;
     unsigned                        cache_leader:1;
     unsigned                        cache_header_done:1;
+    unsigned                        cache_remote:1;   /* ask Redis first */
+    unsigned                        cache_from_remote:1;
     unsigned                        all_cooling:1;
     unsigned                        retargeting:1;
     unsigned                        vis_done:1;
@@ -355,6 +358,10 @@ ngx_int_t ngx_http_ai_cache_feed(ngx_http_ai_ctx_t *ctx, const char *p,
     size_t len);
 ngx_int_t ngx_http_ai_cache_status_header(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_cache_remote_get(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_cache_init_process(ngx_cycle_t *cycle);
+void ngx_http_ai_cache_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_ai_balancer.c */
 ngx_int_t ngx_http_ai_balancer_option(ngx_conf_t *cf,

@@ -374,6 +374,13 @@ ngx_http_ai_dispatch(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return ngx_http_ai_cache_wait(r, ctx);
     }
 
+    if (ctx->cache_remote
+        && ngx_http_ai_cache_remote_get(r, ctx) == NGX_DONE)
+    {
+        /* the shared tier answers first: ngx_http_ai_cache.c goes on */
+        return NGX_DONE;
+    }
+
     if (ctx->target.provider->engine) {
         return ngx_http_ai_engine_start(r, ctx);
     }

@@ -249,7 +249,9 @@ ngx_http_ai_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ai_init_process(ngx_cycle_t *cycle)
 {
-    if (ngx_http_ai_limits_init_process(cycle) != NGX_OK) {
+    if (ngx_http_ai_limits_init_process(cycle) != NGX_OK
+        || ngx_http_ai_cache_init_process(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -261,5 +263,6 @@ static void
 ngx_http_ai_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_ai_limits_exit_process(cycle);
+    ngx_http_ai_cache_exit_process(cycle);
     ngx_http_ai_engine_exit_process(cycle);
 }

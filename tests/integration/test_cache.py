@@ -168,7 +168,7 @@ def test_coalescing(cgw, mock):
     def one():
         r = cgw.chat(chat("coalesce me", "slow"))
         with lock:
-            out.append((r.status, content(r)))
+            out.append((r.status, content(r), r.headers["x-aigw-cache"]))
 
     threads = [threading.Thread(target=one) for _ in range(8)]
     for t in threads:
@@ -176,5 +176,38 @@ def test_coalescing(cgw, mock):
     for t in threads:
         t.join()
     assert len(mock.requests()) == n + 1
-    assert [s for s, _ in out] == [200] * 8
-    assert len({c for _, c in out}) == 1
+    assert [s for s, _, _ in out] == [200] * 8
+    assert len({c for _, c, _ in out}) == 1
+    assert sorted(h for _, _, h in out) == ["HIT"] * 7 + ["MISS"]
+
+
+def test_redis_tier_shared_by_two_gateways(mock):
+    from conftest import Redis
+    redis = Redis()
+    conf = """
+    ai_provider mock url=http://127.0.0.1:%d/v1 key_env=AIGW_TEST_KEY;
+    ai_model gpt-4o  mock:gpt-4o-mock;
+    ai_cache zone=aigw_cache:1m ttl=10m store=redis://127.0.0.1:%d;
+""" % (mock.port, redis.port)
+    a = Gateway(conf, "location /v1/ { ai_gateway; }",
+                env={"AIGW_TEST_KEY": PROVIDER_KEY}).start()
+    b = Gateway(conf, "location /v1/ { ai_gateway; }",
+                env={"AIGW_TEST_KEY": PROVIDER_KEY}).start()
+    try:
+        time.sleep(0.3)
+        r1 = a.chat(chat("shared tier"))
+        assert r1.headers["x-aigw-cache"] == "MISS"
+        time.sleep(0.2)
+        n = len(mock.requests())
+        r2 = b.chat(chat("shared tier"))
+        assert r2.headers["x-aigw-cache"] == "HIT"
+        assert content(r2) == content(r1)
+        assert len(mock.requests()) == n
+        # redis down: the cache is bypassed to the provider, requests served
+        redis.kill()
+        r3 = b.chat(chat("shared tier, redis gone"))
+        assert r3.status == 200 and r3.headers["x-aigw-cache"] == "MISS"
+    finally:
+        a.stop()
+        b.stop()
+        redis.stop()
