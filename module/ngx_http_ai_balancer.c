@@ -13,6 +13,7 @@
  */
 
 #include "ngx_http_ai_gateway.h"
+#include "ai_prom.h"
 
 
 #define NGX_HTTP_AI_BAL_MAX_TARGETS   64
@@ -980,4 +981,109 @@ ngx_http_ai_balancer_status(void)
     }
 
     return root;
+}
+
+
+/* Prometheus families for the balanced targets (appended by ai_metrics) */
+
+ngx_int_t
+ngx_http_ai_balancer_metrics(void *buf)
+{
+    ai_prom_buf_t *b = buf;
+
+    char                      idx[NGX_INT_T_LEN + 1];
+    ngx_uint_t                i, j, f;
+    ngx_msec_t                now;
+    ai_prom_label_t           l[4];
+    ngx_http_ai_model_t     **mp, *m;
+    ngx_http_ai_target_t     *tg;
+    ngx_http_ai_main_conf_t  *amcf;
+    ngx_http_ai_bal_state_t  *st;
+
+    static const struct {
+        const char  *name;
+        const char  *type;
+        const char  *help;
+    }  fam[] = {
+        { "aigw_target_requests_total", "counter",
+          "Attempts sent to a target of a balanced model." },
+        { "aigw_target_in_flight", "gauge",
+          "Attempts in flight to a target." },
+        { "aigw_target_breaker_open", "gauge",
+          "1 while the target's circuit is open (cooling down)." },
+        { "aigw_target_breaker_opened_total", "counter",
+          "Times the target's circuit opened." },
+        { "aigw_target_ttfb_ewma_seconds", "gauge",
+          "Moving average of the target's time to first byte." }
+    };
+
+    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_ai_gateway_module);
+
+    if (amcf == NULL || ngx_http_ai_bal_zone == NULL
+        || ngx_http_ai_bal_zone->sh == NULL)
+    {
+        return NGX_OK;
+    }
+
+    now = ngx_current_msec;
+    mp = amcf->models.elts;
+
+    for (f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+
+        ai_prom_family(b, fam[f].name, fam[f].type, fam[f].help);
+
+        for (i = 0; i < amcf->models.nelts; i++) {
+            m = mp[i];
+
+            if (!m->balanced) {
+                continue;
+            }
+
+            tg = m->targets.elts;
+
+            for (j = 0; j < m->targets.nelts; j++) {
+                st = &ngx_http_ai_bal_zone->sh->states[m->slot + j];
+
+                ngx_sprintf((u_char *) idx, "%ui%Z", j);
+
+                l[0].name = "model";
+                l[0].value = (char *) m->name.data;
+                l[0].len = m->name.len;
+                l[1].name = "provider";
+                l[1].value = (char *) tg[j].provider->name.data;
+                l[1].len = tg[j].provider->name.len;
+                l[2].name = "upstream_model";
+                l[2].value = (char *) tg[j].model.data;
+                l[2].len = tg[j].model.len;
+                l[3].name = "target";
+                l[3].value = idx;
+                l[3].len = ngx_strlen(idx);
+
+                switch (f) {
+                case 0:
+                    ai_prom_sample_u64(b, fam[f].name, l, 4, st->requests);
+                    break;
+                case 1:
+                    ai_prom_sample_u64(b, fam[f].name, l, 4, st->inflight);
+                    break;
+                case 2:
+                    ai_prom_sample_u64(b, fam[f].name, l, 4,
+                        (st->open_until
+                         && (ngx_msec_int_t) (st->open_until - now) > 0)
+                        ? 1 : 0);
+                    break;
+                case 3:
+                    ai_prom_sample_u64(b, fam[f].name, l, 4, st->opened);
+                    break;
+                default:
+                    ai_prom_sample_micro(b, fam[f].name, l, 4,
+                                         (uint64_t) st->ewma_ttfb * 1000
+                                         / 16);
+                }
+            }
+        }
+    }
+
+    return b->failed ? NGX_ERROR : NGX_OK;
 }

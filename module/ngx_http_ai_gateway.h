@@ -369,6 +369,7 @@ ngx_int_t ngx_http_ai_balancer_option(ngx_conf_t *cf,
 ngx_int_t ngx_http_ai_balancer_init(ngx_conf_t *cf,
     ngx_http_ai_main_conf_t *amcf);
 json_t *ngx_http_ai_balancer_status(void);
+ngx_int_t ngx_http_ai_balancer_metrics(void *prom_buf);
 
 /* ngx_http_ai_admin.c */
 char *ngx_http_ai_admin_key_directive(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -25,9 +25,11 @@ def test_admin_api(mock):
     ai_tenants %s;
     ai_limits zone=aigw_limits:1m;
     ai_admin_key_env AIGW_ADMIN_KEY;
+    ai_metrics_zone zone=aigw_metrics:1m;
 """ % (mock.port, tf), """
         location /v1/ { ai_gateway; }
         location /admin/ { ai_admin; }
+        location = /metrics { ai_metrics; }
 """, env={"AIGW_TEST_KEY": PROVIDER_KEY, "AIGW_ADMIN_KEY": ADMIN}).start()
     try:
         auth = {"Authorization": "Bearer " + KEY}
@@ -58,5 +60,12 @@ def test_admin_api(mock):
         assert states["gpt-error-500"] in ("open", "half_open")
         assert states["gpt-ok"] == "closed"
         assert ADMIN not in g.logs()
+
+        m = g.request("GET", "/metrics").data.decode()
+        assert "# TYPE aigw_target_breaker_open gauge" in m
+        assert ('aigw_target_breaker_open{model="m",provider="mock",'
+                'upstream_model="gpt-error-500",target="0"} 1') in m
+        assert ('aigw_target_requests_total{model="m",provider="mock",'
+                'upstream_model="gpt-ok",target="1"}') in m
     finally:
         g.stop()
