@@ -71,6 +71,14 @@ void aie_model_info(const aie_model_t *model, aie_model_info_t *info);
 /* Threads aie_eval() and aie_generate() may use (default 1). */
 int aie_model_set_threads(aie_model_t *model, int n_threads);
 
+/*
+ * The kernels aie_eval() runs with: "avx512-vnni", "avx512", "avx2" or
+ * "scalar".  They are chosen when the model is loaded or its threads set:
+ * the fastest the CPU supports, or the scalar reference when the
+ * environment has AIE_FORCE_SCALAR=1 (AIE_CPU=avx2 caps at AVX2).
+ */
+const char *aie_model_kernels(const aie_model_t *model);
+
 
 /* tokenizer */
 

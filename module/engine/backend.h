@@ -6,6 +6,7 @@
 #ifndef AIE_BACKEND_H
 #define AIE_BACKEND_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "quant.h"
@@ -37,6 +38,14 @@ struct aie_backend_s {
 
     /* sizes scratch for matmuls of up to n activations of cols each */
     int   (*reserve)(aie_backend_t *be, int n, int64_t cols);
+
+    /* one attention head over n cached positions (see cpu/dot.h) */
+    void  (*attention)(float *out, const float *q, const float *k,
+                       const float *v, size_t kv_stride, int n, int hs,
+                       float scale, float *att);
+
+    /* h[i] = silu(h[i]) * h2[i] */
+    void  (*silu_mul)(float *h, const float *h2, int64_t n);
 
     /* runs fn(arg, task, thread) for task 0..n_tasks-1 on the threads */
     void  (*parallel)(aie_backend_t *be, aie_task_pt fn, void *arg,

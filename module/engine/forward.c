@@ -29,10 +29,12 @@ struct aie_forward_state_s {
     float  *att;        /* [threads][max_ctx] attention scores */
     float  *logits;     /* [n][vocab] */
     float  *rope;       /* [n][rope_dim] cos, sin pairs */
+    float  *inv_freq;   /* [rope_dim / 2] theta^(-j / rope_dim) */
 };
 
 typedef struct {
     const aie_model_t        *model;
+    aie_backend_t            *be;
     aie_forward_state_t      *st;
     const aie_batch_entry_t  *batch;
     int                       layer;
@@ -77,6 +79,8 @@ aie_forward_state_new(const aie_model_t *model, aie_backend_t *be,
     const aie_config_t   *c = &model->config;
     aie_forward_state_t  *st;
     size_t                n = (size_t) max_tokens;
+    int                   i;
+
     st = calloc(1, sizeof(aie_forward_state_t));
     if (st == NULL) {
         return NULL;
@@ -96,14 +100,20 @@ aie_forward_state_new(const aie_model_t *model, aie_backend_t *be,
     st->att = malloc((size_t) st->n_threads * max_ctx * sizeof(float));
     st->logits = malloc(n * c->vocab_size * sizeof(float));
     st->rope = malloc(n * c->rope_dim * sizeof(float));
+    st->inv_freq = malloc((c->rope_dim / 2 + 1) * sizeof(float));
 
     if (st->x == NULL || st->xb == NULL || st->xb2 == NULL || st->q == NULL
         || st->k == NULL || st->v == NULL || st->hb == NULL
         || st->hb2 == NULL || st->att == NULL || st->logits == NULL
-        || st->rope == NULL)
+        || st->rope == NULL || st->inv_freq == NULL)
     {
         aie_forward_state_free(st);
         return NULL;
+    }
+
+    for (i = 0; i < c->rope_dim; i += 2) {
+        st->inv_freq[i / 2] = 1.0f / powf(c->rope_theta,
+                                          i / (float) c->rope_dim);
     }
 
     return st;
@@ -128,6 +138,7 @@ aie_forward_state_free(aie_forward_state_t *st)
     free(st->att);
     free(st->logits);
     free(st->rope);
+    free(st->inv_freq);
     free(st);
 }
 
@@ -153,27 +164,6 @@ aie_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 
     for (i = 0; i < n; i++) {
         out[i] = w[i] * (ss * x[i]);
-    }
-}
-
-
-static void
-aie_softmax(float *x, int n)
-{
-    float  max = x[0], sum = 0.0f;
-    int    i;
-
-    for (i = 1; i < n; i++) {
-        max = x[i] > max ? x[i] : max;
-    }
-
-    for (i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-
-    for (i = 0; i < n; i++) {
-        x[i] /= sum;
     }
 }
 
@@ -209,36 +199,17 @@ aie_attention_task(void *arg, int task, int thread)
     int                       i = task / c->n_heads;
     int                       h = task % c->n_heads;
     int                       kvh = h / (c->n_heads / c->n_kv_heads);
-    int                       hs = c->head_size, t, d;
-    size_t                    layer_off;
-    const float              *q, *k, *v;
-    float                    *att, *out, score, scale;
+    int                       hs = c->head_size;
+    size_t                    off;
 
-    layer_off = (size_t) job->layer * e->kv->n_ctx * c->kv_dim;
-    q = st->q + (size_t) i * c->dim + h * hs;
-    att = st->att + (size_t) thread * st->max_ctx;
-    out = st->xb + (size_t) i * c->dim + h * hs;
-    scale = 1.0f / sqrtf((float) hs);
+    off = (size_t) job->layer * e->kv->n_ctx * c->kv_dim
+          + (size_t) kvh * hs;
 
-    for (t = 0; t <= e->pos; t++) {
-        k = e->kv->k + layer_off + (size_t) t * c->kv_dim + kvh * hs;
-        score = 0.0f;
-        for (d = 0; d < hs; d++) {
-            score += q[d] * k[d];
-        }
-        att[t] = score * scale;
-    }
-
-    aie_softmax(att, e->pos + 1);
-
-    memset(out, 0, (size_t) hs * sizeof(float));
-
-    for (t = 0; t <= e->pos; t++) {
-        v = e->kv->v + layer_off + (size_t) t * c->kv_dim + kvh * hs;
-        for (d = 0; d < hs; d++) {
-            out[d] += att[t] * v[d];
-        }
-    }
+    job->be->attention(st->xb + (size_t) i * c->dim + h * hs,
+                       st->q + (size_t) i * c->dim + h * hs,
+                       e->kv->k + off, e->kv->v + off, (size_t) c->kv_dim,
+                       e->pos + 1, hs, 1.0f / sqrtf((float) hs),
+                       st->att + (size_t) thread * st->max_ctx);
 }
 
 
@@ -251,9 +222,10 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
     aie_attention_job_t   job;
     int                   dim = c->dim, kv_dim = c->kv_dim;
     int                   hidden = c->hidden_dim;
-    int                   i, j, l, n_out;
+    int                   i, j, l, n_out, inline_attn;
     size_t                off;
-    float                *cs, freq, val, g;
+    float                *cs, val;
+    double                attn_work;
 
     if (n <= 0 || n > st->max_tokens
         || be->reserve(be, n, c->dim > hidden ? c->dim : hidden) != 0)
@@ -290,12 +262,18 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
 
         cs = st->rope + (size_t) i * c->rope_dim;
         for (j = 0; j < c->rope_dim; j += 2) {
-            freq = 1.0f / powf(c->rope_theta, j / (float) c->rope_dim);
-            val = batch[i].pos * freq;
+            val = batch[i].pos * st->inv_freq[j / 2];
             cs[j] = cosf(val);
             cs[j + 1] = sinf(val);
         }
     }
+
+    /* small attention work is not worth waking the pool for */
+    attn_work = 0;
+    for (i = 0; i < n; i++) {
+        attn_work += (double) (batch[i].pos + 1) * c->dim;
+    }
+    inline_attn = be->n_threads == 1 || attn_work < 65536;
 
     for (l = 0; l < c->n_layers; l++) {
         w = &model->layers[l];
@@ -325,10 +303,19 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
         }
 
         job.model = model;
+        job.be = be;
         job.st = st;
         job.batch = batch;
         job.layer = l;
-        be->parallel(be, aie_attention_task, &job, n * c->n_heads);
+
+        if (inline_attn) {
+            for (j = 0; j < n * c->n_heads; j++) {
+                aie_attention_task(&job, j, 0);
+            }
+
+        } else {
+            be->parallel(be, aie_attention_task, &job, n * c->n_heads);
+        }
 
         be->matmul(be, st->xb2, &w->wo, st->xb, n);
 
@@ -345,10 +332,7 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
         be->matmul(be, st->hb, &w->w_gate, st->xb, n);
         be->matmul(be, st->hb2, &w->w_up, st->xb, n);
 
-        for (j = 0; j < n * hidden; j++) {
-            g = st->hb[j];
-            st->hb[j] = g / (1.0f + expf(-g)) * st->hb2[j];
-        }
+        be->silu_mul(st->hb, st->hb2, (int64_t) n * hidden);
 
         be->matmul(be, st->xb, &w->w_down, st->hb, n);
 

@@ -485,6 +485,13 @@ aie_model_set_threads(aie_model_t *model, int n_threads)
 }
 
 
+const char *
+aie_model_kernels(const aie_model_t *model)
+{
+    return model->backend != NULL ? model->backend->name : "none";
+}
+
+
 int
 aie_tokenize(const aie_model_t *model, const char *text, size_t len,
     int add_bos, int *out, int max)

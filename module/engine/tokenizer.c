@@ -186,7 +186,7 @@ aie_tokenizer_set(aie_tokenizer_t *tok, int id, const char *piece,
 static int
 aie_tokenizer_build_map(aie_tokenizer_t *tok)
 {
-    uint32_t     size = 16, h;
+    uint32_t     size = 16, h, hash;
     int          id;
     const char  *s;
 
@@ -195,11 +195,35 @@ aie_tokenizer_build_map(aie_tokenizer_t *tok)
     }
 
     tok->map = calloc(size, sizeof(int32_t));
-    if (tok->map == NULL) {
+    tok->map_hash = calloc(size, sizeof(uint32_t));
+    if (tok->map == NULL || tok->map_hash == NULL) {
         return -1;
     }
 
     tok->map_mask = size - 1;
+
+    /*
+     * Where no token holds a space right after another character, no merge
+     * can cross the start of a word (" word"), and text can be encoded word
+     * by word with the same result: small heaps that stay in L1.
+     */
+    tok->split_words = 1;
+    for (id = 0; id < tok->n_vocab; id++) {
+        uint32_t  i, n = tok->text_len[id];
+
+        if (tok->types[id] != AIE_TOKEN_NORMAL
+            && tok->types[id] != AIE_TOKEN_USER_DEFINED)
+        {
+            continue;
+        }
+
+        s = tok->text + tok->text_off[id];
+        for (i = 1; i < n; i++) {
+            if (s[i] == ' ' && s[i - 1] != ' ') {
+                tok->split_words = 0;
+            }
+        }
+    }
 
     /* only text tokens: a user typing "</s>" must not produce EOS */
     for (id = 0; id < tok->n_vocab; id++) {
@@ -213,13 +237,15 @@ aie_tokenizer_build_map(aie_tokenizer_t *tok)
         }
 
         s = tok->text + tok->text_off[id];
-        h = aie_tok_hash(s, tok->text_len[id]) & tok->map_mask;
+        hash = aie_tok_hash(s, tok->text_len[id]);
+        h = hash & tok->map_mask;
 
         while (tok->map[h] != 0) {
             h = (h + 1) & tok->map_mask;
         }
 
         tok->map[h] = id + 1;
+        tok->map_hash[h] = hash;
     }
 
     return 0;
@@ -230,21 +256,24 @@ int
 aie_tokenizer_find(const aie_tokenizer_t *tok, const char *text,
     size_t len)
 {
-    uint32_t  h;
+    uint32_t  h, hash;
     int       id;
 
     if (tok->map == NULL) {
         return -1;
     }
 
-    h = aie_tok_hash(text, len) & tok->map_mask;
+    hash = aie_tok_hash(text, len);
+    h = hash & tok->map_mask;
 
     while (tok->map[h] != 0) {
-        id = tok->map[h] - 1;
-        if (tok->text_len[id] == len
-            && memcmp(tok->text + tok->text_off[id], text, len) == 0)
-        {
-            return id;
+        if (tok->map_hash[h] == hash) {
+            id = tok->map[h] - 1;
+            if (tok->text_len[id] == len
+                && memcmp(tok->text + tok->text_off[id], text, len) == 0)
+            {
+                return id;
+            }
         }
         h = (h + 1) & tok->map_mask;
     }
@@ -466,6 +495,7 @@ aie_tokenizer_free(aie_tokenizer_t *tok)
     free(tok->scores);
     free(tok->types);
     free(tok->map);
+    free(tok->map_hash);
     free(tok);
 }
 
@@ -583,59 +613,93 @@ aie_utf8_len(unsigned char c)
 }
 
 
-int
-aie_tokenizer_encode(const aie_tokenizer_t *tok, const char *text,
-    size_t len, int add_bos, int *out, int max)
+#define AIE_SMALL_SPAN  64
+
+
+/* the score of the pair (i, its next), or 0 when that is no token */
+static int
+aie_pair_score(const aie_tokenizer_t *tok, const aie_symbol_t *sym, int i,
+    float *score)
 {
-    char               *buf;
-    aie_symbol_t       *sym;
-    aie_bigram_heap_t   heap;
-    aie_bigram_t        bg;
-    size_t              n, off;
-    int                 n_sym, i, id, count, b;
+    int  id;
 
-#define aie_emit(tid)                                                       \
-    do {                                                                    \
-        if (count < max) {                                                  \
-            out[count] = (tid);                                             \
-        }                                                                   \
-        count++;                                                            \
-    } while (0)
-
-    count = 0;
-
-    if (add_bos && tok->bos_id >= 0) {
-        aie_emit(tok->bos_id);
+    if (i < 0 || sym[i].next < 0) {
+        return 0;
     }
 
-    if (len == 0) {
-        return count;
+    id = aie_tokenizer_find(tok, sym[i].text,
+                            (size_t) (sym[i].n + sym[sym[i].next].n));
+    if (id < 0) {
+        return 0;
     }
 
-    n = len + (tok->add_space_prefix ? 1 : 0);
+    *score = tok->scores[id];
+    return 1;
+}
 
-    buf = malloc(n);
-    sym = malloc(n * sizeof(aie_symbol_t));
-    heap.items = malloc((3 * n + 1) * sizeof(aie_bigram_t));
-    heap.n = 0;
 
-    if (buf == NULL || sym == NULL || heap.items == NULL) {
-        free(buf);
-        free(sym);
-        free(heap.items);
-        return -1;
+/*
+ * The same merges as the heap for a short span (a word): the best pair by
+ * score, leftmost on ties, found by a scan of the cached pair scores; only
+ * the two pairs beside a merge are looked up again.
+ */
+static void
+aie_tokenizer_merge_small(const aie_tokenizer_t *tok, aie_symbol_t *sym,
+    int n_sym)
+{
+    float  sc[AIE_SMALL_SPAN];
+    char   has[AIE_SMALL_SPAN];
+    int    i, best, r;
+
+    for (i = 0; i < n_sym; i++) {
+        has[i] = (char) aie_pair_score(tok, sym, i, &sc[i]);
     }
 
-    if (tok->add_space_prefix) {
-        buf[0] = ' ';
-    }
+    for ( ;; ) {
+        best = -1;
+        for (i = 0; i >= 0; i = sym[i].next) {
+            if (has[i] && (best < 0 || sc[i] > sc[best])) {
+                best = i;
+            }
+        }
 
-    memcpy(buf + n - len, text, len);
+        if (best < 0) {
+            return;
+        }
+
+        r = sym[best].next;
+        sym[best].n += sym[r].n;
+        sym[r].n = 0;
+        sym[best].next = sym[r].next;
+        if (sym[r].next >= 0) {
+            sym[sym[r].next].prev = best;
+        }
+
+        has[best] = (char) aie_pair_score(tok, sym, best, &sc[best]);
+        if (sym[best].prev >= 0) {
+            has[sym[best].prev] = (char) aie_pair_score(tok, sym,
+                                      sym[best].prev, &sc[sym[best].prev]);
+        }
+    }
+}
+
+
+/* merges one span of buf (whole characters) and emits its tokens */
+static int
+aie_tokenizer_encode_span(const aie_tokenizer_t *tok, const char *buf,
+    size_t n, aie_symbol_t *sym, aie_bigram_heap_t *heap, int *out, int max,
+    int count)
+{
+    aie_bigram_t  bg;
+    size_t        off;
+    int           n_sym, i, id, b, clen;
+
+    heap->n = 0;
 
     /* one symbol per UTF-8 character; broken sequences split into bytes */
     n_sym = 0;
     for (off = 0; off < n; off += (size_t) sym[n_sym - 1].n) {
-        int  clen = aie_utf8_len((unsigned char) buf[off]);
+        clen = aie_utf8_len((unsigned char) buf[off]);
 
         if ((size_t) clen > n - off) {
             clen = 1;
@@ -655,12 +719,17 @@ aie_tokenizer_encode(const aie_tokenizer_t *tok, const char *text,
         n_sym++;
     }
 
-    for (i = 1; i < n_sym; i++) {
-        aie_bigram_try(tok, &heap, sym, i - 1, i);
+    if (n_sym <= AIE_SMALL_SPAN) {
+        aie_tokenizer_merge_small(tok, sym, n_sym);
+        goto emit;
     }
 
-    while (heap.n > 0) {
-        bg = aie_bigram_pop(&heap);
+    for (i = 1; i < n_sym; i++) {
+        aie_bigram_try(tok, heap, sym, i - 1, i);
+    }
+
+    while (heap->n > 0) {
+        bg = aie_bigram_pop(heap);
 
         /* one side was merged away since the pair was queued */
         if (sym[bg.left].n == 0 || sym[bg.right].n == 0
@@ -677,9 +746,19 @@ aie_tokenizer_encode(const aie_tokenizer_t *tok, const char *text,
             sym[sym[bg.right].next].prev = bg.left;
         }
 
-        aie_bigram_try(tok, &heap, sym, sym[bg.left].prev, bg.left);
-        aie_bigram_try(tok, &heap, sym, bg.left, sym[bg.left].next);
+        aie_bigram_try(tok, heap, sym, sym[bg.left].prev, bg.left);
+        aie_bigram_try(tok, heap, sym, bg.left, sym[bg.left].next);
     }
+
+emit:
+
+#define aie_emit(tid)                                                       \
+    do {                                                                    \
+        if (count < max) {                                                  \
+            out[count] = (tid);                                             \
+        }                                                                   \
+        count++;                                                            \
+    } while (0)
 
     for (i = 0; i >= 0; i = sym[i].next) {
         id = aie_tokenizer_find(tok, sym[i].text, (size_t) sym[i].n);
@@ -700,9 +779,107 @@ aie_tokenizer_encode(const aie_tokenizer_t *tok, const char *text,
 
 #undef aie_emit
 
+    return count;
+}
+
+
+static int
+aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
+    size_t len, int add_bos, int *out, int max, int split)
+{
+    char               *buf;
+    aie_symbol_t       *sym;
+    aie_bigram_heap_t   heap;
+    size_t              n, start, end, span;
+    int                 count;
+
+    count = 0;
+
+    if (add_bos && tok->bos_id >= 0) {
+        if (count < max) {
+            out[count] = tok->bos_id;
+        }
+        count++;
+    }
+
+    if (len == 0) {
+        return count;
+    }
+
+    n = len + (tok->add_space_prefix ? 1 : 0);
+    split = split && tok->split_words;
+
+    buf = malloc(n);
+    if (buf == NULL) {
+        return -1;
+    }
+
+    if (tok->add_space_prefix) {
+        buf[0] = ' ';
+    }
+
+    memcpy(buf + n - len, text, len);
+
+    /* scratch for the longest span only */
+    span = n;
+    if (split) {
+        span = 0;
+        for (start = 0; start < n; start = end) {
+            end = start + 1;
+            while (end < n && !(buf[end] == ' ' && buf[end - 1] != ' ')) {
+                end++;
+            }
+            span = end - start > span ? end - start : span;
+        }
+    }
+
+    sym = malloc(span * sizeof(aie_symbol_t));
+    heap.items = malloc((3 * span + 1) * sizeof(aie_bigram_t));
+    heap.n = 0;
+
+    if (sym == NULL || heap.items == NULL) {
+        free(buf);
+        free(sym);
+        free(heap.items);
+        return -1;
+    }
+
+    if (!split) {
+        count = aie_tokenizer_encode_span(tok, buf, n, sym, &heap, out, max,
+                                          count);
+
+    } else {
+        /* words: a span ends before a space that follows a non-space */
+        for (start = 0; start < n; start = end) {
+            end = start + 1;
+            while (end < n && !(buf[end] == ' ' && buf[end - 1] != ' ')) {
+                end++;
+            }
+
+            count = aie_tokenizer_encode_span(tok, buf + start, end - start,
+                                              sym, &heap, out, max, count);
+        }
+    }
+
     free(buf);
     free(sym);
     free(heap.items);
 
     return count;
+}
+
+
+int
+aie_tokenizer_encode(const aie_tokenizer_t *tok, const char *text,
+    size_t len, int add_bos, int *out, int max)
+{
+    return aie_tokenizer_encode_impl(tok, text, len, add_bos, out, max, 1);
+}
+
+
+int
+aie_tokenizer_encode_ref(const aie_tokenizer_t *tok, const char *text,
+    size_t len, int add_bos, int *out, int max)
+{
+    return aie_tokenizer_encode_impl(tok, text, len, add_bos, out, max, 0);
 }

@@ -33,11 +33,13 @@ typedef struct {
     uint8_t   *types;
     int        byte_token[256];
     int32_t   *map;           /* open addressing: token id + 1, 0 empty */
+    uint32_t  *map_hash;      /* the full hash of each slot's text */
     uint32_t   map_mask;
     int        bos_id;
     int        eos_id;
     int        unk_id;
     int        add_space_prefix;
+    int        split_words;   /* no token has a space after a non-space */
 } aie_tokenizer_t;
 
 
@@ -48,6 +50,9 @@ aie_tokenizer_t *aie_tokenizer_load_gguf(const aie_gguf_t *gguf,
 void aie_tokenizer_free(aie_tokenizer_t *tok);
 
 int aie_tokenizer_encode(const aie_tokenizer_t *tok, const char *text,
+    size_t len, int add_bos, int *out, int max);
+/* the same, always merging over the whole text at once (the reference) */
+int aie_tokenizer_encode_ref(const aie_tokenizer_t *tok, const char *text,
     size_t len, int add_bos, int *out, int max);
 /* bytes of a token: byte tokens resolved, control tokens empty */
 const char *aie_tokenizer_text(const aie_tokenizer_t *tok, int id,

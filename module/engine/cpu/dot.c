@@ -4,6 +4,7 @@
  * library builds with plain -O2 and picks the kernels the CPU supports.
  */
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,12 +102,72 @@ aie_dot_q4_0_scalar(const void *w, const void *x, int64_t n)
 }
 
 
+/* the plain attention loop: scores, softmax, weighted sum of values */
+static void
+aie_attention_scalar(float *out, const float *q, const float *k,
+    const float *v, size_t kv_stride, int n, int hs, float scale, float *att)
+{
+    const float  *kt, *vt;
+    float         score, max, sum;
+    int           t, d;
+
+    for (t = 0; t < n; t++) {
+        kt = k + (size_t) t * kv_stride;
+        score = 0.0f;
+        for (d = 0; d < hs; d++) {
+            score += q[d] * kt[d];
+        }
+        att[t] = score * scale;
+    }
+
+    max = att[0];
+    for (t = 1; t < n; t++) {
+        max = att[t] > max ? att[t] : max;
+    }
+
+    sum = 0.0f;
+    for (t = 0; t < n; t++) {
+        att[t] = expf(att[t] - max);
+        sum += att[t];
+    }
+
+    for (t = 0; t < n; t++) {
+        att[t] /= sum;
+    }
+
+    memset(out, 0, (size_t) hs * sizeof(float));
+
+    for (t = 0; t < n; t++) {
+        vt = v + (size_t) t * kv_stride;
+        for (d = 0; d < hs; d++) {
+            out[d] += att[t] * vt[d];
+        }
+    }
+}
+
+
+static void
+aie_silu_mul_scalar(float *h, const float *h2, int64_t n)
+{
+    int64_t  i;
+    float    g;
+
+    for (i = 0; i < n; i++) {
+        g = h[i];
+        h[i] = g / (1.0f + expf(-g)) * h2[i];
+    }
+}
+
+
 static const aie_dot_kernels_t  aie_dot_scalar = {
     "scalar",
     aie_dot_f32_scalar,
     aie_dot_f16_scalar,
     aie_dot_q8_0_scalar,
-    aie_dot_q4_0_scalar
+    aie_dot_q4_0_scalar,
+    NULL, NULL, NULL, NULL,
+    aie_attention_scalar,
+    aie_silu_mul_scalar
 };
 
 
@@ -234,8 +295,7 @@ aie_dot_q8_0_avx2(const void *w, const void *x, int64_t n)
     int64_t                  i;
 
     for (i = 0; i < n / AIE_QK; i++) {
-        d = _mm256_set1_ps(aie_fp16_to_fp32(a[i].d)
-                           * aie_fp16_to_fp32(b[i].d));
+        d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
         q = aie_mul_sum_i8_avx2(
                 _mm256_loadu_si256((const __m256i *) a[i].qs),
                 _mm256_loadu_si256((const __m256i *) b[i].qs));
@@ -258,8 +318,7 @@ aie_dot_q4_0_avx2(const void *w, const void *x, int64_t n)
     int64_t                  i;
 
     for (i = 0; i < n / AIE_QK; i++) {
-        d = _mm256_set1_ps(aie_fp16_to_fp32(a[i].d)
-                           * aie_fp16_to_fp32(b[i].d));
+        d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
 
         /* low nibbles are elements 0..15, high nibbles 16..31 */
         nib = _mm_loadu_si128((const __m128i *) a[i].qs);
@@ -275,13 +334,300 @@ aie_dot_q4_0_avx2(const void *w, const void *x, int64_t n)
     return aie_hsum256(acc);
 }
 
+/*
+ * The sums of eight vectors, as one vector: lane j is
+ * ((p_j[0] + p_j[1]) + (p_j[2] + p_j[3])) + ((p_j[4] + p_j[5]) + ...),
+ * the same order as aie_hsum8_avx2() below.
+ */
+AIE_AVX2 static inline __m256
+aie_reduce8_avx2(__m256 p0, __m256 p1, __m256 p2, __m256 p3, __m256 p4,
+    __m256 p5, __m256 p6, __m256 p7)
+{
+    __m256  h01 = _mm256_hadd_ps(p0, p1), h23 = _mm256_hadd_ps(p2, p3);
+    __m256  h45 = _mm256_hadd_ps(p4, p5), h67 = _mm256_hadd_ps(p6, p7);
+    __m256  a = _mm256_hadd_ps(h01, h23), b = _mm256_hadd_ps(h45, h67);
+
+    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20),
+                         _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+
+AIE_AVX2 static inline float
+aie_hsum8_avx2(__m256 p)
+{
+    __m256  h = _mm256_hadd_ps(p, p);
+
+    h = _mm256_hadd_ps(h, h);
+
+    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h),
+                                    _mm256_extractf128_ps(h, 1)));
+}
+
+
+AIE_AVX2 static inline __m256i
+aie_tail_mask_avx2(int64_t rem)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int) rem),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+
+/* eight F32 rows at a time, one reduction for all eight */
+AIE_AVX2 static void
+aie_mm_f32_avx2(const void *w, size_t row_size, int64_t r0, int64_t r1,
+    int64_t cols, const void *x, size_t x_stride, int n, float *out,
+    size_t out_stride)
+{
+    const char   *wb = w;
+    const float  *w0, *w1, *w2, *w3, *w4, *w5, *w6, *w7, *xb;
+    int64_t       r, c, c8 = cols & ~(int64_t) 7, rem = cols - c8;
+    __m256i       mask = aie_tail_mask_avx2(rem);
+    __m256        a0, a1, a2, a3, a4, a5, a6, a7, xv;
+    int           b;
+
+#define aie_row(i)  ((const float *) (wb + (size_t) (r + i) * row_size))
+
+    for (r = r0; r + 8 <= r1; r += 8) {
+        w0 = aie_row(0); w1 = aie_row(1); w2 = aie_row(2); w3 = aie_row(3);
+        w4 = aie_row(4); w5 = aie_row(5); w6 = aie_row(6); w7 = aie_row(7);
+
+        for (b = 0; b < n; b++) {
+            xb = (const float *) ((const char *) x + (size_t) b * x_stride);
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _mm256_setzero_ps();
+
+#define aie_step(ld)                                                        \
+            a0 = _mm256_fmadd_ps(ld(w0 + c), xv, a0);                       \
+            a1 = _mm256_fmadd_ps(ld(w1 + c), xv, a1);                       \
+            a2 = _mm256_fmadd_ps(ld(w2 + c), xv, a2);                       \
+            a3 = _mm256_fmadd_ps(ld(w3 + c), xv, a3);                       \
+            a4 = _mm256_fmadd_ps(ld(w4 + c), xv, a4);                       \
+            a5 = _mm256_fmadd_ps(ld(w5 + c), xv, a5);                       \
+            a6 = _mm256_fmadd_ps(ld(w6 + c), xv, a6);                       \
+            a7 = _mm256_fmadd_ps(ld(w7 + c), xv, a7)
+
+#define aie_ldm(p)  _mm256_maskload_ps(p, mask)
+
+            for (c = 0; c < c8; c += 8) {
+                xv = _mm256_loadu_ps(xb + c);
+                aie_step(_mm256_loadu_ps);
+            }
+
+            if (rem) {
+                xv = _mm256_maskload_ps(xb + c, mask);
+                aie_step(aie_ldm);
+            }
+
+            _mm256_storeu_ps(out + (size_t) b * out_stride + r,
+                             aie_reduce8_avx2(a0, a1, a2, a3, a4, a5, a6,
+                                              a7));
+        }
+    }
+
+    for ( /* void */ ; r < r1; r++) {
+        w0 = aie_row(0);
+
+        for (b = 0; b < n; b++) {
+            xb = (const float *) ((const char *) x + (size_t) b * x_stride);
+            a0 = _mm256_setzero_ps();
+
+            for (c = 0; c < c8; c += 8) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + c),
+                                     _mm256_loadu_ps(xb + c), a0);
+            }
+
+            if (rem) {
+                a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w0 + c, mask),
+                                     _mm256_maskload_ps(xb + c, mask), a0);
+            }
+
+            out[(size_t) b * out_stride + r] = aie_hsum8_avx2(a0);
+        }
+    }
+
+#undef aie_step
+#undef aie_ldm
+#undef aie_row
+}
+
+
+/* exp(x) to about 2 ulp (Cephes' polynomial); below -87.3 gives ~1e-38 */
+AIE_AVX2 static inline __m256
+aie_exp_avx2(__m256 x)
+{
+    __m256   fx, r, y;
+    __m256i  e;
+
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+
+    fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+
+    y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r),
+                        _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+
+    e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx),
+                                           _mm256_set1_epi32(127)), 23);
+
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+
+AIE_AVX2 static void
+aie_silu_mul_avx2(float *h, const float *h2, int64_t n)
+{
+    __m256   g, one = _mm256_set1_ps(1.0f);
+    int64_t  i;
+    float    s;
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        g = _mm256_loadu_ps(h + i);
+        g = _mm256_div_ps(g, _mm256_add_ps(one,
+                  aie_exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+        _mm256_storeu_ps(h + i, _mm256_mul_ps(g, _mm256_loadu_ps(h2 + i)));
+    }
+
+    for ( /* void */ ; i < n; i++) {
+        s = h[i];
+        h[i] = s / (1.0f + expf(-s)) * h2[i];
+    }
+}
+
+
+/*
+ * One attention head with head sizes that are multiples of 8: eight keys'
+ * scores per reduction, a vectorised softmax, and the values summed with
+ * four accumulators per 8 dimensions; the 1 / sum comes last.
+ */
+AIE_AVX2 static void
+aie_attention_avx2(float *out, const float *q, const float *k,
+    const float *v, size_t kv_stride, int n, int hs, float scale, float *att)
+{
+    const float  *kt;
+    __m256        p0, p1, p2, p3, p4, p5, p6, p7, qd, mv, sv, e;
+    __m256i       mask;
+    float         max, sum, inv;
+    int           t, d;
+
+    if (hs % 8 != 0) {
+        aie_attention_scalar(out, q, k, v, kv_stride, n, hs, scale, att);
+        return;
+    }
+
+    for (t = 0; t + 8 <= n; t += 8) {
+        kt = k + (size_t) t * kv_stride;
+        p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = _mm256_setzero_ps();
+
+        for (d = 0; d < hs; d += 8) {
+            qd = _mm256_loadu_ps(q + d);
+            p0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + d), p0);
+            p1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + kv_stride + d), p1);
+            p2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 2 * kv_stride + d),
+                                 p2);
+            p3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 3 * kv_stride + d),
+                                 p3);
+            p4 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 4 * kv_stride + d),
+                                 p4);
+            p5 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 5 * kv_stride + d),
+                                 p5);
+            p6 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 6 * kv_stride + d),
+                                 p6);
+            p7 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 7 * kv_stride + d),
+                                 p7);
+        }
+
+        _mm256_storeu_ps(att + t,
+                         _mm256_mul_ps(aie_reduce8_avx2(p0, p1, p2, p3, p4,
+                                                        p5, p6, p7),
+                                       _mm256_set1_ps(scale)));
+    }
+
+    for ( /* void */ ; t < n; t++) {
+        kt = k + (size_t) t * kv_stride;
+        p0 = _mm256_setzero_ps();
+        for (d = 0; d < hs; d += 8) {
+            p0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d),
+                                 _mm256_loadu_ps(kt + d), p0);
+        }
+        att[t] = aie_hsum8_avx2(p0) * scale;
+    }
+
+    /* softmax, unnormalised */
+    mv = _mm256_set1_ps(att[0]);
+    for (t = 0; t + 8 <= n; t += 8) {
+        mv = _mm256_max_ps(mv, _mm256_loadu_ps(att + t));
+    }
+    max = att[0];
+    for (d = 0; d < 8; d++) {
+        max = mv[d] > max ? mv[d] : max;
+    }
+    for ( /* void */ ; t < n; t++) {
+        max = att[t] > max ? att[t] : max;
+    }
+
+    mv = _mm256_set1_ps(max);
+    sv = _mm256_setzero_ps();
+    for (t = 0; t + 8 <= n; t += 8) {
+        e = aie_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(att + t), mv));
+        _mm256_storeu_ps(att + t, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    if (t < n) {
+        mask = aie_tail_mask_avx2(n - t);
+        e = aie_exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(att + t, mask), mv));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        _mm256_maskstore_ps(att + t, mask, e);
+        sv = _mm256_add_ps(sv, e);
+    }
+    sum = aie_hsum8_avx2(sv);
+    inv = 1.0f / sum;
+
+    /* out = inv * sum_t att[t] * v_t */
+    for (d = 0; d < hs; d += 8) {
+        const float  *vd = v + d;
+
+        p0 = p1 = p2 = p3 = _mm256_setzero_ps();
+
+        for (t = 0; t + 4 <= n; t += 4) {
+            p0 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t),
+                     _mm256_loadu_ps(vd + (size_t) t * kv_stride), p0);
+            p1 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t + 1),
+                     _mm256_loadu_ps(vd + (size_t) (t + 1) * kv_stride), p1);
+            p2 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t + 2),
+                     _mm256_loadu_ps(vd + (size_t) (t + 2) * kv_stride), p2);
+            p3 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t + 3),
+                     _mm256_loadu_ps(vd + (size_t) (t + 3) * kv_stride), p3);
+        }
+
+        for ( /* void */ ; t < n; t++) {
+            p0 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t),
+                     _mm256_loadu_ps(vd + (size_t) t * kv_stride), p0);
+        }
+
+        p0 = _mm256_add_ps(_mm256_add_ps(p0, p1), _mm256_add_ps(p2, p3));
+        _mm256_storeu_ps(out + d, _mm256_mul_ps(p0, _mm256_set1_ps(inv)));
+    }
+}
+
 
 static const aie_dot_kernels_t  aie_dot_avx2 = {
     "avx2",
     aie_dot_f32_avx2,
     aie_dot_f16_avx2,
     aie_dot_q8_0_avx2,
-    aie_dot_q4_0_avx2
+    aie_dot_q4_0_avx2,
+    aie_mm_f32_avx2,
+    NULL, NULL, NULL,
+    aie_attention_avx2,
+    aie_silu_mul_avx2
 };
 
 
@@ -351,7 +697,239 @@ static const aie_dot_kernels_t  aie_dot_avx512 = {
     aie_dot_f32_avx512,
     aie_dot_f16_avx512,
     aie_dot_q8_0_avx2,
-    aie_dot_q4_0_avx2
+    aie_dot_q4_0_avx2,
+    aie_mm_f32_avx2,
+    NULL, NULL, NULL,
+    aie_attention_avx2,
+    aie_silu_mul_avx2
+};
+
+
+/*
+ * AVX-512 VNNI for Q8_0 weights.  vpdpbusd multiplies unsigned by signed
+ * bytes, so the activations are stored once per matmul as x + 128 (x ^ 0x80)
+ * and the weights stay signed: sum (x + 128) w = sum x w + 128 sum w; the
+ * correction 128 sum w is computed once per weight block and serves every
+ * activation, as the accumulator vpdpbusd starts from.  Two blocks fill a
+ * 512-bit register; each activation's block scales are stored expanded
+ * (8 lanes per block) next to its bytes.
+ *
+ * Layout of one activation row of nb blocks: nb * 32 bytes, each pair of
+ * blocks interleaved in 4-byte groups (block 2p in the even 32-bit lanes,
+ * 2p + 1 in the odd ones; a last odd block as is), then nb floats, the
+ * block scales.  The weights are interleaved the same way once per pair,
+ * so a pair's scales are one 64-bit broadcast.
+ */
+
+#define AIE_VNNI  __attribute__((target("avx512f,avx512bw,avx512vl," \
+                                        "avx512vnni,avx2,fma,f16c")))
+
+
+static size_t
+aie_q8_prep_size_vnni(int64_t cols)
+{
+    size_t  nb = (size_t) (cols / AIE_QK);
+
+    if (nb > 512) {
+        return 0;       /* too long for the kernel: the dot path serves */
+    }
+
+    return (nb * 32 + nb * sizeof(float) + 63) & ~(size_t) 63;
+}
+
+
+AIE_VNNI static inline __m512i
+aie_interleave_vnni(const void *a, const void *b)
+{
+    const __m512i  idx = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11,
+                                           4, 12, 5, 13, 6, 14, 7, 15);
+
+    return _mm512_permutexvar_epi32(idx, _mm512_inserti64x4(
+               _mm512_castsi256_si512(_mm256_loadu_si256(a)),
+               _mm256_loadu_si256(b), 1));
+}
+
+
+AIE_VNNI static void
+aie_q8_prep_vnni(const aie_block_q8_0_t *xq, int64_t cols, void *dst)
+{
+    int64_t   nb = cols / AIE_QK, i;
+    uint8_t  *u = dst;
+    float    *sc = (float *) (u + nb * 32);
+
+    for (i = 0; i + 2 <= nb; i += 2) {
+        _mm512_storeu_si512(u + i * 32, _mm512_xor_si512(
+            aie_interleave_vnni(xq[i].qs, xq[i + 1].qs),
+            _mm512_set1_epi8((char) 0x80)));
+    }
+
+    if (nb & 1) {
+        _mm256_storeu_si256((__m256i *) (u + (nb - 1) * 32),
+            _mm256_xor_si256(
+                _mm256_loadu_si256((const __m256i *) xq[nb - 1].qs),
+                _mm256_set1_epi8((char) 0x80)));
+    }
+
+    for (i = 0; i < nb; i++) {
+        sc[i] = _cvtsh_ss(xq[i].d);
+    }
+}
+
+
+#define AIE_VNNI_MAX_BLOCKS  512     /* rows up to 16384 columns */
+
+
+/*
+ * Rows r0..r1 against NB activations (NB a constant after inlining).  Per
+ * row the weight scales are converted once and multiplied by each
+ * activation's scales 16 at a time, so a pair of blocks costs an activation
+ * one vpdpbusd, one conversion and one FMA.
+ */
+__attribute__((always_inline)) AIE_VNNI static inline void
+aie_mm_q8_0_vnni_rows(const char *wb, size_t row_size, int64_t r0,
+    int64_t r1, int64_t nb, const uint8_t *x, size_t x_stride, const int NB,
+    float *out, size_t out_stride)
+{
+    const aie_block_q8_0_t  *blk;
+    const __m512i            c80 = _mm512_set1_epi8((char) 0x80);
+    const __m512i            zero = _mm512_setzero_si512();
+    __m512                   acc[8];
+    __m512i                  wz, nc;
+    __m256                   t1;
+    __m256i                  wy, ncy;
+    int64_t                  r, p, k, npair = nb / 2;
+    int                      j;
+    double                   s2;
+    float                    dw[AIE_VNNI_MAX_BLOCKS + 16]
+                                 __attribute__((aligned(64)));
+    float                    dwdx[8][AIE_VNNI_MAX_BLOCKS + 16]
+                                 __attribute__((aligned(64)));
+
+    for (r = r0; r < r1; r++) {
+        blk = (const aie_block_q8_0_t *) (wb + (size_t) r * row_size);
+
+        for (k = 0; k < nb; k++) {
+            dw[k] = _cvtsh_ss(blk[k].d);
+        }
+
+#pragma GCC unroll 8
+        for (j = 0; j < NB; j++) {
+            const float  *xs = (const float *) (x + (size_t) j * x_stride
+                                                + nb * 32);
+
+            for (k = 0; k + 16 <= nb; k += 16) {
+                _mm512_store_ps(&dwdx[j][k], _mm512_mul_ps(
+                    _mm512_load_ps(&dw[k]), _mm512_loadu_ps(xs + k)));
+            }
+            for ( /* void */ ; k < nb; k++) {
+                dwdx[j][k] = dw[k] * xs[k];
+            }
+
+            acc[j] = _mm512_setzero_ps();
+        }
+
+        for (p = 0; p < npair; p++) {
+            wz = aie_interleave_vnni(blk[2 * p].qs, blk[2 * p + 1].qs);
+            nc = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, c80, wz));
+
+#pragma GCC unroll 8
+            for (j = 0; j < NB; j++) {
+                const uint8_t  *xu = x + (size_t) j * x_stride;
+                __m512i         dot;
+
+                memcpy(&s2, &dwdx[j][2 * p], sizeof(s2));
+                dot = _mm512_dpbusd_epi32(nc,
+                          _mm512_loadu_si512(xu + p * 64), wz);
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot),
+                             _mm512_castpd_ps(_mm512_set1_pd(s2)), acc[j]);
+            }
+        }
+
+        if (nb & 1) {
+            wy = _mm256_loadu_si256((const __m256i *) blk[nb - 1].qs);
+            ncy = _mm256_sub_epi32(_mm256_setzero_si256(),
+                      _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                          _mm256_set1_epi8((char) 0x80), wy));
+
+#pragma GCC unroll 8
+            for (j = 0; j < NB; j++) {
+                const uint8_t  *xu = x + (size_t) j * x_stride;
+
+                t1 = _mm256_mul_ps(_mm256_cvtepi32_ps(
+                         _mm256_dpbusd_epi32(ncy,
+                             _mm256_loadu_si256((const __m256i *)
+                                                (xu + (nb - 1) * 32)), wy)),
+                         _mm256_set1_ps(dwdx[j][nb - 1]));
+                acc[j] = _mm512_add_ps(acc[j], _mm512_zextps256_ps512(t1));
+            }
+        }
+
+#pragma GCC unroll 8
+        for (j = 0; j < NB; j++) {
+            out[(size_t) j * out_stride + r] = _mm512_reduce_add_ps(acc[j]);
+        }
+    }
+}
+
+
+AIE_VNNI static void
+aie_mm_q8_0_vnni(const void *w, size_t row_size, int64_t r0, int64_t r1,
+    int64_t cols, const void *x, size_t x_stride, int n, float *out,
+    size_t out_stride)
+{
+    const uint8_t  *xb = x;
+    int64_t         nb = cols / AIE_QK, rb, re;
+    int             b;
+
+    if (nb > AIE_VNNI_MAX_BLOCKS) {
+        abort();        /* q8_prep_size refuses such rows */
+    }
+
+    /* rows in strips, so a strip's weights stay in L1 for every group */
+    for (rb = r0; rb < r1; rb = re) {
+        re = rb + 4 < r1 ? rb + 4 : r1;
+
+        for (b = 0; b + 8 <= n; b += 8) {
+            aie_mm_q8_0_vnni_rows(w, row_size, rb, re, nb,
+                                  xb + (size_t) b * x_stride, x_stride, 8,
+                                  out + (size_t) b * out_stride, out_stride);
+        }
+
+        if (n - b >= 4) {
+            aie_mm_q8_0_vnni_rows(w, row_size, rb, re, nb,
+                                  xb + (size_t) b * x_stride, x_stride, 4,
+                                  out + (size_t) b * out_stride, out_stride);
+            b += 4;
+        }
+
+        if (n - b >= 2) {
+            aie_mm_q8_0_vnni_rows(w, row_size, rb, re, nb,
+                                  xb + (size_t) b * x_stride, x_stride, 2,
+                                  out + (size_t) b * out_stride, out_stride);
+            b += 2;
+        }
+
+        if (n - b >= 1) {
+            aie_mm_q8_0_vnni_rows(w, row_size, rb, re, nb,
+                                  xb + (size_t) b * x_stride, x_stride, 1,
+                                  out + (size_t) b * out_stride, out_stride);
+        }
+    }
+}
+
+
+static const aie_dot_kernels_t  aie_dot_avx512_vnni = {
+    "avx512-vnni",
+    aie_dot_f32_avx512,
+    aie_dot_f16_avx512,
+    aie_dot_q8_0_avx2,
+    aie_dot_q4_0_avx2,
+    aie_mm_f32_avx2,
+    aie_mm_q8_0_vnni,
+    aie_q8_prep_size_vnni,
+    aie_q8_prep_vnni,
+    aie_attention_avx2,
+    aie_silu_mul_avx2
 };
 
 
@@ -376,6 +954,13 @@ aie_dot_kernels_avx512(void)
     if (aie_dot_kernels_avx2() != NULL
         && __builtin_cpu_supports("avx512f"))
     {
+        if (__builtin_cpu_supports("avx512bw")
+            && __builtin_cpu_supports("avx512vl")
+            && __builtin_cpu_supports("avx512vnni"))
+        {
+            return &aie_dot_avx512_vnni;
+        }
+
         return &aie_dot_avx512;
     }
 
@@ -404,9 +989,12 @@ const aie_dot_kernels_t *
 aie_dot_kernels_best(void)
 {
     const char               *cap = getenv("AIE_CPU");
+    const char               *force = getenv("AIE_FORCE_SCALAR");
     const aie_dot_kernels_t  *k;
 
-    if (cap != NULL && strcmp(cap, "scalar") == 0) {
+    if ((cap != NULL && strcmp(cap, "scalar") == 0)
+        || (force != NULL && force[0] != '\0' && strcmp(force, "0") != 0))
+    {
         return &aie_dot_scalar;
     }
 

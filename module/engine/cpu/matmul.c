@@ -21,6 +21,8 @@ typedef struct {
     const aie_dot_kernels_t  *kernels;
     aie_block_q8_0_t         *xq;      /* activations quantised to Q8_0 */
     size_t                    xq_cap;
+    void                     *xp;      /* the same, in the mm kernel's form */
+    size_t                    xp_cap;
 } aie_cpu_backend_t;
 
 typedef struct {
@@ -30,6 +32,7 @@ typedef struct {
     size_t               x_stride;
     int                  n;
     aie_dot_pt           dot;
+    aie_mm_pt            mm;
     int64_t              rows_per_task;
 } aie_matmul_job_t;
 
@@ -49,6 +52,12 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
     r1 = r0 + job->rows_per_task;
     r1 = r1 < w->rows ? r1 : w->rows;
 
+    if (job->mm != NULL) {
+        job->mm(w->data, w->row_size, r0, r1, w->cols, job->x, job->x_stride,
+                job->n, job->out, (size_t) w->rows);
+        return;
+    }
+
     for (r = r0; r < r1; r++) {
         row = (const char *) w->data + (size_t) r * w->row_size;
 
@@ -66,7 +75,7 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
 {
     aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
     aie_matmul_job_t    job;
-    size_t              need, blocks;
+    size_t              need, blocks, stride;
     int                 b, n_tasks;
     double              work;
 
@@ -75,10 +84,12 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
     job.n = n;
     job.x = (const char *) x;
     job.x_stride = (size_t) w->cols * sizeof(float);
+    job.mm = NULL;
 
     switch (w->type) {
     case AIE_TYPE_F32:
         job.dot = cpu->kernels->dot_f32;
+        job.mm = cpu->kernels->mm_f32;
         break;
 
     case AIE_TYPE_F16:
@@ -104,6 +115,29 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
 
         job.x = (const char *) cpu->xq;
         job.x_stride = blocks * sizeof(aie_block_q8_0_t);
+
+        if (w->type == AIE_TYPE_Q8_0 && cpu->kernels->mm_q8_0 != NULL
+            && (cpu->kernels->q8_prep_size == NULL
+                || cpu->kernels->q8_prep_size(w->cols) > 0))
+        {
+            job.mm = cpu->kernels->mm_q8_0;
+
+            if (cpu->kernels->q8_prep != NULL) {
+                stride = cpu->kernels->q8_prep_size(w->cols);
+                if (stride * (size_t) n > cpu->xp_cap) {
+                    abort();
+                }
+
+                for (b = 0; b < n; b++) {
+                    cpu->kernels->q8_prep(cpu->xq + (size_t) b * blocks,
+                                          w->cols,
+                                          (char *) cpu->xp + b * stride);
+                }
+
+                job.x = cpu->xp;
+                job.x_stride = stride;
+            }
+        }
         break;
 
     default:
@@ -120,7 +154,9 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
         }
     }
 
+    /* whole strips of 16 rows, so no row changes kernel path with n */
     job.rows_per_task = (w->rows + n_tasks - 1) / n_tasks;
+    job.rows_per_task = (job.rows_per_task + 15) & ~(int64_t) 15;
     n_tasks = (int) ((w->rows + job.rows_per_task - 1) / job.rows_per_task);
 
     aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks);
@@ -132,21 +168,33 @@ aie_cpu_reserve(aie_backend_t *be, int n, int64_t cols)
 {
     aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
     aie_block_q8_0_t   *xq;
+    void               *xp;
     size_t              need;
 
     need = (size_t) n * (size_t) (cols / AIE_QK + 1);
-    if (need <= cpu->xq_cap) {
-        return 0;
+    if (need > cpu->xq_cap) {
+        xq = malloc(need * sizeof(aie_block_q8_0_t));
+        if (xq == NULL) {
+            return -1;
+        }
+
+        free(cpu->xq);
+        cpu->xq = xq;
+        cpu->xq_cap = need;
     }
 
-    xq = malloc(need * sizeof(aie_block_q8_0_t));
-    if (xq == NULL) {
-        return -1;
-    }
+    if (cpu->kernels->q8_prep_size != NULL) {
+        need = (size_t) n * cpu->kernels->q8_prep_size(cols);
+        if (need > cpu->xp_cap) {
+            if (posix_memalign(&xp, 64, need) != 0) {
+                return -1;
+            }
 
-    free(cpu->xq);
-    cpu->xq = xq;
-    cpu->xq_cap = need;
+            free(cpu->xp);
+            cpu->xp = xp;
+            cpu->xp_cap = need;
+        }
+    }
 
     return 0;
 }
@@ -168,6 +216,7 @@ aie_cpu_free(aie_backend_t *be)
 
     aie_pool_free(cpu->pool);
     free(cpu->xq);
+    free(cpu->xp);
     free(cpu);
 }
 
@@ -194,6 +243,8 @@ aie_cpu_backend_new(int n_threads)
     cpu->base.matmul = aie_cpu_matmul;
     cpu->base.reserve = aie_cpu_reserve;
     cpu->base.parallel = aie_cpu_parallel;
+    cpu->base.attention = cpu->kernels->attention;
+    cpu->base.silu_mul = cpu->kernels->silu_mul;
     cpu->base.free = aie_cpu_free;
 
     return &cpu->base;

@@ -11,6 +11,26 @@
 #include "pool.h"
 
 
+/*
+ * Jobs come in bursts (a forward pass posts one per matmul, hundreds per
+ * token), so a thread spins this many pauses (tens of microseconds) for the
+ * next job, or for the last task of its own, before it sleeps: a futex
+ * wake-up per matmul costs more than a small matmul.
+ */
+#define AIE_POOL_SPIN  aie_pool_spin
+
+static int  aie_pool_spin = 0;
+
+
+static inline void
+aie_pool_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+
 struct aie_pool_s {
     int              n_threads;
     pthread_t       *threads;
@@ -77,6 +97,24 @@ aie_pool_worker(void *data)
     pthread_mutex_lock(&pool->lock);
 
     for ( ;; ) {
+        if (!pool->stop && pool->generation == seen) {
+            int  spin;
+
+            pthread_mutex_unlock(&pool->lock);
+
+            for (spin = 0; spin < AIE_POOL_SPIN; spin++) {
+                if (__atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE)
+                    != seen
+                    || __atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE))
+                {
+                    break;
+                }
+                aie_pool_pause();
+            }
+
+            pthread_mutex_lock(&pool->lock);
+        }
+
         while (!pool->stop && pool->generation == seen) {
             pthread_cond_wait(&pool->work_cond, &pool->lock);
         }
@@ -95,7 +133,8 @@ aie_pool_worker(void *data)
         aie_pool_work(pool, fn, arg, n_tasks, index);
 
         pthread_mutex_lock(&pool->lock);
-        if (--pool->active == 0) {
+        __atomic_store_n(&pool->active, pool->active - 1, __ATOMIC_RELEASE);
+        if (pool->active == 0) {
             pthread_cond_signal(&pool->done_cond);
         }
     }
@@ -118,6 +157,10 @@ aie_pool_new(int n_threads)
     }
 
     pool->n_threads = n_threads < 1 ? 1 : n_threads;
+
+    if (getenv("AIE_POOL_SPIN") != NULL) {
+        aie_pool_spin = atoi(getenv("AIE_POOL_SPIN"));
+    }
     pthread_mutex_init(&pool->run_lock, NULL);
     pthread_mutex_init(&pool->lock, NULL);
     pthread_cond_init(&pool->work_cond, NULL);
@@ -171,7 +214,7 @@ aie_pool_free(aie_pool_t *pool)
     }
 
     pthread_mutex_lock(&pool->lock);
-    pool->stop = 1;
+    __atomic_store_n(&pool->stop, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->work_cond);
     pthread_mutex_unlock(&pool->lock);
 
@@ -225,11 +268,21 @@ aie_pool_run(aie_pool_t *pool, aie_task_pt fn, void *arg, int n_tasks)
     pool->n_tasks = n_tasks;
     __atomic_store_n(&pool->next_task, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&pool->done_tasks, 0, __ATOMIC_RELEASE);
-    pool->generation++;
+    __atomic_store_n(&pool->generation, pool->generation + 1,
+                     __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->work_cond);
     pthread_mutex_unlock(&pool->lock);
 
     aie_pool_work(pool, fn, arg, n_tasks, 0);
+
+    for (i = 0; i < AIE_POOL_SPIN; i++) {
+        if (__atomic_load_n(&pool->done_tasks, __ATOMIC_ACQUIRE) >= n_tasks
+            && __atomic_load_n(&pool->active, __ATOMIC_ACQUIRE) == 0)
+        {
+            break;
+        }
+        aie_pool_pause();
+    }
 
     pthread_mutex_lock(&pool->lock);
     while (__atomic_load_n(&pool->done_tasks, __ATOMIC_ACQUIRE) < n_tasks

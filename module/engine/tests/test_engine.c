@@ -21,6 +21,7 @@
 #include "../cpu/dot.h"
 #include "../cpu/pool.h"
 #include "../gguf.h"
+#include "../model.h"
 #include "../quant.h"
 #include "../stream.h"
 
@@ -176,6 +177,191 @@ test_kernels(void)
     }
 
     test_kernels_one(aie_dot_kernels_scalar());
+}
+
+
+/* the multi-row kernels against the scalar dot, and batch == one by one */
+static void
+test_mm_one(const aie_dot_kernels_t *k)
+{
+    const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
+    static const int          cols_list[] = { 64, 96, 172, 768, 2048 };
+    static const int          ns[] = { 1, 3, 16 };
+    float                    *w, *x, *out, *out1, ref, d, worst;
+    aie_block_q8_0_t         *wq, *xq;
+    char                     *xp;
+    size_t                    ps;
+    int                       ci, ni, r, b, c, rows = 37, cols, n, same;
+
+    for (ci = 0; ci < 5; ci++) {
+        cols = cols_list[ci];
+        w = malloc((size_t) rows * cols * sizeof(float));
+        x = malloc((size_t) 16 * cols * sizeof(float));
+        out = malloc((size_t) 16 * rows * sizeof(float));
+        out1 = malloc((size_t) rows * sizeof(float));
+        wq = malloc((size_t) rows * (cols / 32 + 1) * sizeof(*wq));
+        xq = malloc((size_t) 16 * (cols / 32 + 1) * sizeof(*xq));
+        xp = malloc(16 * (k->q8_prep_size ? k->q8_prep_size(cols) : 1)
+                    + 64);
+        for (c = 0; c < rows * cols; c++) {
+            w[c] = frand();
+        }
+        for (c = 0; c < 16 * cols; c++) {
+            x[c] = frand();
+        }
+
+        for (ni = 0; ni < 3 && k->mm_f32 != NULL; ni++) {
+            n = ns[ni];
+            k->mm_f32(w, (size_t) cols * 4, 0, rows, cols, x,
+                      (size_t) cols * 4, n, out, rows);
+            worst = 0;
+            same = 1;
+            for (b = 0; b < n; b++) {
+                k->mm_f32(w, (size_t) cols * 4, 0, rows, cols,
+                          x + (size_t) b * cols, (size_t) cols * 4, 1, out1,
+                          rows);
+                for (r = 0; r < rows; r++) {
+                    ref = s->dot_f32(w + (size_t) r * cols,
+                                     x + (size_t) b * cols, cols);
+                    d = fabsf(ref - out[b * rows + r]) / (1 + fabsf(ref));
+                    worst = d > worst ? d : worst;
+                    same &= out1[r] == out[b * rows + r];
+                }
+            }
+            CHECK(worst < 1e-4f, "%s mm_f32 cols %d n %d: %g", k->name,
+                  cols, n, worst);
+            CHECK(same, "%s mm_f32 cols %d n %d: batch == one by one",
+                  k->name, cols, n);
+        }
+
+        if (k->mm_q8_0 != NULL && cols % 32 == 0) {
+            ps = k->q8_prep_size ? k->q8_prep_size(cols)
+                                 : (size_t) cols / 32 * sizeof(*xq);
+            for (r = 0; r < rows; r++) {
+                aie_quantize_row_q8_0(w + (size_t) r * cols,
+                                      wq + (size_t) r * (cols / 32), cols);
+            }
+            for (b = 0; b < 16; b++) {
+                aie_quantize_row_q8_0(x + (size_t) b * cols,
+                                      xq + (size_t) b * (cols / 32), cols);
+                if (k->q8_prep) {
+                    k->q8_prep(xq + (size_t) b * (cols / 32), cols,
+                               xp + b * ps);
+                } else {
+                    memcpy(xp + b * ps, xq + (size_t) b * (cols / 32), ps);
+                }
+            }
+
+            for (ni = 0; ni < 3; ni++) {
+                n = ns[ni];
+                k->mm_q8_0(wq, (size_t) cols / 32 * sizeof(*wq), 0, rows,
+                           cols, xp, ps, n, out, rows);
+                worst = 0;
+                same = 1;
+                for (b = 0; b < n; b++) {
+                    k->mm_q8_0(wq, (size_t) cols / 32 * sizeof(*wq), 3, rows,
+                               cols, xp + b * ps, ps, 1, out1, rows);
+                    for (r = 0; r < rows; r++) {
+                        ref = s->dot_q8_0(wq + (size_t) r * (cols / 32),
+                                          xq + (size_t) b * (cols / 32),
+                                          cols);
+                        d = fabsf(ref - out[b * rows + r]) / (1 + fabsf(ref));
+                        worst = d > worst ? d : worst;
+                        same &= r < 3 || out1[r] == out[b * rows + r];
+                    }
+                }
+                CHECK(worst < 1e-5f, "%s mm_q8_0 cols %d n %d: %g",
+                      k->name, cols, n, worst);
+                CHECK(same, "%s mm_q8_0 cols %d n %d: batch == one by one",
+                      k->name, cols, n);
+            }
+        }
+
+        free(w);
+        free(x);
+        free(out);
+        free(out1);
+        free(wq);
+        free(xq);
+        free(xp);
+    }
+}
+
+
+static void
+test_attention_one(const aie_dot_kernels_t *k)
+{
+    const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
+    static const int          hss[] = { 8, 12, 64 };
+    static const int          lens[] = { 1, 7, 8, 9, 100 };
+    float                     kc[100 * 128], vc[100 * 128], q[64];
+    float                     o1[64], o2[64], att[128], h[37], h2[37],
+                              g[37], worst;
+    int                       hi, li, i, hs;
+
+    for (i = 0; i < 100 * 128; i++) {
+        kc[i] = frand() * 2;
+        vc[i] = frand();
+    }
+
+    for (hi = 0; hi < 3; hi++) {
+        hs = hss[hi];
+        for (i = 0; i < hs; i++) {
+            q[i] = frand() * 2;
+        }
+        for (li = 0; li < 5; li++) {
+            s->attention(o1, q, kc, vc, 128, lens[li], hs, 0.3f, att);
+            k->attention(o2, q, kc, vc, 128, lens[li], hs, 0.3f, att);
+            worst = 0;
+            for (i = 0; i < hs; i++) {
+                worst = fabsf(o1[i] - o2[i]) > worst ? fabsf(o1[i] - o2[i])
+                                                      : worst;
+            }
+            CHECK(worst < 1e-5f, "%s attention hs %d n %d: %g", k->name, hs,
+                  lens[li], worst);
+        }
+    }
+
+    for (i = 0; i < 37; i++) {
+        h[i] = g[i] = frand() * 20;
+        h2[i] = frand();
+    }
+    s->silu_mul(h, h2, 37);
+    k->silu_mul(g, h2, 37);
+    worst = 0;
+    for (i = 0; i < 37; i++) {
+        worst = fabsf(h[i] - g[i]) > worst ? fabsf(h[i] - g[i]) : worst;
+    }
+    CHECK(worst < 1e-5f, "%s silu_mul: %g", k->name, worst);
+}
+
+
+static void
+test_mm(void)
+{
+    const aie_dot_kernels_t  *k;
+
+    printf("multi-row matmul, attention and SwiGLU kernels against the "
+           "scalar reference\n");
+
+    k = aie_dot_kernels_avx2();
+    if (k != NULL) {
+        test_mm_one(k);
+        test_attention_one(k);
+    }
+
+    k = aie_dot_kernels_avx512();
+    if (k != NULL) {
+        printf("  %s\n", k->name);
+        test_mm_one(k);
+        test_attention_one(k);
+    }
+
+    setenv("AIE_FORCE_SCALAR", "1", 1);
+    k = aie_dot_kernels_best();
+    CHECK(strcmp(k->name, "scalar") == 0, "AIE_FORCE_SCALAR=1 gives %s",
+          k->name);
+    unsetenv("AIE_FORCE_SCALAR");
 }
 
 
@@ -1104,6 +1290,84 @@ test_scheduler(aie_model_t *model)
 }
 
 
+/* the fast path against the engine's scalar reference, same file */
+static void
+test_scalar_reference(void)
+{
+    static const char  *files[] = { "stories260K.gguf", "stories260K.bin",
+                                    "stories260K-q8_0.gguf" };
+    aie_model_t        *fast, *ref;
+    char                out[4096], out2[4096], err[256];
+    float               worst, rel;
+    int                 agree, n, f;
+
+    printf("fast kernels vs the scalar reference (AIE_FORCE_SCALAR=1)\n");
+
+    for (f = 0; f < 3; f++) {
+        fast = aie_model_load(path_of(files[f]),
+                              f == 1 ? path_of("tok512.bin") : NULL, err,
+                              sizeof(err));
+        setenv("AIE_FORCE_SCALAR", "1", 1);
+        ref = aie_model_load(path_of(files[f]),
+                             f == 1 ? path_of("tok512.bin") : NULL, err,
+                             sizeof(err));
+        unsetenv("AIE_FORCE_SCALAR");
+        CHECK(fast != NULL && ref != NULL, "%s: %s", files[f], err);
+        if (fast == NULL || ref == NULL) {
+            continue;
+        }
+        CHECK(strcmp(aie_model_kernels(ref), "scalar") == 0,
+              "reference kernels %s", aie_model_kernels(ref));
+
+        worst = compare_logits(fast, ref, &agree, &n);
+        rel = worst / 30.0f;     /* the logits span about 30 */
+        printf("  %s: %s vs scalar: max |diff| %.2e, argmax %d/%d\n",
+               files[f], aie_model_kernels(fast), worst, agree, n);
+        CHECK(rel < 1e-4f, "%s: logits differ by %g", files[f], worst);
+        CHECK(agree == n, "%s: argmax %d/%d", files[f], agree, n);
+
+        generate_greedy(fast, "", 200, out, sizeof(out));
+        generate_greedy(ref, "", 200, out2, sizeof(out2));
+        CHECK(strcmp(out, out2) == 0, "%s: 200 greedy tokens differ:\n"
+              "    %s\n    %s", files[f], out, out2);
+        if (f < 2) {
+            CHECK(starts_with(out, LILY "."), "%s: %s", files[f], out);
+        }
+
+        aie_model_free(fast);
+        aie_model_free(ref);
+    }
+}
+
+
+static void
+test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
+{
+    static const char  *texts[] = {
+        "Once upon a time, there was a little girl named Lily.",
+        "  two  spaces   and\ttabs\nnew lines,, punctuation!!! 3.14159",
+        "caf\xc3\xa9 na\xc3\xafve \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e "
+        "\xf0\x9f\x98\x80 \xff\xfe broken",
+        "a", " ", "", "       leading",
+    };
+    aie_model_t        *m[2] = { bin, gguf };
+    int                 a[512], b[512], na, nb, i, j, same = 1;
+
+    printf("tokenizer: word-by-word encode equals the whole-text merge\n");
+
+    for (j = 0; j < 2; j++) {
+        CHECK(m[j]->tokenizer->split_words, "vocabulary splits by words");
+        for (i = 0; i < 7; i++) {
+            na = aie_tokenize(m[j], texts[i], strlen(texts[i]), 1, a, 512);
+            nb = aie_tokenizer_encode_ref(m[j]->tokenizer, texts[i],
+                                          strlen(texts[i]), 1, b, 512);
+            same &= na == nb && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+        }
+    }
+    CHECK(same, "word-by-word == whole text");
+}
+
+
 int
 main(void)
 {
@@ -1117,6 +1381,7 @@ main(void)
     }
 
     test_kernels();
+    test_mm();
     test_pool();
     test_sampler();
     test_stopper();
@@ -1150,7 +1415,9 @@ main(void)
     }
 
     test_tokenizer(bin, gguf);
+    test_tokenizer_words(bin, gguf);
     test_generation(bin, gguf, q8, q4);
+    test_scalar_reference();
     test_logits(bin, gguf, q8, q4);
     test_corrupt();
     test_scheduler(gguf);

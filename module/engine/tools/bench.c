@@ -1,0 +1,649 @@
+/*
+ * aie-bench: the engine's benchmark (make bench, bench/engine/run.sh).
+ * Every figure is measured twice in the same run: with the fastest kernels
+ * the CPU has and with the scalar reference (AIE_FORCE_SCALAR=1, read when
+ * a backend is created), and the outputs of both are checked.
+ *
+ *   aie-bench --models DIR --random FILE [--out RESULTS.md] [--threads N]
+ *             [--quick]
+ *
+ *   1. stories260K F32 and Q8_0: one stream, greedy, 256 tokens from BOS,
+ *      one thread;
+ *   2. a memory-bound random ~100M Q8_0 model (aie-mkrandom): single-stream
+ *      decode and the machine's read bandwidth, decode bandwidth = weight
+ *      bytes per token x tokens/s as a share of that roofline;
+ *   3. the same model, 16 concurrent streams through the engine;
+ *   4. tokenizer encode MB/s on one core.
+ */
+
+#include <errno.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../aigw_engine.h"
+
+
+#define LILY  "Once upon a time, there was a little girl named Lily."
+
+
+static double
+now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+
+static void
+force_scalar(int on)
+{
+    if (on) {
+        setenv("AIE_FORCE_SCALAR", "1", 1);
+    } else {
+        unsetenv("AIE_FORCE_SCALAR");
+    }
+}
+
+
+typedef struct {
+    char    *buf;
+    size_t   len;
+    size_t   cap;
+} text_t;
+
+
+static int
+collect(void *data, const char *s, size_t n)
+{
+    text_t  *t = data;
+
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->buf = realloc(t->buf, t->cap);
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+
+    return 0;
+}
+
+
+/*
+ * Single-stream greedy generation of n tokens after the prompt tokens,
+ * repeated for at least `seconds`; returns the best tokens/s and leaves
+ * the text of the last run in text.
+ */
+static double
+gen_rate(aie_model_t *model, int threads, const int *prompt, int n_prompt,
+    int n, int n_ctx, double seconds, int min_runs, text_t *text)
+{
+    aie_request_params_t  rp;
+    aie_seq_t            *seq;
+    aie_usage_t           usage;
+    char                  err[256];
+    double                t0, t1, best = 0, start;
+    int                   runs = 0;
+
+    aie_model_set_threads(model, threads);
+    seq = aie_seq_new(model, n_ctx);
+    if (seq == NULL) {
+        return 0;
+    }
+
+    aie_request_params_default(&rp);
+    rp.prompt_tokens = prompt;
+    rp.n_prompt_tokens = n_prompt;
+    rp.max_tokens = n;
+    rp.ignore_eos = 1;
+    rp.sampling.temperature = 0.0f;
+
+    start = now();
+    do {
+        text->len = 0;
+        t0 = now();
+        aie_generate(seq, &rp, collect, text, &usage, err, sizeof(err));
+        t1 = now();
+        if (usage.completion_tokens / (t1 - t0) > best) {
+            best = usage.completion_tokens / (t1 - t0);
+        }
+        runs++;
+    } while (runs < min_runs || now() - start < seconds);
+
+    aie_seq_free(seq);
+
+    return best;
+}
+
+
+/* read bandwidth: threads sum disjoint parts of a large buffer */
+
+typedef struct {
+    const char  *p;
+    size_t       n;
+    double       sink;
+} bw_part_t;
+
+
+#if defined(__x86_64__)
+
+__attribute__((target("avx2")))
+static void *
+bw_read(void *arg)
+{
+    bw_part_t  *b = arg;
+    __m256i     a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t      i;
+
+    for (i = 0; i + 128 <= b->n; i += 128) {
+        a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)
+                                                    (b->p + i)));
+        a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)
+                                                    (b->p + i + 32)));
+        a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)
+                                                    (b->p + i + 64)));
+        a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)
+                                                    (b->p + i + 96)));
+    }
+
+    a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+    b->sink = (double) _mm256_extract_epi64(a0, 0);
+
+    return NULL;
+}
+
+#else
+
+static void *
+bw_read(void *arg)
+{
+    bw_part_t       *b = arg;
+    const uint64_t  *p = (const uint64_t *) b->p;
+    uint64_t         a = 0;
+    size_t           i;
+
+    for (i = 0; i < b->n / 8; i++) {
+        a ^= p[i];
+    }
+
+    b->sink = (double) a;
+
+    return NULL;
+}
+
+#endif
+
+
+static double
+bandwidth(int threads, size_t size, int reps, double *copy_gbs)
+{
+    char       *buf, *dst;
+    bw_part_t   part[64];
+    pthread_t   th[64];
+    double      t0, t1, best = 0, cbest = 0;
+    int         r, i;
+
+    *copy_gbs = 0;
+
+    if (posix_memalign((void **) &buf, 64, size) != 0
+        || posix_memalign((void **) &dst, 64, size) != 0)
+    {
+        return 0;
+    }
+    memset(buf, 1, size);
+    memset(dst, 2, size);
+
+    for (r = 0; r < reps; r++) {
+        t0 = now();
+        for (i = 0; i < threads; i++) {
+            part[i].p = buf + size / threads * i;
+            part[i].n = size / threads & ~(size_t) 127;
+            pthread_create(&th[i], NULL, bw_read, &part[i]);
+        }
+        for (i = 0; i < threads; i++) {
+            pthread_join(th[i], NULL);
+        }
+        t1 = now();
+        best = size / (t1 - t0) > best ? size / (t1 - t0) : best;
+
+        t0 = now();
+        memcpy(dst, buf, size);
+        t1 = now();
+        cbest = 2.0 * size / (t1 - t0) > cbest ? 2.0 * size / (t1 - t0)
+                                                 : cbest;
+    }
+
+    free(buf);
+    free(dst);
+    *copy_gbs = cbest / 1e9;
+
+    return best / 1e9;
+}
+
+
+/* 16 concurrent streams through the engine: aggregate tokens/s */
+static double
+engine_rate(aie_model_t *model, int threads, int streams, int n,
+    int check_tokens, int **tokens_out)
+{
+    aie_engine_params_t   ep;
+    aie_request_params_t  rp;
+    aie_engine_t         *engine;
+    aie_request_t       **req;
+    aie_delta_t           d;
+    aie_usage_t           usage;
+    struct pollfd         pfd;
+    uint64_t              cnt;
+    char                  err[256];
+    int                   efd, i, left, total = 0, prompt[64], k;
+    double                t0, t1;
+
+    efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    aie_engine_params_default(&ep);
+    ep.n_threads = threads;
+    ep.max_batch = streams;
+    ep.n_ctx = n + 8;
+    ep.notify_fd = efd;
+    ep.max_unread = 1 << 20;
+
+    engine = aie_engine_start(model, &ep, err, sizeof(err));
+    if (engine == NULL) {
+        fprintf(stderr, "aie-bench: %s\n", err);
+        return 0;
+    }
+
+    req = calloc((size_t) streams, sizeof(*req));
+
+    t0 = now();
+    for (i = 0; i < streams; i++) {
+        aie_request_params_default(&rp);
+        prompt[0] = 1;
+        prompt[1] = 300 + i * 17;      /* a different prompt per stream */
+        rp.prompt_tokens = prompt;
+        rp.n_prompt_tokens = 2;
+        rp.max_tokens = n;
+        rp.ignore_eos = 1;
+        rp.sampling.temperature = 0.0f;
+        req[i] = aie_engine_submit(engine, &rp);
+    }
+
+    left = streams;
+    pfd.fd = efd;
+    pfd.events = POLLIN;
+    while (left > 0) {
+        poll(&pfd, 1, 100);
+        if (read(efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN) {
+            break;
+        }
+        for (i = 0; i < streams; i++) {
+            while (req[i] != NULL && aie_request_poll(req[i], &d) == 1) {
+                if (tokens_out != NULL) {
+                    for (k = 0; k < d.n_tokens; k++) {
+                        int  *tk = tokens_out[i];
+
+                        if (tk[0] < check_tokens) {
+                            tk[1 + tk[0]++] = d.tokens[k];
+                        }
+                    }
+                }
+                if (d.finish != AIE_FINISH_NONE) {
+                    aie_request_usage(req[i], &usage);
+                    total += usage.completion_tokens;
+                    aie_request_release(req[i]);
+                    req[i] = NULL;
+                    left--;
+                    break;
+                }
+            }
+        }
+    }
+    t1 = now();
+
+    aie_engine_stop(engine);
+    close(efd);
+    free(req);
+
+    return total / (t1 - t0);
+}
+
+
+static const char  *paragraph =
+    "Once upon a time, there was a little girl named Lily. She loved to "
+    "play outside in the park with her friends. One day, she saw a big red "
+    "ball under a tree. \"Can I play with it?\" she asked her mom. Her mom "
+    "smiled and said, \"Yes, but be careful and share it with the other "
+    "children.\" Lily ran to the ball and kicked it high into the sky. The "
+    "ball flew over the fence and landed in Mr. Brown's garden, next to his "
+    "vegetables and 42 yellow flowers. Lily felt sad, but Mr. Brown came "
+    "out, laughed, and threw the ball back. \"Thank you!\" said Lily. From "
+    "that day on, they were good friends, and every Sunday at 3:15 p.m. "
+    "they drank lemonade together while the birds sang in the trees.\n";
+
+
+static double
+tok_rate(aie_model_t *model, const char *text, size_t len, int *out,
+    int max, int *n_tokens)
+{
+    double  t0, t1, best = 0, start = now();
+    int     n = 0, runs = 0;
+
+    do {
+        t0 = now();
+        n = aie_tokenize(model, text, len, 1, out, max);
+        t1 = now();
+        if (len / (t1 - t0) > best) {
+            best = len / (t1 - t0);
+        }
+        runs++;
+    } while (runs < 3 || now() - start < 1.0);
+
+    *n_tokens = n;
+    return best / 1e6;
+}
+
+
+static void
+cpu_info(char *model, size_t cap, char *flags, size_t fcap)
+{
+    FILE   *f = fopen("/proc/cpuinfo", "r");
+    char    line[8192], *p;
+    size_t  used = 0;
+    static const char  *want[] = {
+        "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+        "avx512_vnni", NULL
+    };
+    int     i;
+    char    tok[64];
+
+    snprintf(model, cap, "unknown");
+    flags[0] = '\0';
+    if (f == NULL) {
+        return;
+    }
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "model name", 10) == 0
+            && (p = strchr(line, ':')) != NULL)
+        {
+            snprintf(model, cap, "%s", p + 2);
+            model[strcspn(model, "\n")] = '\0';
+        }
+        if (strncmp(line, "flags", 5) == 0 && flags[0] == '\0') {
+            line[strcspn(line, "\n")] = ' ';
+            for (i = 0; want[i] != NULL; i++) {
+                snprintf(tok, sizeof(tok), " %s ", want[i]);
+                if (strstr(line, tok) != NULL) {
+                    used += (size_t) snprintf(flags + used, fcap - used,
+                                              "%s%s", used ? " " : "",
+                                              want[i]);
+                }
+            }
+        }
+    }
+
+    fclose(f);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    const char        *dir = NULL, *random_path = NULL, *out_path = NULL;
+    int                threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
+    int                quick = 0, i, j, n_tok, ok_story[2][2], bos = 1;
+    int                streams = 16, agree, **seqtok, n_check = 16;
+    char               path[1024], err[256], cpu[256], flags[512];
+    aie_model_t       *m;
+    aie_model_info_t   info;
+    text_t             text = { NULL, 0, 0 };
+    double             story[2][2], bw, copy_bw = 0, dec[2], agg, one_engine;
+    double             bytes_tok, tok_mb[2], t_ms;
+    char              *big;
+    size_t             big_len, plen;
+    int               *toks, n_toks[2];
+    FILE              *out = stdout;
+    time_t             tt = time(NULL);
+    char               when[64];
+    const char        *kern[2];
+    static const char  *files[2] = {
+        "stories260K.gguf", "stories260K-q8_0.gguf"
+    };
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (i + 1 < argc && strcmp(argv[i], "--models") == 0) {
+            dir = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--random") == 0) {
+            random_path = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--out") == 0) {
+            out_path = argv[++i];
+        } else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) {
+            threads = atoi(argv[++i]);
+        } else {
+            fprintf(stderr, "usage: aie-bench --models DIR --random FILE "
+                    "[--out FILE] [--threads N] [--quick]\n");
+            return 2;
+        }
+    }
+
+    if (dir == NULL || random_path == NULL || threads < 1) {
+        fprintf(stderr, "aie-bench: --models and --random are needed\n");
+        return 2;
+    }
+
+    cpu_info(cpu, sizeof(cpu), flags, sizeof(flags));
+
+    /* 1. stories260K, one stream, one thread */
+    for (i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+
+        for (j = 0; j < 2; j++) {          /* 0: fast, 1: scalar */
+            force_scalar(j);
+            m = aie_model_load(path, NULL, err, sizeof(err));
+            if (m == NULL) {
+                fprintf(stderr, "aie-bench: %s\n", err);
+                return 1;
+            }
+            story[i][j] = gen_rate(m, 1, &bos, 1, 256, 512,
+                                   quick ? 0.3 : 1.5, 3, &text);
+            kern[j] = aie_model_kernels(m);
+            ok_story[i][j] = text.buf != NULL
+                             && strncmp(text.buf, LILY, strlen(LILY)) == 0;
+            fprintf(stderr, "%s [%s]: %.0f tokens/s, %s: %.60s...\n",
+                    files[i], kern[j], story[i][j],
+                    ok_story[i][j] ? "Lily" : "DIFFERENT", text.buf);
+            aie_model_free(m);
+        }
+    }
+    force_scalar(0);
+
+    /* 2. memory-bound model: bandwidth and single-stream decode */
+    bw = bandwidth(threads, (size_t) 512 << 20, quick ? 3 : 6, &copy_bw);
+    fprintf(stderr, "read bandwidth, %d threads: %.1f GB/s (memcpy %.1f)\n",
+            threads, bw, copy_bw);
+
+    m = aie_model_load(random_path, NULL, err, sizeof(err));
+    if (m == NULL) {
+        fprintf(stderr, "aie-bench: %s\n", err);
+        return 1;
+    }
+    aie_model_info(m, &info);
+    bytes_tok = (double) info.weight_bytes;
+
+    dec[0] = gen_rate(m, threads, &bos, 1, quick ? 32 : 64, 256,
+                      quick ? 0.5 : 2.0, 2, &text);
+    fprintf(stderr, "random %s [%s], %d threads: %.1f tokens/s, %.1f GB/s "
+            "(%.0f%% of %.1f)\n", info.weight_type, aie_model_kernels(m),
+            threads, dec[0], dec[0] * bytes_tok / 1e9,
+            100 * dec[0] * bytes_tok / 1e9 / bw, bw);
+    aie_model_free(m);
+
+    force_scalar(1);
+    m = aie_model_load(random_path, NULL, err, sizeof(err));
+    dec[1] = gen_rate(m, threads, &bos, 1, quick ? 4 : 8, 256, 0, 1, &text);
+    fprintf(stderr, "random [%s]: %.1f tokens/s\n", aie_model_kernels(m),
+            dec[1]);
+    aie_model_free(m);
+    force_scalar(0);
+
+    /* 3. 16 streams through the engine, and batched == sequential */
+    m = aie_model_load(random_path, NULL, err, sizeof(err));
+    one_engine = engine_rate(m, threads, 1, quick ? 32 : 64, 0, NULL);
+    seqtok = calloc((size_t) streams, sizeof(int *));
+    for (i = 0; i < streams; i++) {
+        seqtok[i] = calloc((size_t) n_check + 1, sizeof(int));
+    }
+    engine_rate(m, threads, streams, quick ? 16 : 64, n_check, seqtok);
+    agg = engine_rate(m, threads, streams, quick ? 32 : 64, 0, NULL);
+    if (!quick) {
+        double  a2 = engine_rate(m, threads, streams, 64, 0, NULL);
+        agg = a2 > agg ? a2 : agg;
+    }
+
+    /* each stream alone must give the tokens it gave in the batch */
+    agree = 0;
+    for (i = 0; i < streams; i++) {
+        aie_seq_t  *s = aie_seq_new(m, 64);
+        float      *lg = malloc((size_t) info.vocab_size * sizeof(float));
+        int         tk[2] = { 1, 300 + i * 17 }, ok = 1, k, v, best;
+
+        aie_eval(s, tk, 2, lg);
+        for (k = 0; k < n_check && k < seqtok[i][0]; k++) {
+            best = 0;
+            for (v = 1; v < info.vocab_size; v++) {
+                best = lg[v] > lg[best] ? v : best;
+            }
+            ok &= best == seqtok[i][1 + k];
+            aie_eval(s, &best, 1, lg);
+        }
+        agree += ok && seqtok[i][0] == n_check;
+        free(lg);
+        aie_seq_free(s);
+    }
+    fprintf(stderr, "engine: 1 stream %.1f tokens/s, %d streams %.1f "
+            "tokens/s (%.2fx); batched == alone for %d/%d streams\n",
+            one_engine, streams, agg, agg / one_engine, agree, streams);
+    aie_model_free(m);
+
+    /* 4. tokenizer: a few MB of English */
+    plen = strlen(paragraph);
+    big_len = (size_t) (quick ? 1 : 4) << 20;
+    big = malloc(big_len + 1);
+    for (i = 0; (size_t) i < big_len; i += (int) plen) {
+        memcpy(big + i, paragraph, big_len - (size_t) i < plen
+                                   ? big_len - (size_t) i : plen);
+    }
+    big[big_len] = '\0';
+    toks = malloc((big_len + 2) * sizeof(int));
+
+    snprintf(path, sizeof(path), "%s/%s", dir, files[0]);
+    m = aie_model_load(path, NULL, err, sizeof(err));
+    tok_mb[0] = tok_rate(m, big, big_len, toks, (int) big_len + 2,
+                         &n_toks[0]);
+    aie_model_free(m);
+    m = aie_model_load(random_path, NULL, err, sizeof(err));
+    tok_mb[1] = tok_rate(m, big, big_len, toks, (int) big_len + 2,
+                         &n_toks[1]);
+    aie_model_free(m);
+    fprintf(stderr, "tokenizer: %.1f MB/s (stories 512 vocab, %d tokens), "
+            "%.1f MB/s (32000 vocab, %d tokens)\n", tok_mb[0], n_toks[0],
+            tok_mb[1], n_toks[1]);
+    n_tok = n_toks[0];
+    (void) n_tok;
+
+    /* the report */
+    if (out_path != NULL) {
+        out = fopen(out_path, "w");
+        if (out == NULL) {
+            perror(out_path);
+            return 1;
+        }
+    }
+
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&tt));
+    t_ms = 1000.0 / dec[0];
+
+    fprintf(out,
+        "# aigw engine benchmark: results\n\n"
+        "Written by `bench/engine/run.sh` (`make -C module/engine bench`); "
+        "edits are lost.\n\n"
+        "Run: %s%s. Machine: %s, %ld cores online, flags: %s. "
+        "Fast kernels: `%s`; reference: the engine's scalar path "
+        "(`AIE_FORCE_SCALAR=1`), measured in the same run.\n\n",
+        when, quick ? " (--quick)" : "", cpu,
+        sysconf(_SC_NPROCESSORS_ONLN), flags, kern[0]);
+
+    fprintf(out,
+        "| benchmark | scalar reference | fast | speed-up | target | |\n"
+        "| --- | ---: | ---: | ---: | --- | --- |\n");
+    for (i = 0; i < 2; i++) {
+        fprintf(out, "| stories260K %s, 1 stream, greedy, 256 tokens from "
+                "BOS, 1 thread | %.0f tok/s | %.0f tok/s | %.2fx | "
+                "≥ 25 000 tok/s | %s |\n", i == 0 ? "F32" : "Q8_0",
+                story[i][1], story[i][0], story[i][0] / story[i][1],
+                story[i][0] >= 25000 ? "PASS" : "MISS");
+    }
+    fprintf(out, "| random %.0fM Q8_0 (dim %d, %d layers, hidden %d, vocab "
+            "%d), 1 stream, %d threads: decode | %.1f tok/s | %.1f tok/s "
+            "| %.1fx | | |\n", (double) info.weight_bytes / 1.0625 / 1e6,
+            info.dim, info.n_layers, info.hidden_dim, info.vocab_size,
+            threads, dec[1], dec[0], dec[0] / dec[1]);
+    fprintf(out, "| same: decode bandwidth (%.1f MB of weights per token) "
+            "vs read roofline %.1f GB/s | %.1f GB/s (%.0f%%) | %.1f GB/s "
+            "(%.0f%%) | | ≥ 70%% | %s |\n", bytes_tok / 1e6, bw,
+            dec[1] * bytes_tok / 1e9, 100 * dec[1] * bytes_tok / 1e9 / bw,
+            dec[0] * bytes_tok / 1e9, 100 * dec[0] * bytes_tok / 1e9 / bw,
+            dec[0] * bytes_tok / 1e9 / bw >= 0.70 ? "PASS" : "MISS");
+    fprintf(out, "| same: %d concurrent streams through the engine, "
+            "aggregate | | %.1f tok/s = %.2fx one stream (%.1f) | | "
+            "≥ 4x | %s |\n", streams, agg, agg / one_engine, one_engine,
+            agg / one_engine >= 4.0 ? "PASS" : "MISS");
+    fprintf(out, "| tokenizer encode, %.0f MB of English, 1 core "
+            "(stories 512 vocab / 32000 vocab) | | %.1f / %.1f MB/s | | "
+            "≥ 50 MB/s | %s |\n\n", (double) big_len / (1 << 20),
+            tok_mb[0], tok_mb[1],
+            tok_mb[0] >= 50 && tok_mb[1] >= 50 ? "PASS" : "MISS");
+
+    fprintf(out,
+        "Checks: greedy stories260K text starts \"%s\": F32 fast %s, "
+        "scalar %s; Q8_0 fast %s, scalar %s. Batched == alone (first %d "
+        "greedy tokens of each of the %d streams vs that stream alone): "
+        "%d/%d.\n\n",
+        LILY, ok_story[0][0] ? "yes" : "NO", ok_story[0][1] ? "yes" : "NO",
+        ok_story[1][0] ? "yes" : "NO", ok_story[1][1] ? "yes" : "NO",
+        n_check, streams, agree, streams);
+    fprintf(out,
+        "Roofline: %d threads reading disjoint halves of a 512 MiB buffer "
+        "(best of several passes): %.1f GB/s (memcpy, read + write: "
+        "%.1f GB/s). Decode bandwidth = weight bytes read per token (all "
+        "tensor data: the classifier is the tied embedding table) x "
+        "tokens/s; %.2f ms per token.\n",
+        threads, bw, copy_bw, t_ms);
+
+    if (out != stdout) {
+        fclose(out);
+    }
+
+    free(big);
+    free(toks);
+    free(text.buf);
+    for (i = 0; i < streams; i++) {
+        free(seqtok[i]);
+    }
+    free(seqtok);
+
+    return ok_story[0][0] && ok_story[0][1] && agree == streams ? 0 : 1;
+}
