@@ -18,7 +18,7 @@ export AIGW_MODELS_DIR
 MODULE_SRCS = $(wildcard module/*.c module/*.h module/engine/*.c \
               module/engine/*.h module/engine/cpu/*.c) config
 
-.PHONY: all deps module engine plugins keys run test unit integration bench clean
+.PHONY: all deps module engine plugins keys run test unit integration bench bench-engine clean
 
 all: module engine plugins keys
 
@@ -66,6 +66,9 @@ integration: module
 
 bench: deps all
 	@bench/run.sh
+
+bench-engine: engine
+	@bench/engine/run.sh
 
 clean:
 	rm -rf build
