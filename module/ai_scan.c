@@ -6,7 +6,9 @@
  * U+10FFFF refused) without being copied.
  */
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ai_scan.h"
@@ -692,6 +694,66 @@ ai_scan_number(ai_scanner_t *s)
 
         while (p < end && *p >= '0' && *p <= '9') {
             p++;
+        }
+    }
+
+    /*
+     * Numbers jansson would refuse are refused here too, so that a tree
+     * built later from an accepted body never fails: integers past int64,
+     * reals past double.
+     */
+
+    if (!real && p - s->p > 18) {
+        const unsigned char  *q = s->p;
+        int                   neg = (*q == '-');
+        uint64_t              v = 0, lim;
+
+        q += neg;
+        lim = neg ? (uint64_t) INT64_MAX + 1 : (uint64_t) INT64_MAX;
+
+        for ( /* void */ ; q < p; q++) {
+            if (v > (lim - (*q - '0')) / 10) {
+                s->error = "too big integer";
+                return -1;
+            }
+
+            v = v * 10 + (*q - '0');
+        }
+    }
+
+    if (real && p - s->p > 3) {
+        char    num[64];
+        double  d;
+        size_t  n = p - s->p;
+
+        if (n < sizeof(num)) {
+            memcpy(num, s->p, n);
+            num[n] = '\0';
+            d = strtod(num, NULL);
+
+            if (d == HUGE_VAL || d == -HUGE_VAL) {
+                s->error = "real number overflow";
+                return -1;
+            }
+
+        } else {
+            /* a very long real: exponent digits decide; let strtod judge */
+            char  *copy = malloc(n + 1);
+
+            if (copy == NULL) {
+                s->error = "out of memory";
+                return -1;
+            }
+
+            memcpy(copy, s->p, n);
+            copy[n] = '\0';
+            d = strtod(copy, NULL);
+            free(copy);
+
+            if (d == HUGE_VAL || d == -HUGE_VAL) {
+                s->error = "real number overflow";
+                return -1;
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ai_json.h"
+#include "ai_scan.h"
 
 
 static int  failures;
@@ -155,9 +156,42 @@ test_validate(void)
 }
 
 
+static void
+test_scan_numbers(void)
+{
+    char         err[128];
+    ai_scan_t    sc;
+    const char  *ok[] = {
+        "{\"model\":\"m\",\"seed\":9223372036854775807}",
+        "{\"model\":\"m\",\"seed\":-9223372036854775808}",
+        "{\"model\":\"m\",\"temperature\":1e300}",
+    };
+    const char  *bad[] = {
+        "{\"model\":\"m\",\"seed\":9223372036854775808}",
+        "{\"model\":\"m\",\"seed\":-99999999999999999999}",
+        "{\"model\":\"m\",\"temperature\":1e400}",
+        "{\"model\":\"m\",\"temperature\":-1e400}",
+    };
+    size_t       i;
+
+    /* accepted exactly when jansson accepts: a tree can always follow */
+
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        CHECK(ai_scan((const unsigned char *) ok[i], strlen(ok[i]), &sc, err,
+                      sizeof(err)) == 0);
+    }
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(ai_scan((const unsigned char *) bad[i], strlen(bad[i]), &sc,
+                      err, sizeof(err)) == -1);
+    }
+}
+
+
 int
 main(void)
 {
+    test_scan_numbers();
     test_member_span();
     test_escape();
     test_error_json();
