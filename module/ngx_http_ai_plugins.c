@@ -506,14 +506,16 @@ ngx_http_ai_plugin_text(ngx_http_ai_plugin_run_t *pr, unsigned idx,
         return -1;
     }
 
-    if (act == AIGW_PASS) {
-        o = text;
-        olen = len;
+    if (act == AIGW_PASS
+        || (olen == len && (len == 0 || ngx_memcmp(o, text, len) == 0)))
+    {
+        /* nothing changed: the original bytes can go out as they are */
+        return 0;
     }
 
     json_object_set_new(delta, "content", json_stringn(o ? o : "", olen));
 
-    return 0;
+    return 1;
 }
 
 
@@ -547,7 +549,7 @@ ngx_http_ai_plugin_event(void *data, const ai_sse_event_t *ev)
 {
     ngx_http_ai_plugin_run_t *pr = data;
 
-    int          rc;
+    int          rc, changed;
     char        *s;
     size_t       i;
     json_t      *root, *choices, *c, *delta, *content, *fin;
@@ -569,6 +571,8 @@ ngx_http_ai_plugin_event(void *data, const ai_sse_event_t *ev)
         goto raw;
     }
 
+    changed = 0;
+
     json_array_foreach(choices, i, c) {
         idx = (unsigned) json_integer_value(json_object_get(c, "index"));
         delta = json_object_get(c, "delta");
@@ -587,11 +591,18 @@ ngx_http_ai_plugin_event(void *data, const ai_sse_event_t *ev)
                                       json_is_string(content)
                                       ? json_string_length(content) : 0,
                                       delta);
-            if (rc != 0) {
+            if (rc < 0) {
                 json_decref(root);
                 return ngx_http_ai_plugin_reject(pr, pr->out, 1);
             }
+
+            changed |= rc;
         }
+    }
+
+    if (!changed) {
+        json_decref(root);
+        goto raw;
     }
 
     s = json_dumps(root, JSON_COMPACT);
@@ -630,6 +641,7 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 {
     ngx_http_ai_plugin_run_t  *pr = ctx->plugins;
 
+    int        rc, changed;
     char      *s;
     size_t     i;
     json_t    *root, *choices, *c, *msg, *content;
@@ -647,6 +659,8 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         return NGX_OK;
     }
 
+    changed = 0;
+
     json_array_foreach(choices, i, c) {
         idx = (unsigned) json_integer_value(json_object_get(c, "index"));
         msg = json_object_get(c, "message");
@@ -656,10 +670,11 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             continue;
         }
 
-        if (ngx_http_ai_plugin_text(pr, idx, 1, json_string_value(content),
-                                    json_string_length(content), msg)
-            != 0)
-        {
+        rc = ngx_http_ai_plugin_text(pr, idx, 1, json_string_value(content),
+                                     json_string_length(content), msg);
+        changed |= (rc > 0);
+
+        if (rc < 0) {
             json_decref(root);
             ai_buf_free(out);
             ngx_memzero(out, sizeof(ai_buf_t));
@@ -668,6 +683,11 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                                                     : NGX_HTTP_BAD_REQUEST;
             return NGX_DECLINED;
         }
+    }
+
+    if (!changed) {
+        json_decref(root);
+        return NGX_OK;
     }
 
     s = json_dumps(root, JSON_COMPACT);
