@@ -157,7 +157,9 @@ void
 ngx_http_ai_usage_estimate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t *model)
 {
+    int                       c;
     int64_t                   prompt, completion;
+    ngx_uint_t                i;
     ngx_http_ai_main_conf_t  *amcf;
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
@@ -186,7 +188,21 @@ ngx_http_ai_usage_estimate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     ctx->prompt_estimate = prompt;
-    ctx->account = 1;
+
+    /*
+     * The answer is read for its usage only when something counts tokens
+     * or cost: a token or budget limit on one of the scopes (metrics turn
+     * it on too).  Otherwise the request passes untouched, and the
+     * tenant's token counters hold the prompt estimate only.
+     */
+
+    for (i = 0; i < ctx->nlimits; i++) {
+        for (c = AI_CNT_TOK_MIN; c < AI_CNT_N; c++) {
+            if (ctx->limits[i].quota.max[c] != AI_UNLIMITED) {
+                ctx->account = 1;
+            }
+        }
+    }
 
     ngx_http_ai_charge(r, ctx, prompt, completion, &ctx->charge);
 }
