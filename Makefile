@@ -18,7 +18,8 @@ export AIGW_MODELS_DIR
 MODULE_SRCS = $(wildcard module/*.c module/*.h module/engine/*.c \
               module/engine/*.h module/engine/cpu/*.c) config
 
-.PHONY: all deps module engine plugins keys run test unit integration bench bench-engine clean
+.PHONY: all deps module engine plugins keys run test unit integration bench \
+        bench-engine fuzz fuzz-smoke test-asan valgrind clean
 
 all: module engine plugins keys
 
@@ -43,7 +44,7 @@ engine:
 run: deps all
 	@tools/run.sh
 
-test: deps all unit integration
+test: deps all unit integration fuzz-smoke
 
 # C unit tests: every tests/unit/test_*.c links the pure module/ai_*.c
 PURE_SRCS  = $(wildcard module/ai_*.c)
@@ -69,6 +70,24 @@ bench: deps all
 
 bench-engine: engine
 	@bench/engine/run.sh
+
+FUZZ_SECONDS ?= 60
+
+# libFuzzer targets (tests/fuzz/), each for FUZZ_SECONDS; fails on a crash
+fuzz:
+	@tools/fuzz.sh $(FUZZ_SECONDS)
+
+# the short run of every target that make test includes (about 45 s)
+fuzz-smoke:
+	@tools/fuzz.sh 2
+
+# the integration suite against the module built with ASan and UBSan
+test-asan: deps engine plugins
+	@tools/asan-test.sh
+
+# valgrind: no definite leaks in the module's frames, across a reload
+valgrind: module engine plugins
+	AIGW_VALGRIND=1 $(PYTHON) -m pytest -q tests/fuzz/test_valgrind.py
 
 clean:
 	rm -rf build

@@ -560,6 +560,13 @@ ai_scan_string(ai_scanner_t *s, const unsigned char **str, size_t *len,
 
                 p += 6;
 
+                if (u == 0) {
+                    /* as jansson: a NUL would cut C strings downstream */
+                    s->p = p - 6;
+                    s->error = "\\u0000 is not allowed";
+                    return -1;
+                }
+
                 if (u >= 0xd800 && u <= 0xdbff) {
                     if (end - p < 6 || p[0] != '\\' || p[1] != 'u'
                         || ai_hex4(p + 2, &u2) != 0

@@ -113,7 +113,10 @@ ai_sse_feed(ai_sse_t *p, const char *buf, size_t len,
 
             p->line_len = 0;
 
-        } else if (ai_sse_line(p, pos, eol - pos, handler, ctx) != 0) {
+        } else if ((size_t) (eol - pos) > p->max
+                   || ai_sse_line(p, pos, eol - pos, handler, ctx) != 0)
+        {
+            /* the same limit as a line that came in several reads */
             goto failed;
         }
 

@@ -4,7 +4,7 @@ set -e
 
 PKGS="nginx nginx-dev libjansson-dev libhiredis-dev libpcre2-dev libssl-dev
       libcurl4-openssl-dev redis-server python3-pytest wrk openssl
-      build-essential pkg-config"
+      build-essential pkg-config clang"
 
 missing=""
 for p in $PKGS; do

@@ -112,7 +112,19 @@ aie_detok_byte(aie_detok_t *d, unsigned char b)
             return;
         }
 
-        if ((b & 0xC0) == 0x80) {
+        /*
+         * A continuation byte; the second one of a sequence also has a
+         * narrower range, or the character is overlong (E0, F0), a
+         * surrogate (ED) or past U+10FFFF (F4).
+         */
+
+        if ((b & 0xC0) == 0x80
+            && !(d->n_pending == 1
+                 && ((d->pending[0] == 0xE0 && b < 0xA0)
+                     || (d->pending[0] == 0xED && b > 0x9F)
+                     || (d->pending[0] == 0xF0 && b < 0x90)
+                     || (d->pending[0] == 0xF4 && b > 0x8F))))
+        {
             d->pending[d->n_pending++] = b;
             if (d->n_pending == d->need) {
                 aie_detok_put(d, d->pending, (size_t) d->need);

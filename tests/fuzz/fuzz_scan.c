@@ -7,16 +7,44 @@
  * What ai_scan() accepts, json_loadb() must accept, and the reverse,
  * except for these documented differences:
  *   - duplicate keys in the root object: refused by ai_scan() only;
- *   - "\u0000" in a string: refused by jansson only (no JSON_ALLOW_NUL);
+ *   - "\u0000" in a string or a key: refused by jansson only (no
+ *     JSON_ALLOW_NUL; in keys never);
  *   - nesting deeper than AI_SCAN_MAX_DEPTH (512): refused by ai_scan()
- *     only (jansson's own limit is 2048).
+ *     only (jansson's own limit is 2048);
+ *   - a raw NUL byte: jansson stops reading at it and may accept what
+ *     comes before; ai_scan() must refuse it (NUL is never valid JSON).
  * The root type found must agree with jansson's.
+ *
+ * Known open bug (tests/fuzz/regressions/fuzz_scan/number-*): ai_scan()
+ * accepts numbers that jansson refuses ("too big integer", "real number
+ * overflow"), so such a body passes validation and then fails to parse
+ * in ngx_http_ai_request_json() (500).  While it is open, fuzzing runs
+ * with AIGW_FUZZ_TOLERATE_KNOWN=1 (tools/fuzz.sh) to look past it; the
+ * regression inputs are replayed without it and fail until it is fixed.
  */
 
 #include <jansson.h>
 
 #include "ai_scan.h"
 #include "fuzz_common.h"
+
+
+static int  fuzz_tolerate_known;
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char  *v;
+
+    (void) argc;
+    (void) argv;
+
+    v = getenv("AIGW_FUZZ_TOLERATE_KNOWN");
+    fuzz_tolerate_known = v != NULL && strcmp(v, "1") == 0;
+
+    return 0;
+}
 
 
 static int
@@ -74,10 +102,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL);
     }
 
+    if (memchr(data, '\0', size) != NULL) {
+        FUZZ_CHECK(rc != 0);
+        return 0;
+    }
+
     root = json_loadb((const char *) data, size, JSON_DECODE_ANY, &jerr);
 
     if (rc == 0 && root == NULL) {
-        if (strstr(jerr.text, "\\u0000") == NULL) {
+        if (fuzz_tolerate_known
+            && (strstr(jerr.text, "too big") != NULL
+                || strstr(jerr.text, "real number overflow") != NULL))
+        {
+            return 0;
+        }
+
+        if (strstr(jerr.text, "\\u0000") == NULL
+            && strstr(jerr.text, "NUL byte in object key") == NULL)
+        {
             fprintf(stderr, "fuzz: ai_scan accepts, jansson refuses: %s\n",
                     jerr.text);
             FUZZ_CHECK(!"ai_scan accepts what jansson refuses");

@@ -171,6 +171,7 @@ test_scan_numbers(void)
         "{\"model\":\"m\",\"seed\":-99999999999999999999}",
         "{\"model\":\"m\",\"temperature\":1e400}",
         "{\"model\":\"m\",\"temperature\":-1e400}",
+        "{\"model\":\"m\",\"user\":\"a\\u0000b\"}",
     };
     size_t       i;
 
