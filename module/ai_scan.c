@@ -315,6 +315,26 @@ ai_scan_object(ai_scanner_t *s, int in)
             } else if (ai_key_is(k, klen, "input")) {
                 o->input_type = type;
 
+            } else if (ai_key_is(k, klen, "temperature")) {
+                if (type == AI_JT_INTEGER || type == AI_JT_REAL) {
+                    char  num[64];
+                    size_t  n = s->p - vstart;
+
+                    if (n < sizeof(num)) {
+                        memcpy(num, vstart, n);
+                        num[n] = '\0';
+                        o->temperature_zero = (strtod(num, NULL) == 0.0);
+                    }
+                }
+
+            } else if (ai_key_is(k, klen, "seed")) {
+                o->has_seed = (type != AI_JT_NULL);
+
+            } else if (ai_key_is(k, klen, "n")) {
+                o->n_not_one = !(type == AI_JT_NULL
+                                 || (type == AI_JT_INTEGER
+                                     && s->p - vstart == 1 && *vstart == '1'));
+
             } else if ((ai_key_is(k, klen, "max_tokens")
                         || ai_key_is(k, klen, "max_completion_tokens"))
                        && type == AI_JT_INTEGER)

@@ -63,6 +63,11 @@ typedef struct {
 
     int64_t         max_tokens;       /* -1: not given */
 
+    /* what the cache policy needs (ai_cache_cacheable() says the same) */
+    unsigned        temperature_zero:1;
+    unsigned        has_seed:1;
+    unsigned        n_not_one:1;
+
     size_t          text_bytes;       /* in messages, prompt and input */
 } ai_scan_t;
 

@@ -438,6 +438,20 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_OK;
     }
 
+    /*
+     * The scanner already knows when a request is not deterministic: no
+     * tree is built just to learn that it is not cached.
+     */
+
+    if (!force && ctx->request == NULL
+        && ctx->endpoint != NGX_HTTP_AI_EP_EMBEDDINGS
+        && (!(ctx->scan.temperature_zero || ctx->scan.has_seed)
+            || ctx->scan.n_not_one))
+    {
+        ctx->cache_status = "BYPASS";
+        return NGX_OK;
+    }
+
     root = ngx_http_ai_request_json(r, ctx);
     if (root == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

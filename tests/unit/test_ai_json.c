@@ -175,6 +175,22 @@ test_scan_numbers(void)
     };
     size_t       i;
 
+    {
+        const char  *d1 = "{\"model\":\"m\",\"temperature\":0.0,\"n\":1}";
+        const char  *d2 = "{\"model\":\"m\",\"temperature\":0.2,\"seed\":3}";
+        const char  *d3 = "{\"model\":\"m\",\"temperature\":-0e5,\"n\":2}";
+
+        CHECK(ai_scan((const unsigned char *) d1, strlen(d1), &sc, err,
+                      sizeof(err)) == 0);
+        CHECK(sc.temperature_zero && !sc.has_seed && !sc.n_not_one);
+        CHECK(ai_scan((const unsigned char *) d2, strlen(d2), &sc, err,
+                      sizeof(err)) == 0);
+        CHECK(!sc.temperature_zero && sc.has_seed);
+        CHECK(ai_scan((const unsigned char *) d3, strlen(d3), &sc, err,
+                      sizeof(err)) == 0);
+        CHECK(sc.temperature_zero && sc.n_not_one);
+    }
+
     /* accepted exactly when jansson accepts: a tree can always follow */
 
     for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
