@@ -25,6 +25,7 @@
 #include <sys/eventfd.h>
 
 #include "ngx_http_ai_gateway.h"
+#include "ai_prom.h"
 #include "aigw_engine.h"
 
 
@@ -2322,4 +2323,90 @@ static const char *
 ngx_http_ai_engine_finish_name(aie_finish_reason_t f)
 {
     return f == AIE_FINISH_LENGTH ? "length" : "stop";
+}
+
+
+/*
+ * Prometheus families for the engines of this worker (each worker runs its
+ * own engine: the scrape shows the worker that answered it, labelled by
+ * pid; sum over scrapes of every worker for totals).
+ */
+
+ngx_int_t
+ngx_http_ai_engine_metrics(void *buf)
+{
+    ai_prom_buf_t *b = buf;
+
+    char                        pid[NGX_INT64_LEN + 1];
+    uint64_t                    v;
+    ngx_uint_t                  i, f, any;
+    ai_prom_label_t             l[2];
+    aie_engine_stats_t          st;
+    ngx_http_ai_provider_t    **pp;
+    ngx_http_ai_main_conf_t    *amcf;
+    ngx_http_ai_engine_conf_t  *ec;
+
+    static const struct {
+        const char  *name;
+        const char  *type;
+        const char  *help;
+    }  fam[] = {
+        { "aigw_engine_queued_requests", "gauge",
+          "Requests waiting for a place in the engine's batch." },
+        { "aigw_engine_batch_size", "gauge",
+          "Sequences decoded together right now." },
+        { "aigw_engine_steps_total", "counter",
+          "Forward steps the engine ran." },
+        { "aigw_engine_prompt_tokens_total", "counter",
+          "Prompt tokens the engine evaluated." },
+        { "aigw_engine_generated_tokens_total", "counter",
+          "Tokens the engine generated." }
+    };
+
+    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_ai_gateway_module);
+    if (amcf == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_sprintf((u_char *) pid, "%P%Z", ngx_pid);
+    pp = amcf->providers.elts;
+
+    for (f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+
+        any = 0;
+
+        for (i = 0; i < amcf->providers.nelts; i++) {
+            ec = pp[i]->engine ? pp[i]->engine_conf : NULL;
+
+            if (ec == NULL || ec->worker == NULL
+                || ec->worker->engine == NULL)
+            {
+                continue;
+            }
+
+            if (!any) {
+                ai_prom_family(b, fam[f].name, fam[f].type, fam[f].help);
+                any = 1;
+            }
+
+            aie_engine_stats(ec->worker->engine, &st);
+
+            l[0].name = "provider";
+            l[0].value = (char *) pp[i]->name.data;
+            l[0].len = pp[i]->name.len;
+            l[1].name = "worker";
+            l[1].value = pid;
+            l[1].len = ngx_strlen(pid);
+
+            v = (f == 0) ? (uint64_t) st.queued
+                : (f == 1) ? (uint64_t) st.running
+                : (f == 2) ? st.steps
+                : (f == 3) ? st.prompt_tokens : st.generated_tokens;
+
+            ai_prom_sample_u64(b, fam[f].name, l, 2, v);
+        }
+    }
+
+    return b->failed ? NGX_ERROR : NGX_OK;
 }

@@ -328,6 +328,7 @@ ngx_int_t ngx_http_ai_engine_init_process(ngx_cycle_t *cycle);
 void ngx_http_ai_engine_exit_process(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ai_engine_start(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_engine_metrics(void *prom_buf);
 
 /* ngx_http_ai_plugins.c */
 char *ngx_http_ai_plugin_directive(ngx_conf_t *cf, ngx_command_t *cmd,

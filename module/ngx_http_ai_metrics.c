@@ -1347,7 +1347,8 @@ ngx_http_ai_metrics_handler(ngx_http_request_t *r)
     ai_prom_buf_init(&pb);
 
     if (ngx_http_ai_metrics_render(&snap, &pb) != NGX_OK
-        || ngx_http_ai_balancer_metrics(&pb) != NGX_OK)
+        || ngx_http_ai_balancer_metrics(&pb) != NGX_OK
+        || ngx_http_ai_engine_metrics(&pb) != NGX_OK)
     {
         ai_prom_buf_free(&pb);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

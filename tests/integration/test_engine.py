@@ -524,3 +524,25 @@ def test_bad_parameters(params, needle):
 def test_model_required():
     err = config_error("ai_provider local engine threads=1;")
     assert "engine needs model=" in err
+
+
+def test_engine_metrics(mock):
+    g = Gateway("""
+    ai_provider local engine model=%s threads=1 max_batch=4;
+    ai_model tiny local;
+    ai_metrics_zone zone=aigw_metrics:1m;
+""" % MODEL, """
+        location /v1/ { ai_gateway; }
+        location = /metrics { ai_metrics; }
+""").start()
+    try:
+        r = g.chat({"model": "tiny", "max_tokens": 8, "temperature": 0,
+                    "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status == 200
+        m = g.request("GET", "/metrics").data.decode()
+        assert "# TYPE aigw_engine_generated_tokens_total counter" in m
+        line = [l for l in m.split("\n")
+                if l.startswith("aigw_engine_generated_tokens_total{")][0]
+        assert 'provider="local"' in line and int(line.split()[-1]) >= 8
+    finally:
+        g.stop()
