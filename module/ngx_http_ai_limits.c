@@ -16,6 +16,11 @@ typedef struct {
     ngx_str_node_t              sn;
     ngx_queue_t                 queue;
     ai_counters_t               counters;
+
+    /* counted here while Redis was unreachable, not yet pushed there */
+    ai_counters_t               unsynced;
+    ngx_uint_t                  unsynced_any;
+
     u_char                      data[1];
 } ngx_http_ai_limit_node_t;
 
@@ -68,6 +73,9 @@ static void ngx_http_ai_limits_redis_reply(ngx_http_ai_redis_cmd_t *cmd,
 static void ngx_http_ai_limits_redis_adjust(ngx_http_ai_limits_zone_t *z,
     ngx_http_ai_limits_redis_t *lr, ai_charge_t *delta, ngx_uint_t release,
     ngx_log_t *log);
+static void ngx_http_ai_limits_unsynced(ngx_http_ai_limit_node_t *node,
+    ai_charge_t *ch, time_t now);
+static void ngx_http_ai_limits_sync(ngx_event_t *ev);
 static void ngx_http_ai_note_left(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_limit_scope_t *sc, int counter, int64_t used);
 
@@ -473,6 +481,11 @@ ngx_http_ai_limits_local(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
         ai_counters_apply(&node->counters, &ctx->charge);
         node->counters.concurrent++;
+
+        if (z->redis) {
+            /* Redis is unreachable: what is counted here goes there later */
+            ngx_http_ai_limits_unsynced(node, &ctx->charge, now);
+        }
 
         for (j = 0; j < AI_CNT_N; j++) {
             ctx->limits[i].window[j] = node->counters.window[j];
@@ -966,6 +979,10 @@ ngx_http_ai_limits_cleanup(void *data)
 
         node->counters.concurrent--;
 
+        if (z->redis) {
+            ngx_http_ai_limits_unsynced(node, &delta, ngx_time());
+        }
+
         for (j = 0; j < AI_CNT_N; j++) {
             if (node->counters.window[j] == ctx->limits[i].window[j]) {
                 node->counters.used[j] += delta.amount[j];
@@ -1020,6 +1037,175 @@ ngx_http_ai_limits_peek(ngx_http_ai_main_conf_t *amcf, ngx_str_t *scope,
 }
 
 
+/* under the mutex */
+
+static void
+ngx_http_ai_limits_unsynced(ngx_http_ai_limit_node_t *node, ai_charge_t *ch,
+    time_t now)
+{
+    int      c;
+    int64_t  w;
+
+    for (c = 0; c < AI_CNT_N; c++) {
+        if (ch->amount[c] == 0) {
+            continue;
+        }
+
+        w = ai_window_of(c, now);
+
+        if (node->unsynced.window[c] != w) {
+            /* an older window's delta no longer matters there */
+            node->unsynced.window[c] = w;
+            node->unsynced.used[c] = 0;
+        }
+
+        node->unsynced.used[c] += ch->amount[c];
+        node->unsynced_any = 1;
+    }
+}
+
+
+/*
+ * Once a second, in every worker: what was counted locally during an
+ * outage is pushed to Redis as soon as it is reachable again (the first
+ * worker to look takes it all), so the shared counters catch up.
+ */
+
+static ngx_event_t  ngx_http_ai_limits_sync_ev;
+
+
+static void
+ngx_http_ai_limits_sync(ngx_event_t *ev)
+{
+    int                         c;
+    u_char                     *p;
+    size_t                      n;
+    ngx_pool_t                 *pool;
+    ngx_queue_t                *q;
+    ngx_str_t                   scope, key;
+    const char                **argv;
+    size_t                     *argvlen;
+    ngx_http_ai_redis_argv_t   *cmds;
+    ngx_http_ai_main_conf_t    *amcf;
+    ngx_http_ai_limits_zone_t  *z;
+    ngx_http_ai_limit_node_t   *node;
+
+    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_ai_gateway_module);
+    z = amcf->limits;
+
+    if (ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    ngx_add_timer(ev, 1000);
+
+    if (!ngx_http_ai_redis_is_up(z->redis)) {
+        return;
+    }
+
+    pool = ngx_create_pool(4096, ev->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    cmds = ngx_palloc(pool, 2 * 256 * sizeof(ngx_http_ai_redis_argv_t));
+    argv = ngx_palloc(pool, 6 * 256 * sizeof(char *));
+    argvlen = ngx_palloc(pool, 6 * 256 * sizeof(size_t));
+
+    if (cmds == NULL || argv == NULL || argvlen == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    n = 0;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (q = ngx_queue_head(&z->sh->queue);
+         q != ngx_queue_sentinel(&z->sh->queue) && n < 250;
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_ai_limit_node_t, queue);
+
+        if (!node->unsynced_any) {
+            continue;
+        }
+
+        scope.data = node->data;
+        scope.len = node->sn.str.len;
+
+        for (c = 0; c < AI_CNT_N && n < 250; c++) {
+            if (node->unsynced.used[c] == 0) {
+                continue;
+            }
+
+            ngx_http_ai_window_key(pool, z, &scope, c,
+                                   node->unsynced.window[c], &key);
+            p = ngx_pnalloc(pool, 2 * NGX_INT64_LEN);
+
+            if (key.len == 0 || p == NULL) {
+                continue;
+            }
+
+            argv[6 * n] = "INCRBY";
+            argvlen[6 * n] = 6;
+            argv[6 * n + 1] = (char *) key.data;
+            argvlen[6 * n + 1] = key.len;
+            argv[6 * n + 2] = (char *) p;
+            argvlen[6 * n + 2] = ngx_sprintf(p, "%L",
+                                             node->unsynced.used[c]) - p;
+            p += argvlen[6 * n + 2];
+
+            argv[6 * n + 3] = "PEXPIRE";
+            argvlen[6 * n + 3] = 7;
+            argv[6 * n + 4] = (char *) key.data;
+            argvlen[6 * n + 4] = key.len;
+            argv[6 * n + 5] = (char *) p;
+            argvlen[6 * n + 5] = ngx_sprintf(p, "%M",
+                                             ngx_http_ai_window_ttl(c)) - p;
+
+            cmds[2 * n].argc = 3;
+            cmds[2 * n].argv = &argv[6 * n];
+            cmds[2 * n].argvlen = &argvlen[6 * n];
+            cmds[2 * n + 1].argc = 3;
+            cmds[2 * n + 1].argv = &argv[6 * n + 3];
+            cmds[2 * n + 1].argvlen = &argvlen[6 * n + 3];
+
+            n++;
+            node->unsynced.used[c] = 0;
+        }
+
+        node->unsynced_any = 0;
+
+        for (c = 0; c < AI_CNT_N; c++) {
+            if (node->unsynced.used[c]) {
+                node->unsynced_any = 1;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (n) {
+        if (ngx_http_ai_redis_send_multi(z->redis, NULL, NULL, 2 * n, cmds)
+            == NULL)
+        {
+            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                          "ai: limits store: %uz counters counted during "
+                          "an outage could not be pushed", n);
+
+        } else {
+            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                          "ai: limits store: %uz counters counted during "
+                          "an outage pushed to Redis", n);
+        }
+    }
+
+    ngx_destroy_pool(pool);
+}
+
+
 ngx_int_t
 ngx_http_ai_limits_init_process(ngx_cycle_t *cycle)
 {
@@ -1032,6 +1218,12 @@ ngx_http_ai_limits_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+    ngx_http_ai_limits_sync_ev.handler = ngx_http_ai_limits_sync;
+    ngx_http_ai_limits_sync_ev.log = cycle->log;
+    ngx_http_ai_limits_sync_ev.data = amcf;
+    ngx_http_ai_limits_sync_ev.cancelable = 1;
+    ngx_add_timer(&ngx_http_ai_limits_sync_ev, 1000);
 
     return ngx_http_ai_redis_init_process(cycle, amcf->limits->redis);
 }

@@ -38,6 +38,7 @@ def gateway(mock, redis, tenants, failure):
     return Gateway("""
     ai_provider mock url=http://127.0.0.1:%d/v1 key_env=AIGW_TEST_KEY;
     ai_model gpt-4o mock:gpt-4o-mock;
+    ai_model slow mock:gpt-4o-mock-slow-chunks6;
     ai_tenants %s;
     ai_limits zone=aigw_limits:1m store=redis://127.0.0.1:%d
               failure=%s store_timeout=300ms prefix=t%s reserve=50;
@@ -155,4 +156,59 @@ def test_paused_redis_never_hangs(mock, redis):
         assert r.status == 503
     finally:
         redis.proc.send_signal(18)          # SIGCONT
+        g.stop()
+
+
+def test_outage_counts_pushed_after_recovery(mock, redis):
+    g = gateway(mock, redis, tenants_file(), "open")
+    try:
+        if time.time() % 60 > 40:
+            time.sleep(61 - time.time() % 60)
+        time.sleep(0.3)
+        minute = int(time.time()) // 60
+        key = "topen:u:t:shared:rq:m%d" % minute
+        before = int(redis.cli("GET", key) or 0)
+        redis.kill()
+        for _ in range(5):
+            assert g.chat(**chat(KEY)).status in (200, 429)
+        redis.start()
+        deadline = time.time() + 8
+        while time.time() < deadline:
+            if int(redis.cli("GET", key) or 0) >= before + 5:
+                break
+            time.sleep(0.3)
+        assert int(redis.cli("GET", key) or 0) == before + 5
+        assert "pushed to Redis" in g.logs()
+    finally:
+        g.stop()
+
+
+def test_tenants_reload_with_requests_in_flight(mock, redis):
+    path = tenants_file()
+    g = gateway(mock, redis, path, "open")
+    try:
+        new = "aigw-shared-key-0000000000000000000000009"
+        with open(path) as f:
+            t = json.load(f)
+        t["tenants"]["shared"]["keys"].append(
+            {"id": "new", "sha256": __import__("hashlib").sha256(
+                new.encode()).hexdigest()})
+        with open(path, "w") as f:
+            json.dump(t, f)
+        results = []
+        th = threading.Thread(target=lambda: results.append(
+            g.chat({"model": "slow", "stream": True, "messages": [
+                {"role": "user", "content": "x"}]},
+                headers={"Authorization": "Bearer " + KEY}).status))
+        th.start()
+        g.reload()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if g.chat(**chat(new)).status != 401:
+                break
+            time.sleep(0.2)
+        assert g.chat(**chat(new)).status in (200, 429)
+        th.join(20)
+        assert results == [200]
+    finally:
         g.stop()
