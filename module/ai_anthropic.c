@@ -33,6 +33,12 @@ static int ai_anth_stream_finish(ai_stream_t *s, int complete,
     ai_buf_t *out);
 static void ai_anth_usage(ai_usage_t *u, json_t *usage);
 static int ai_anth_block_tool(ai_stream_t *s, json_t *index, int tool);
+static int ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev,
+    ai_buf_t *out);
+static int ai_anth_chunk_prefix(ai_stream_t *s);
+static int ai_anth_quick_event(const ai_sse_event_t *ev);
+static int ai_anth_text_response(json_t *root, ai_buf_t *text,
+    const ai_translate_opts_t *o, ai_buf_t *out);
 
 
 int
@@ -906,6 +912,13 @@ ai_anthropic_response(int status, const char *body, size_t len,
         /* thinking blocks are the provider's own; they are not relayed */
     }
 
+    if (json_array_size(calls) == 0
+        && ai_anth_text_response(root, &text, o, out) == 0)
+    {
+        rc = 0;
+        goto done;
+    }
+
     if (json_array_size(calls) && text.len == 0) {
         msg = json_pack("{s:s,s:n,s:n}", "role", "assistant", "content",
                         "refusal");
@@ -966,6 +979,83 @@ done:
     ai_buf_free(&id);
 
     return rc;
+}
+
+
+/*
+ * The common answer, text only, formatted as ai_anthropic_response()'s
+ * json_pack() and dump would write it.  Returns -1 (out unchanged) when
+ * that cannot be done exactly; then the caller takes the long way.
+ */
+
+static int
+ai_anth_text_response(json_t *root, ai_buf_t *text,
+    const ai_translate_opts_t *o, ai_buf_t *out)
+{
+    int          n;
+    size_t       mark;
+    ai_usage_t   usage;
+    const char  *s;
+    char         num[256];
+
+    memset(&usage, 0, sizeof(ai_usage_t));
+    ai_anth_usage(&usage, json_object_get(root, "usage"));
+
+    mark = out->len;
+    s = ai_json_str(root, "id");
+
+    if (ai_buf_append_str(out, "{\"id\":\"chatcmpl-") != 0
+        || ai_buf_append_jstr(out, s ? s : "anthropic",
+                              strlen(s ? s : "anthropic")) != 0)
+    {
+        goto failed;
+    }
+
+    n = snprintf(num, sizeof(num),
+                 "\",\"object\":\"chat.completion\",\"created\":%lld,"
+                 "\"model\":\"", (long long) ai_created(o));
+
+    if (n < 0 || (size_t) n >= sizeof(num)
+        || ai_buf_append(out, num, n) != 0
+        || ai_buf_append_jstr(out, o->client_model ? o->client_model : "",
+                              o->client_model ? o->client_model_len : 0)
+           != 0
+        || ai_buf_append_str(out, "\",\"choices\":[{\"index\":0,"
+                             "\"message\":{\"role\":\"assistant\","
+                             "\"content\":\"") != 0
+        || ai_buf_append_jstr(out, text->data, text->len) != 0)
+    {
+        goto failed;
+    }
+
+    n = snprintf(num, sizeof(num),
+                 "\",\"refusal\":null},\"logprobs\":null,"
+                 "\"finish_reason\":\"%s\"}],\"usage\":{"
+                 "\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+                 "\"total_tokens\":%lld,\"prompt_tokens_details\":{"
+                 "\"cached_tokens\":%lld}}}",
+                 ai_anth_finish(ai_json_str(root, "stop_reason")),
+                 (long long) usage.prompt_tokens,
+                 (long long) usage.completion_tokens,
+                 (long long) (usage.prompt_tokens + usage.completion_tokens),
+                 (long long) usage.cached_tokens);
+
+    if (n < 0 || (size_t) n >= sizeof(num)
+        || ai_buf_append(out, num, n) != 0)
+    {
+        goto failed;
+    }
+
+    return 0;
+
+failed:
+
+    if (out->data) {
+        out->len = mark;
+        out->data[mark] = '\0';
+    }
+
+    return -1;
 }
 
 
@@ -1084,6 +1174,18 @@ ai_anth_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
     json_t      *root, *m, *b, *d, *e, *idx;
     const char  *type, *dtype, *str, *etype, *code;
 
+    /* the bulk of a stream: text deltas, without a JSON tree */
+
+    rc = ai_anth_text_delta(s, ev, out);
+
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
+
+    if (ai_anth_quick_event(ev)) {
+        return 0;
+    }
+
     root = json_loadb(ev->data, ev->data_len, 0, NULL);
 
     if (!json_is_object(root)) {
@@ -1105,6 +1207,7 @@ ai_anth_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
 
         if (str) {
             snprintf(s->id, sizeof(s->id), "chatcmpl-%s", str);
+            s->chunk_pre_len = 0;
         }
 
         ai_anth_usage(&s->usage, json_object_get(m, "usage"));
@@ -1221,6 +1324,497 @@ done:
     json_decref(root);
 
     return rc;
+}
+
+
+/*
+ * A strict scanner for the exact shapes Anthropic sends most: it accepts
+ * only what jansson would parse to the same thing, and anything else
+ * (other member orders, escaped keys, big numbers) goes to jansson.
+ */
+
+typedef struct {
+    const unsigned char  *p;
+    const unsigned char  *last;
+} ai_anth_scan_t;
+
+
+static void
+ai_anth_ws(ai_anth_scan_t *sc)
+{
+    while (sc->p < sc->last
+           && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n'
+               || *sc->p == '\r'))
+    {
+        sc->p++;
+    }
+}
+
+
+/* whitespace, then exactly lit */
+
+static int
+ai_anth_lit(ai_anth_scan_t *sc, const char *lit, size_t len)
+{
+    ai_anth_ws(sc);
+
+    if ((size_t) (sc->last - sc->p) < len || memcmp(sc->p, lit, len) != 0) {
+        return 0;
+    }
+
+    sc->p += len;
+
+    return 1;
+}
+
+#define ai_anth_lits(sc, s)  ai_anth_lit(sc, s, sizeof(s) - 1)
+
+
+/* a small non-negative integer, as jansson reads it */
+
+static int
+ai_anth_small_int(ai_anth_scan_t *sc)
+{
+    size_t  n;
+
+    ai_anth_ws(sc);
+
+    if (sc->p == sc->last || *sc->p < '0' || *sc->p > '9') {
+        return 0;
+    }
+
+    if (*sc->p == '0') {
+        sc->p++;
+
+    } else {
+        for (n = 0; sc->p < sc->last && *sc->p >= '0' && *sc->p <= '9'; n++) {
+            if (n == 9) {
+                return 0;
+            }
+
+            sc->p++;
+        }
+    }
+
+    /* no fraction or exponent: those make a real */
+
+    return sc->p < sc->last && *sc->p != '.' && *sc->p != 'e'
+           && *sc->p != 'E';
+}
+
+
+/* only whitespace is left */
+
+static int
+ai_anth_end(ai_anth_scan_t *sc)
+{
+    ai_anth_ws(sc);
+
+    return sc->p == sc->last;
+}
+
+
+static int
+ai_anth_hex4(const unsigned char *p, unsigned *v)
+{
+    int  i;
+
+    *v = 0;
+
+    for (i = 0; i < 4; i++) {
+        if (p[i] >= '0' && p[i] <= '9') {
+            *v = (*v << 4) | (p[i] - '0');
+
+        } else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f') {
+            *v = (*v << 4) | ((p[i] | 0x20) - 'a' + 10);
+
+        } else {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * A JSON string at sc->p (after whitespace) re-encoded into out, from
+ * out->len on, as jansson would dump the string it decodes: returns the
+ * length written (out->len unchanged), or -1 if the string is not one
+ * this handles exactly as jansson does (then jansson decides).  The
+ * output is never longer than the input.
+ */
+
+static long
+ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
+{
+    unsigned              c, v, lo;
+    size_t                n, k;
+    char                 *d, *start;
+    const unsigned char  *p, *last;
+    static const char     hex[] = "0123456789ABCDEF";
+
+    ai_anth_ws(sc);
+
+    p = sc->p;
+    last = sc->last;
+
+    if (p == last || *p++ != '"') {
+        return -1;
+    }
+
+    if (ai_buf_reserve(out, last - p) != 0) {
+        return -1;
+    }
+
+    start = out->data + out->len;
+    d = start;
+
+    for ( ;; ) {
+        if (p == last) {
+            return -1;
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            p++;
+            break;
+        }
+
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            *d++ = (char) c;
+            p++;
+            continue;
+        }
+
+        if (c < 0x20) {
+            return -1;
+        }
+
+        if (c >= 0x80) {
+            if (c >= 0xC2 && c <= 0xDF) {
+                n = 2;
+                v = c & 0x1F;
+
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                n = 3;
+                v = c & 0x0F;
+
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                n = 4;
+                v = c & 0x07;
+
+            } else {
+                return -1;
+            }
+
+            if ((size_t) (last - p) < n) {
+                return -1;
+            }
+
+            for (k = 1; k < n; k++) {
+                if (p[k] < 0x80 || p[k] > 0xBF) {
+                    return -1;
+                }
+
+                v = (v << 6) + (p[k] & 0x3F);
+            }
+
+            if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)
+                || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
+            {
+                return -1;
+            }
+
+            memcpy(d, p, n);
+            d += n;
+            p += n;
+            continue;
+        }
+
+        /* an escape */
+
+        if (last - p < 2) {
+            return -1;
+        }
+
+        c = p[1];
+
+        switch (c) {
+        case '"':
+        case '\\':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            *d++ = '\\';
+            *d++ = (char) c;
+            p += 2;
+            continue;
+        case '/':
+            *d++ = '/';
+            p += 2;
+            continue;
+        case 'u':
+            break;
+        default:
+            return -1;
+        }
+
+        if (last - p < 6 || !ai_anth_hex4(p + 2, &v) || v == 0) {
+            return -1;
+        }
+
+        p += 6;
+
+        if (v >= 0xDC00 && v <= 0xDFFF) {
+            return -1;
+        }
+
+        if (v >= 0xD800 && v <= 0xDBFF) {
+            if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
+                || !ai_anth_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+            {
+                return -1;
+            }
+
+            p += 6;
+            v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+        }
+
+        if (v < 0x20) {
+            *d++ = '\\';
+
+            switch (v) {
+            case '\b':
+                *d++ = 'b';
+                break;
+            case '\f':
+                *d++ = 'f';
+                break;
+            case '\n':
+                *d++ = 'n';
+                break;
+            case '\r':
+                *d++ = 'r';
+                break;
+            case '\t':
+                *d++ = 't';
+                break;
+            default:
+                *d++ = 'u';
+                *d++ = '0';
+                *d++ = '0';
+                *d++ = hex[v >> 4];
+                *d++ = hex[v & 0xf];
+            }
+
+        } else if (v == '"' || v == '\\') {
+            *d++ = '\\';
+            *d++ = (char) v;
+
+        } else if (v < 0x80) {
+            *d++ = (char) v;
+
+        } else if (v < 0x800) {
+            *d++ = (char) (0xC0 | (v >> 6));
+            *d++ = (char) (0x80 | (v & 0x3F));
+
+        } else if (v < 0x10000) {
+            *d++ = (char) (0xE0 | (v >> 12));
+            *d++ = (char) (0x80 | ((v >> 6) & 0x3F));
+            *d++ = (char) (0x80 | (v & 0x3F));
+
+        } else {
+            *d++ = (char) (0xF0 | (v >> 18));
+            *d++ = (char) (0x80 | ((v >> 12) & 0x3F));
+            *d++ = (char) (0x80 | ((v >> 6) & 0x3F));
+            *d++ = (char) (0x80 | (v & 0x3F));
+        }
+    }
+
+    sc->p = p;
+
+    return d - start;
+}
+
+
+/*
+ * {"type":"content_block_delta","index":N,
+ *  "delta":{"type":"text_delta","text":"..."}} straight to a chunk:
+ * returns 1 when done, 0 when the event is not of that exact shape (or
+ * the chunk needs what ai_chunk() adds), -1 on no memory.
+ */
+
+static int
+ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
+{
+    size_t          mark;
+    long            n;
+    ai_anth_scan_t  sc;
+
+    static const char  suffix[] = "\"},\"logprobs\":null,"
+                                  "\"finish_reason\":null}]}\n\n";
+
+    if (!(s->roles & 1)) {
+        return 0;
+    }
+
+    sc.p = (const unsigned char *) ev->data;
+    sc.last = sc.p + ev->data_len;
+
+    if (!ai_anth_lits(&sc, "{")
+        || !ai_anth_lits(&sc, "\"type\"") || !ai_anth_lits(&sc, ":")
+        || !ai_anth_lits(&sc, "\"content_block_delta\"")
+        || !ai_anth_lits(&sc, ",")
+        || !ai_anth_lits(&sc, "\"index\"") || !ai_anth_lits(&sc, ":")
+        || !ai_anth_small_int(&sc)
+        || !ai_anth_lits(&sc, ",")
+        || !ai_anth_lits(&sc, "\"delta\"") || !ai_anth_lits(&sc, ":")
+        || !ai_anth_lits(&sc, "{")
+        || !ai_anth_lits(&sc, "\"type\"") || !ai_anth_lits(&sc, ":")
+        || !ai_anth_lits(&sc, "\"text_delta\"")
+        || !ai_anth_lits(&sc, ",")
+        || !ai_anth_lits(&sc, "\"text\"") || !ai_anth_lits(&sc, ":"))
+    {
+        return 0;
+    }
+
+    if (s->chunk_pre_len == 0 && ai_anth_chunk_prefix(s) != 0) {
+        return 0;
+    }
+
+    mark = out->len;
+
+    if (ai_buf_append(out, s->chunk_pre, s->chunk_pre_len) != 0) {
+        return -1;
+    }
+
+    n = ai_anth_string(&sc, out);
+
+    if (n < 0 || !ai_anth_lits(&sc, "}") || !ai_anth_lits(&sc, "}")
+        || !ai_anth_end(&sc))
+    {
+        out->len = mark;
+        out->data[mark] = '\0';
+        return 0;
+    }
+
+    if (n == 0) {
+        /* an empty text sends nothing */
+        out->len = mark;
+        out->data[mark] = '\0';
+        return 1;
+    }
+
+    out->len += n;
+
+    if (ai_buf_append(out, suffix, sizeof(suffix) - 1) != 0) {
+        out->len = mark;
+        out->data[mark] = '\0';
+        return -1;
+    }
+
+    s->started = 1;
+
+    return 1;
+}
+
+
+/* what ai_chunk() would send before the text of a content delta */
+
+static int
+ai_anth_chunk_prefix(ai_stream_t *s)
+{
+    int          rc;
+    char        *pre;
+    json_t      *chunk;
+    ai_buf_t     b;
+
+    static const char  tail[] = "\"content\":\"\"},\"logprobs\":null,"
+                                "\"finish_reason\":null}]}";
+
+    chunk = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s},s:n,s:n}]}",
+                      "id", s->id,
+                      "object", "chat.completion.chunk",
+                      "created", (json_int_t) s->created,
+                      "model", s->client_model,
+                      "choices",
+                        "index", 0,
+                        "delta", "content", "",
+                        "logprobs",
+                        "finish_reason");
+
+    if (chunk == NULL) {
+        return -1;
+    }
+
+    memset(&b, 0, sizeof(ai_buf_t));
+
+    rc = ai_buf_append_str(&b, "data: ") != 0
+         || ai_buf_append_json(&b, chunk) != 0;
+
+    json_decref(chunk);
+
+    if (rc || b.len < sizeof(tail) - 1
+        || memcmp(b.data + b.len - (sizeof(tail) - 1), tail,
+                  sizeof(tail) - 1) != 0)
+    {
+        ai_buf_free(&b);
+        return -1;
+    }
+
+    /* keep up to and including "content":" */
+
+    b.len -= sizeof(tail) - 1 - (sizeof("\"content\":\"") - 1);
+
+    pre = realloc(s->chunk_pre, b.len);
+
+    if (pre == NULL) {
+        ai_buf_free(&b);
+        return -1;
+    }
+
+    memcpy(pre, b.data, b.len);
+    s->chunk_pre = pre;
+    s->chunk_pre_len = b.len;
+
+    ai_buf_free(&b);
+
+    return 0;
+}
+
+
+/*
+ * Events that send nothing, in their usual exact shapes:
+ * {"type": "ping"} and {"type":"content_block_stop","index":N}.
+ */
+
+static int
+ai_anth_quick_event(const ai_sse_event_t *ev)
+{
+    ai_anth_scan_t  sc;
+
+    sc.p = (const unsigned char *) ev->data;
+    sc.last = sc.p + ev->data_len;
+
+    if (!ai_anth_lits(&sc, "{")
+        || !ai_anth_lits(&sc, "\"type\"") || !ai_anth_lits(&sc, ":"))
+    {
+        return 0;
+    }
+
+    if (ai_anth_lits(&sc, "\"ping\"")) {
+        return ai_anth_lits(&sc, "}") && ai_anth_end(&sc);
+    }
+
+    return ai_anth_lits(&sc, "\"content_block_stop\"")
+           && ai_anth_lits(&sc, ",")
+           && ai_anth_lits(&sc, "\"index\"") && ai_anth_lits(&sc, ":")
+           && ai_anth_small_int(&sc)
+           && ai_anth_lits(&sc, "}") && ai_anth_end(&sc);
 }
 
 

@@ -26,7 +26,7 @@ static int ai_passthrough_request(json_t *req, const ai_translate_opts_t *o,
 
 
 int
-ai_buf_append(ai_buf_t *b, const char *p, size_t len)
+ai_buf_reserve(ai_buf_t *b, size_t len)
 {
     char    *nd;
     size_t   ncap;
@@ -50,6 +50,17 @@ ai_buf_append(ai_buf_t *b, const char *p, size_t len)
 
         b->data = nd;
         b->cap = ncap;
+    }
+
+    return 0;
+}
+
+
+int
+ai_buf_append(ai_buf_t *b, const char *p, size_t len)
+{
+    if (ai_buf_reserve(b, len) != 0) {
+        return -1;
     }
 
     if (len) {
@@ -81,6 +92,126 @@ ai_buf_append_json(ai_buf_t *b, json_t *v)
 
     return json_dump_callback(v, ai_buf_dump, b,
                               JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+
+/*
+ * jansson's escaping (dump.c): '"', '\\' and control characters only,
+ * the short forms where JSON has them, else \u00XX in capitals; DEL,
+ * '/' and non-ASCII go as they are.
+ */
+
+int
+ai_buf_append_jstr(ai_buf_t *b, const char *s, size_t len)
+{
+    size_t                i, n, k;
+    unsigned              c, v;
+    char                 *d;
+    const unsigned char  *u;
+    static const char     hex[] = "0123456789ABCDEF";
+
+    if (len > ((size_t) -1 / 2 - b->len) / 6
+        || ai_buf_reserve(b, len * 6) != 0)
+    {
+        return -1;
+    }
+
+    u = (const unsigned char *) s;
+    d = b->data + b->len;
+
+    for (i = 0; i < len; /* void */) {
+        c = u[i];
+
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *d++ = (char) c;
+            i++;
+            continue;
+        }
+
+        if (c >= 0x80) {
+            /* jansson's utf8_check_first() and utf8_check_full() */
+
+            if (c >= 0xC2 && c <= 0xDF) {
+                n = 2;
+                v = c & 0x1F;
+
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                n = 3;
+                v = c & 0x0F;
+
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                n = 4;
+                v = c & 0x07;
+
+            } else {
+                return -1;
+            }
+
+            if (len - i < n) {
+                return -1;
+            }
+
+            for (k = 1; k < n; k++) {
+                if (u[i + k] < 0x80 || u[i + k] > 0xBF) {
+                    return -1;
+                }
+
+                v = (v << 6) + (u[i + k] & 0x3F);
+            }
+
+            if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)
+                || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
+            {
+                return -1;
+            }
+
+            memcpy(d, u + i, n);
+            d += n;
+            i += n;
+            continue;
+        }
+
+        if (c == 0) {
+            return -1;
+        }
+
+        *d++ = '\\';
+
+        switch (c) {
+        case '"':
+        case '\\':
+            *d++ = (char) c;
+            break;
+        case '\b':
+            *d++ = 'b';
+            break;
+        case '\f':
+            *d++ = 'f';
+            break;
+        case '\n':
+            *d++ = 'n';
+            break;
+        case '\r':
+            *d++ = 'r';
+            break;
+        case '\t':
+            *d++ = 't';
+            break;
+        default:
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = hex[c >> 4];
+            *d++ = hex[c & 0xf];
+        }
+
+        i++;
+    }
+
+    b->len = d - b->data;
+    b->data[b->len] = '\0';
+
+    return 0;
 }
 
 
@@ -347,6 +478,7 @@ ai_stream_free(ai_stream_t *s)
     }
 
     ai_sse_free(&s->sse);
+    free(s->chunk_pre);
     free(s->block_tool);
     free(s->client_model);
     free(s);

@@ -47,6 +47,16 @@ int ai_buf_append_str(ai_buf_t *b, const char *s);
 int ai_buf_append_json(ai_buf_t *b, json_t *v);
 void ai_buf_free(ai_buf_t *b);
 
+/* room for len more bytes (and the NUL) without changing b->len */
+int ai_buf_reserve(ai_buf_t *b, size_t len);
+
+/*
+ * s (len bytes of UTF-8) as the inside of a JSON string, escaped byte
+ * for byte as jansson's json_dumps() escapes it.  Returns -1 (b->len
+ * unchanged) if s is not valid UTF-8 or holds a NUL, or on no memory.
+ */
+int ai_buf_append_jstr(ai_buf_t *b, const char *s, size_t len);
+
 
 /*
  * Requests: an OpenAI request (already validated by ai_request_validate)
@@ -147,6 +157,9 @@ struct ai_stream_s {
     int                   block_index;  /* Anthropic-in: the open block */
     int                   tool_index;   /* Anthropic-in: its OpenAI index */
     long                  cached_in;    /* Anthropic-in: cache reads */
+
+    char                 *chunk_pre;    /* "data: {...\"content\":\"" */
+    size_t                chunk_pre_len;
 
     unsigned              started:1;    /* the first chunk went out */
     unsigned              done:1;       /* the stream was closed */

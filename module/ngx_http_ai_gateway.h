@@ -184,6 +184,11 @@ typedef struct {
     ngx_uint_t                      attempts;
     const char                     *cache_status;     /* NULL: no cache */
     const char                     *status_reason;    /* why we failed */
+
+    /* gaps between a stream's pieces, bucketed as the metrics' histograms */
+    ngx_msec_t                      last_data_msec;
+    uint32_t                        gap_bucket[16];
+    uint64_t                        gap_sum;
     time_t                          cooling_retry_after;
 
     /* cache: ngx_http_ai_cache.c */

@@ -58,6 +58,7 @@ typedef struct {
     ngx_http_ai_mx_hist_t           total;
     ngx_http_ai_mx_hist_t           ttfb;
     ngx_http_ai_mx_hist_t           upstream;
+    ngx_http_ai_mx_hist_t           gap;
 } ngx_http_ai_mx_hists_t;
 
 
@@ -1063,6 +1064,14 @@ ngx_http_ai_metrics_log(ngx_http_request_t *r)
             ngx_http_ai_metrics_observe(&hs->upstream, upstream);
         }
 
+        /* the stream's inter-chunk gaps, bucketed on the way */
+
+        for (i = 0; i <= NGX_HTTP_AI_MX_BUCKETS; i++) {
+            hs->gap.bucket[i] += ctx->gap_bucket[i];
+        }
+
+        hs->gap.sum += ctx->gap_sum;
+
     } else {
         z->sh->dropped++;
     }
@@ -1288,6 +1297,31 @@ ngx_http_ai_metrics_tenant(ngx_http_ai_mx_zone_t *z, ngx_str_t *name)
     z->sh->ntenants++;
 
     return NGX_OK;
+}
+
+
+/* a streamed answer's next piece: the gap since the previous one */
+
+void
+ngx_http_ai_metrics_gap(ngx_http_ai_ctx_t *ctx)
+{
+    ngx_uint_t      i;
+    ngx_msec_int_t  ms;
+
+    if (ctx->last_data_msec) {
+        ms = (ngx_msec_int_t) (ngx_current_msec - ctx->last_data_msec);
+
+        for (i = 0; i < NGX_HTTP_AI_MX_BUCKETS; i++) {
+            if (ms <= ngx_http_ai_mx_bounds[i]) {
+                break;
+            }
+        }
+
+        ctx->gap_bucket[i]++;
+        ctx->gap_sum += (uint64_t) ms;
+    }
+
+    ctx->last_data_msec = ngx_current_msec;
 }
 
 
@@ -1570,6 +1604,10 @@ ngx_http_ai_metrics_render(ngx_http_ai_mx_snapshot_t *snap, ai_prom_buf_t *b)
         { "aigw_upstream_duration_seconds",
           "Time spent on provider connections, all attempts together.",
           offsetof(ngx_http_ai_mx_hists_t, upstream) },
+        { "aigw_stream_gap_seconds",
+          "Gaps between successive pieces of a streamed answer from the "
+          "provider (about the inter-token time).",
+          offsetof(ngx_http_ai_mx_hists_t, gap) },
     };
 
     /* requests by status class */

@@ -23,6 +23,7 @@ extern ngx_module_t  ngx_http_ai_metrics_module;
  * is [A-Za-z0-9._:-]{1,128}, safe to put in a header line as it is.
  */
 ngx_str_t *ngx_http_ai_request_id(ngx_http_request_t *r);
+void ngx_http_ai_metrics_gap(ngx_http_ai_ctx_t *ctx);
 
 
 #endif /* _NGX_HTTP_AI_METRICS_H_INCLUDED_ */

@@ -645,6 +645,10 @@ ngx_http_ai_chunked_filter(void *data, ssize_t bytes)
     buf->pos = buf->last;
     buf->last += bytes;
 
+    if (ctx->stream) {
+        ngx_http_ai_metrics_gap(ctx);
+    }
+
     for (cl = u->out_bufs, ll = &u->out_bufs; cl; cl = cl->next) {
         ll = &cl->next;
     }

@@ -1650,6 +1650,77 @@ ai_t_mutations(void)
     }
 }
 
+/*
+ * The text-delta shortcut and the text-only response template write what
+ * jansson would: escapes decoded and re-escaped its way, and a delta the
+ * shortcut does not take (other member order, bad UTF-8) still handled.
+ */
+
+static void
+ai_t_anthropic_fast(void)
+{
+    ai_buf_t             out;
+    ai_translate_opts_t  o;
+
+    static const char  in[] =
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\"}}\n\n"
+        "data: { \"type\" : \"content_block_delta\", \"index\": 0,"
+        " \"delta\": {\"type\": \"text_delta\","
+        " \"text\": \"\\u00e9\\ud83d\\ude00\\/\\u0001\\u0022\\n\x7f\"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"delta\":{\"type\":"
+        "\"text_delta\",\"text\":\"b\"},\"index\":0}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"text_delta\",\"text\":\"\"}}\n\n"
+        "data: {\"type\": \"ping\"}\n\n"
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "data: {\"type\":\"message_stop\"}\n\n";
+
+    static const char  bad[] =
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+        "{\"type\":\"text_delta\",\"text\":\"\xc0\xaf\"}}\n\n";
+
+    static const char  body[] =
+        "{\"id\":\"m\\u00e9\",\"content\":[{\"type\":\"text\",\"text\":"
+        "\"a\\u0001\\\"\\/\x7f\"}],\"stop_reason\":\"max_tokens\","
+        "\"usage\":{\"input_tokens\":3,\"output_tokens\":2}}";
+
+    o = ai_t_opts(AI_EP_CHAT, "claude", 0);
+
+    CHECK(ai_t_stream(ai_stream_new, AI_FORMAT_ANTHROPIC, &o, in,
+                      sizeof(in) - 1, 0, 0, 1, &out, NULL) == 0);
+    CHECK(out.data && strstr(out.data, "\"delta\":{\"content\":"
+                             "\"\xc3\xa9\xf0\x9f\x98\x80/\\u0001\\\"\\n\x7f\"},"
+                             "\"logprobs\":null,\"finish_reason\":null}]}\n\n")
+                      != NULL);
+    CHECK(out.data && strstr(out.data, "\"delta\":{\"content\":\"b\"}")
+                      != NULL);
+    CHECK(out.data && strstr(out.data, "\"content\":\"\"}") != NULL);
+    CHECK(out.data && strstr(out.data, "\"content\":\"\"},\"logprobs\":null,"
+                             "\"finish_reason\":null}]}\n\ndata: {\"id\"")
+                      != NULL);
+    ai_buf_free(&out);
+    ai_t_split_invariant(ai_stream_new, AI_FORMAT_ANTHROPIC, &o, in,
+                         sizeof(in) - 1);
+
+    CHECK(ai_t_stream(ai_stream_new, AI_FORMAT_ANTHROPIC, &o, bad,
+                      sizeof(bad) - 1, 0, 0, 1, &out, NULL) == -1);
+    ai_buf_free(&out);
+
+    memset(&out, 0, sizeof(out));
+    CHECK(ai_translate_response(AI_FORMAT_ANTHROPIC, 200, body,
+                                sizeof(body) - 1, &o, &out) == 0);
+    CHECK(out.data && strcmp(out.data,
+              "{\"id\":\"chatcmpl-m\xc3\xa9\",\"object\":\"chat.completion\","
+              "\"created\":1700000000,\"model\":\"my-model\",\"choices\":"
+              "[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+              "\"a\\u0001\\\"/\x7f\",\"refusal\":null},\"logprobs\":null,"
+              "\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":3,"
+              "\"completion_tokens\":2,\"total_tokens\":5,"
+              "\"prompt_tokens_details\":{\"cached_tokens\":0}}}") == 0);
+    ai_buf_free(&out);
+}
+
 
 int
 main(void)
@@ -1658,6 +1729,7 @@ main(void)
     ai_t_anthropic_request();
     ai_t_anthropic_response();
     ai_t_anthropic_stream();
+    ai_t_anthropic_fast();
     ai_t_gemini_request();
     ai_t_gemini_response();
     ai_t_anthropic_in();
