@@ -40,7 +40,20 @@ struct ngx_http_ai_limits_zone_s {
     ngx_http_ai_redis_t        *redis;        /* store=redis://... */
     ngx_str_t                   prefix;
     ngx_flag_t                  fail_open;
+    ngx_msec_t                  sync;         /* 0: a round trip each */
 };
+
+
+/* what one sync pushed, to read the global totals back into the zone */
+typedef struct {
+    ngx_uint_t                  n;
+    struct {
+        u_char                  scope[256];
+        size_t                  scope_len;
+        int                     counter;
+        int64_t                 window;
+    }                           item[1];
+} ngx_http_ai_limits_pushed_t;
 
 
 /* one counter of one scope, as a Redis key */
@@ -76,6 +89,8 @@ static void ngx_http_ai_limits_redis_adjust(ngx_http_ai_limits_zone_t *z,
 static void ngx_http_ai_limits_unsynced(ngx_http_ai_limit_node_t *node,
     ai_charge_t *ch, time_t now);
 static void ngx_http_ai_limits_sync(ngx_event_t *ev);
+static void ngx_http_ai_limits_synced(ngx_http_ai_redis_cmd_t *cmd,
+    redisReply *reply, void *data);
 static void ngx_http_ai_note_left(ngx_http_ai_ctx_t *ctx,
     ngx_http_ai_limit_scope_t *sc, int counter, int64_t used);
 
@@ -92,7 +107,7 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_str_t                  *value, name, s, store, prefix;
     ngx_uint_t                  i;
     ngx_flag_t                  fail_open;
-    ngx_msec_t                  ms, store_timeout, store_connect_timeout;
+    ngx_msec_t                  ms, store_timeout, store_connect_timeout, sync;
     ngx_http_ai_limits_zone_t  *z;
 
     if (amcf->limits) {
@@ -107,6 +122,7 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     fail_open = 1;
     store_timeout = 0;
     store_connect_timeout = 0;
+    sync = 0;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
@@ -193,6 +209,18 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "sync=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            sync = ngx_parse_time(&s, 0);
+            if (sync == (ngx_msec_t) NGX_ERROR || sync < 10) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "reserve=", 8) == 0) {
             n = ngx_atoi(value[i].data + 8, value[i].len - 8);
             if (n == NGX_ERROR) {
@@ -235,6 +263,13 @@ ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     z->prefix = prefix;
     z->fail_open = fail_open;
+    z->sync = sync;
+
+    if (sync && store.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_limits: sync= needs store=redis://...");
+        return NGX_CONF_ERROR;
+    }
 
     if (store.len) {
         err = NULL;
@@ -417,9 +452,15 @@ ngx_http_ai_limits_reserve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     cln->handler = ngx_http_ai_limits_cleanup;
     cln->data = r;
 
-    if (z->redis) {
+    if (z->redis && !z->sync) {
         return ngx_http_ai_limits_redis_send(r, ctx, z);
     }
+
+    /*
+     * sync=: checked against the zone, which holds the global totals as
+     * of the last sync plus this gateway's own since; the deltas go to
+     * Redis every sync interval (ngx_http_ai_limits_sync()).
+     */
 
     return ngx_http_ai_limits_local(r, ctx);
 }
@@ -1089,6 +1130,7 @@ ngx_http_ai_limits_sync(ngx_event_t *ev)
     ngx_http_ai_main_conf_t    *amcf;
     ngx_http_ai_limits_zone_t  *z;
     ngx_http_ai_limit_node_t   *node;
+    ngx_http_ai_limits_pushed_t *pushed;
 
     amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_ai_gateway_module);
@@ -1098,14 +1140,23 @@ ngx_http_ai_limits_sync(ngx_event_t *ev)
         return;
     }
 
-    ngx_add_timer(ev, 1000);
+    ngx_add_timer(ev, z->sync ? z->sync : 1000);
 
     if (!ngx_http_ai_redis_is_up(z->redis)) {
         return;
     }
 
+    pushed = ngx_alloc(sizeof(ngx_http_ai_limits_pushed_t)
+                       + 250 * sizeof(pushed->item[0]), ev->log);
+    if (pushed == NULL) {
+        return;
+    }
+
+    pushed->n = 0;
+
     pool = ngx_create_pool(4096, ev->log);
     if (pool == NULL) {
+        ngx_free(pushed);
         return;
     }
 
@@ -1115,6 +1166,7 @@ ngx_http_ai_limits_sync(ngx_event_t *ev)
 
     if (cmds == NULL || argv == NULL || argvlen == NULL) {
         ngx_destroy_pool(pool);
+        ngx_free(pushed);
         return;
     }
 
@@ -1172,6 +1224,15 @@ ngx_http_ai_limits_sync(ngx_event_t *ev)
             cmds[2 * n + 1].argv = &argv[6 * n + 3];
             cmds[2 * n + 1].argvlen = &argvlen[6 * n + 3];
 
+            if (scope.len <= sizeof(pushed->item[0].scope)) {
+                ngx_memcpy(pushed->item[n].scope, scope.data, scope.len);
+            }
+
+            pushed->item[n].scope_len = scope.len;
+            pushed->item[n].counter = c;
+            pushed->item[n].window = node->unsynced.window[c];
+            pushed->n = n + 1;
+
             n++;
             node->unsynced.used[c] = 0;
         }
@@ -1187,22 +1248,95 @@ ngx_http_ai_limits_sync(ngx_event_t *ev)
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    if (n) {
-        if (ngx_http_ai_redis_send_multi(z->redis, NULL, NULL, 2 * n, cmds)
-            == NULL)
-        {
-            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                          "ai: limits store: %uz counters counted during "
-                          "an outage could not be pushed", n);
+    if (n == 0) {
+        ngx_free(pushed);
 
-        } else {
-            ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
-                          "ai: limits store: %uz counters counted during "
-                          "an outage pushed to Redis", n);
-        }
+    } else if (ngx_http_ai_redis_send_multi(z->redis,
+                                            ngx_http_ai_limits_synced,
+                                            pushed, 2 * n, cmds)
+               == NULL)
+    {
+        ngx_free(pushed);
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "ai: limits store: %uz counters could not be pushed",
+                      n);
+
+    } else if (!z->sync) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "ai: limits store: %uz counters counted during an "
+                      "outage pushed to Redis", n);
     }
 
     ngx_destroy_pool(pool);
+}
+
+
+/*
+ * The totals Redis answered: every gateway's counts.  The zone's counter
+ * becomes that total plus what this gateway counted since the push.
+ */
+
+static void
+ngx_http_ai_limits_synced(ngx_http_ai_redis_cmd_t *cmd, redisReply *reply,
+    void *data)
+{
+    ngx_http_ai_limits_pushed_t *pushed = data;
+
+    int                         c;
+    uint32_t                    hash;
+    ngx_str_t                   scope;
+    ngx_uint_t                  k;
+    ngx_str_node_t             *sn;
+    redisReply                 *v;
+    ngx_http_ai_main_conf_t    *amcf;
+    ngx_http_ai_limits_zone_t  *z;
+    ngx_http_ai_limit_node_t   *node;
+
+    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_ai_gateway_module);
+    z = amcf ? amcf->limits : NULL;
+
+    if (z == NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 2 * pushed->n)
+    {
+        ngx_free(pushed);
+        return;
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    for (k = 0; k < pushed->n; k++) {
+        v = reply->element[2 * k];
+
+        if (v->type != REDIS_REPLY_INTEGER
+            || pushed->item[k].scope_len > sizeof(pushed->item[k].scope))
+        {
+            continue;
+        }
+
+        scope.data = pushed->item[k].scope;
+        scope.len = pushed->item[k].scope_len;
+        hash = ngx_crc32_short(scope.data, scope.len);
+
+        sn = ngx_str_rbtree_lookup(&z->sh->rbtree, &scope, hash);
+        if (sn == NULL) {
+            continue;
+        }
+
+        node = (ngx_http_ai_limit_node_t *) sn;
+        c = pushed->item[k].counter;
+
+        if (node->counters.window[c] == pushed->item[k].window) {
+            node->counters.used[c] = v->integer
+                                     + (node->unsynced.window[c]
+                                        == pushed->item[k].window
+                                        ? node->unsynced.used[c] : 0);
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ngx_free(pushed);
 }
 
 
@@ -1223,7 +1357,8 @@ ngx_http_ai_limits_init_process(ngx_cycle_t *cycle)
     ngx_http_ai_limits_sync_ev.log = cycle->log;
     ngx_http_ai_limits_sync_ev.data = amcf;
     ngx_http_ai_limits_sync_ev.cancelable = 1;
-    ngx_add_timer(&ngx_http_ai_limits_sync_ev, 1000);
+    ngx_add_timer(&ngx_http_ai_limits_sync_ev,
+                  amcf->limits->sync ? amcf->limits->sync : 1000);
 
     return ngx_http_ai_redis_init_process(cycle, amcf->limits->redis);
 }
