@@ -11,7 +11,7 @@ ngx_int_t
 ngx_http_ai_route(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ngx_str_t *name)
 {
-    u_char                   *slash;
+    u_char                   *slash, *p;
     ngx_uint_t                i, pick;
     ngx_str_t                 pname;
     ngx_http_ai_model_t      *m;
@@ -50,6 +50,21 @@ ngx_http_ai_route(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     pname.data = name->data;
     pname.len = slash - name->data;
+
+    /*
+     * The rest goes to the provider as a model name, and into a URL path
+     * for Azure and Gemini: nothing that could leave the path segment or
+     * the request line (control bytes, spaces, '?', '#', '%', '\', "..").
+     */
+
+    for (p = slash + 1; p < name->data + name->len; p++) {
+        if (*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#' || *p == '%'
+            || *p == '\\'
+            || (*p == '.' && p + 1 < name->data + name->len && p[1] == '.'))
+        {
+            return NGX_DECLINED;
+        }
+    }
 
     pp = amcf->providers.elts;
 

@@ -269,3 +269,13 @@ def test_drop_params_drops_it(pgw, mock):
     r = pgw.chat(chat("claude-lenient", n=2))
     assert r.status == 200, r
     assert "n" not in mock.last()["body"]
+
+
+@pytest.mark.parametrize("name", [
+    "gemini/x\r\nHost: evil", "gemini/../../v1/other", "gemini/a?key=1",
+    "gemini/a b", "gemini/a#b", "gemini/a%2e"])
+def test_passthrough_names_cannot_leave_the_path(pgw, mock, name):
+    n = len(mock.requests())
+    r = pgw.chat(chat(name))
+    assert r.status == 404, r
+    assert len(mock.requests()) == n
