@@ -804,6 +804,18 @@ ngx_http_ai_translate_cleanup(void *data)
 {
     ngx_http_ai_ctx_t  *ctx = data;
 
+    const ai_usage_t  *su;
+
+    if (ctx->stream_out && !ctx->usage.seen) {
+        /* cleanups run last-registered first: keep the usage for the
+         * limiter's and the metrics' which run after this one */
+        su = ai_stream_usage(ctx->stream_out);
+
+        if (su && su->seen) {
+            ctx->usage = *su;
+        }
+    }
+
     if (ctx->stream_out) {
         ai_stream_free(ctx->stream_out);
         ctx->stream_out = NULL;
