@@ -664,6 +664,35 @@ bad_utf8:
 }
 
 
+/* strtod's verdict on a real the grammar accepted: past double is refused */
+
+static int
+ai_scan_real_overflows(const unsigned char *p, size_t n)
+{
+    int      over;
+    char     num[64], *copy;
+    double   d;
+
+    copy = (n < sizeof(num)) ? num : malloc(n + 1);
+
+    if (copy == NULL) {
+        return 1;
+    }
+
+    memcpy(copy, p, n);
+    copy[n] = '\0';
+
+    d = strtod(copy, NULL);
+    over = (d == HUGE_VAL || d == -HUGE_VAL);
+
+    if (copy != num) {
+        free(copy);
+    }
+
+    return over;
+}
+
+
 static int
 ai_scan_number(ai_scanner_t *s)
 {
@@ -748,40 +777,9 @@ ai_scan_number(ai_scanner_t *s)
         }
     }
 
-    if (real && p - s->p > 3) {
-        char    num[64];
-        double  d;
-        size_t  n = p - s->p;
-
-        if (n < sizeof(num)) {
-            memcpy(num, s->p, n);
-            num[n] = '\0';
-            d = strtod(num, NULL);
-
-            if (d == HUGE_VAL || d == -HUGE_VAL) {
-                s->error = "real number overflow";
-                return -1;
-            }
-
-        } else {
-            /* a very long real: exponent digits decide; let strtod judge */
-            char  *copy = malloc(n + 1);
-
-            if (copy == NULL) {
-                s->error = "out of memory";
-                return -1;
-            }
-
-            memcpy(copy, s->p, n);
-            copy[n] = '\0';
-            d = strtod(copy, NULL);
-            free(copy);
-
-            if (d == HUGE_VAL || d == -HUGE_VAL) {
-                s->error = "real number overflow";
-                return -1;
-            }
-        }
+    if (real && p - s->p > 3 && ai_scan_real_overflows(s->p, p - s->p)) {
+        s->error = "real number overflow";
+        return -1;
     }
 
     s->p = p;

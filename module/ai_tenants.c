@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "ai_json.h"
 #include "ai_tenants.h"
 
 
@@ -1064,29 +1065,6 @@ ai_tn_check_fields(json_t *obj, const char *const *allowed,
 }
 
 
-static const char *
-ai_tn_type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a decimal";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
-
 static int
 ai_tn_parse_limits_obj(json_t *obj, ai_limits_t *l, const char *where,
     char *err, size_t errlen)
@@ -1099,7 +1077,7 @@ ai_tn_parse_limits_obj(json_t *obj, ai_limits_t *l, const char *where,
 
     if (!json_is_object(obj)) {
         ai_tn_err(err, errlen, "%s: must be an object, not %s", where,
-                  ai_tn_type_name(obj));
+                  ai_json_type_name(obj));
         return -1;
     }
 
@@ -1124,7 +1102,7 @@ ai_tn_parse_limits_obj(json_t *obj, ai_limits_t *l, const char *where,
             if (!json_is_number(v)) {
                 ai_tn_err(err, errlen, "%s.%s: must be a number of US "
                           "dollars, not %s", where, f->name,
-                          ai_tn_type_name(v));
+                          ai_json_type_name(v));
                 return -1;
             }
 
@@ -1147,7 +1125,7 @@ ai_tn_parse_limits_obj(json_t *obj, ai_limits_t *l, const char *where,
 
         if (!json_is_integer(v)) {
             ai_tn_err(err, errlen, "%s.%s: must be an integer, not %s",
-                      where, f->name, ai_tn_type_name(v));
+                      where, f->name, ai_json_type_name(v));
             return -1;
         }
 
@@ -1217,7 +1195,7 @@ ai_tn_parse_tenant(ai_tenants_t *ts, const char *name, json_t *obj,
 
     if (!json_is_object(obj)) {
         ai_tn_err(err, errlen, "%s: must be an object, not %s", where,
-                  ai_tn_type_name(obj));
+                  ai_json_type_name(obj));
         return -1;
     }
 
@@ -1243,7 +1221,7 @@ ai_tn_parse_tenant(ai_tenants_t *ts, const char *name, json_t *obj,
     if (v != NULL) {
         if (!json_is_array(v)) {
             ai_tn_err(err, errlen, "%s: models: must be an array of model "
-                      "names, not %s", where, ai_tn_type_name(v));
+                      "names, not %s", where, ai_json_type_name(v));
             return -1;
         }
 
@@ -1264,7 +1242,7 @@ ai_tn_parse_tenant(ai_tenants_t *ts, const char *name, json_t *obj,
         json_array_foreach(v, i, m) {
             if (!json_is_string(m)) {
                 ai_tn_err(err, errlen, "%s: models[%zu]: must be a string, "
-                          "not %s", where, i, ai_tn_type_name(m));
+                          "not %s", where, i, ai_json_type_name(m));
                 return -1;
             }
 
@@ -1312,7 +1290,7 @@ ai_tn_parse_tenant(ai_tenants_t *ts, const char *name, json_t *obj,
         if (!json_is_object(v)) {
             ai_tn_err(err, errlen, "tenant \"%s\": model_limits: must be an "
                       "object mapping model names to limits, not %s", name,
-                      ai_tn_type_name(v));
+                      ai_json_type_name(v));
             return -1;
         }
 
@@ -1365,7 +1343,7 @@ ai_tn_parse_tenant(ai_tenants_t *ts, const char *name, json_t *obj,
     if (v != NULL) {
         if (!json_is_array(v)) {
             ai_tn_err(err, errlen, "tenant \"%s\": keys: must be an array, "
-                      "not %s", name, ai_tn_type_name(v));
+                      "not %s", name, ai_json_type_name(v));
             return -1;
         }
 
@@ -1399,7 +1377,7 @@ ai_tn_parse_key(ai_tenants_t *ts, ai_tenant_t *tn, size_t index,
 
     if (!json_is_object(obj)) {
         ai_tn_err(err, errlen, "%s: must be an object, not %s", where,
-                  ai_tn_type_name(obj));
+                  ai_json_type_name(obj));
         return -1;
     }
 
@@ -1504,7 +1482,7 @@ ai_tn_parse_key(ai_tenants_t *ts, ai_tenant_t *tn, size_t index,
     if (v != NULL) {
         if (!json_is_boolean(v)) {
             ai_tn_err(err, errlen, "%s: revoked: must be true or false, "
-                      "not %s", where, ai_tn_type_name(v));
+                      "not %s", where, ai_json_type_name(v));
             goto failed;
         }
 

@@ -180,9 +180,6 @@ ngx_int_t
 ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
-    ngx_int_t           rc;
-    ngx_buf_t          *b;
-    ngx_chain_t         out;
     ngx_http_ai_ctx_t  *ctx;
 
     /* stages that answered by themselves return to callers that check */
@@ -198,27 +195,7 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body->data;
-    b->last = body->data + body->len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_ai_send_body(r, body);
 }
 
 
