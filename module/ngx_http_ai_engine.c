@@ -2360,7 +2360,11 @@ ngx_http_ai_engine_metrics(void *buf)
         { "aigw_engine_prompt_tokens_total", "counter",
           "Prompt tokens the engine evaluated." },
         { "aigw_engine_generated_tokens_total", "counter",
-          "Tokens the engine generated." }
+          "Tokens the engine generated." },
+        { "aigw_engine_kv_used_tokens", "gauge",
+          "KV cache positions held by the running sequences." },
+        { "aigw_engine_kv_capacity_tokens", "gauge",
+          "KV cache positions allocated (max_batch x ctx)." }
     };
 
     amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -2402,7 +2406,9 @@ ngx_http_ai_engine_metrics(void *buf)
             v = (f == 0) ? (uint64_t) st.queued
                 : (f == 1) ? (uint64_t) st.running
                 : (f == 2) ? st.steps
-                : (f == 3) ? st.prompt_tokens : st.generated_tokens;
+                : (f == 3) ? st.prompt_tokens
+                : (f == 4) ? st.generated_tokens
+                : (f == 5) ? st.kv_used_tokens : st.kv_capacity_tokens;
 
             ai_prom_sample_u64(b, fam[f].name, l, 2, v);
         }

@@ -222,6 +222,8 @@ typedef struct {
     uint64_t  steps;
     uint64_t  prompt_tokens;
     uint64_t  generated_tokens;
+    uint64_t  kv_used_tokens;      /* positions held by running sequences */
+    uint64_t  kv_capacity_tokens;  /* max_batch x n_ctx */
 } aie_engine_stats_t;
 
 void aie_engine_params_default(aie_engine_params_t *params);

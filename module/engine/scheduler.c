@@ -401,6 +401,7 @@ aie_engine_loop(void *data)
     aie_request_t  *req;
     aie_slot_t     *slot;
     int             i, n, wrote, rc;
+    uint64_t        kv;
 
     pthread_mutex_lock(&engine->lock);
 
@@ -440,6 +441,16 @@ aie_engine_loop(void *data)
             rc = aie_forward(engine->model, engine->be, engine->state,
                              engine->batch, n);
             engine->stats.steps++;
+
+            /* the KV cache the running sequences hold, for the metrics */
+            kv = 0;
+            for (i = 0; i < engine->params.max_batch; i++) {
+                if (engine->slots[i].req != NULL) {
+                    kv += (uint64_t) engine->slots[i].req->n_fed
+                          + (uint64_t) engine->slots[i].req->gen.n_completion;
+                }
+            }
+            engine->stats.kv_used_tokens = kv;
 
             if (rc != 0) {
                 for (i = 0; i < engine->params.max_batch; i++) {
@@ -635,6 +646,8 @@ aie_engine_stats(aie_engine_t *engine, aie_engine_stats_t *stats)
 {
     pthread_mutex_lock(&engine->lock);
     *stats = engine->stats;
+    stats->kv_capacity_tokens = (uint64_t) engine->params.max_batch
+                                * (uint64_t) engine->params.n_ctx;
     stats->queued = engine->n_queued;
     stats->running = engine->n_running;
     pthread_mutex_unlock(&engine->lock);

@@ -544,5 +544,8 @@ def test_engine_metrics(mock):
         line = [l for l in m.split("\n")
                 if l.startswith("aigw_engine_generated_tokens_total{")][0]
         assert 'provider="local"' in line and int(line.split()[-1]) >= 8
+        cap = [l for l in m.split("\n")
+               if l.startswith("aigw_engine_kv_capacity_tokens{")][0]
+        assert int(cap.split()[-1]) > 0
     finally:
         g.stop()
