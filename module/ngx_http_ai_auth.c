@@ -334,28 +334,17 @@ ngx_http_ai_limit_error(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
     char                        dur[32];
     int                         which;
-    u_char                     *p;
     const char                 *code, *type;
-    ngx_table_elt_t            *h;
     ngx_http_ai_limit_scope_t  *sc;
 
     which = ctx->limit_which;
     sc = &ctx->limits[ctx->limit_scope];
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_ai_header_out_num(r, "Retry-After", ctx->limit_retry_after)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-    if (p == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = p;
-    h->value.len = ngx_sprintf(p, "%T", ctx->limit_retry_after) - p;
 
     ctx->limited = 1;
 

@@ -706,9 +706,10 @@ ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
         if (rc != NGX_OK) {
             return NGX_ERROR;
         }
-    }
 
-    ctx->target = t[idx];
+    } else {
+        ctx->target = t[idx];
+    }
     u->conf = &m->confs[idx];
     ctx->attempts++;
 

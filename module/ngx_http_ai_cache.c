@@ -712,19 +712,12 @@ ngx_http_ai_cache_serve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 static ngx_int_t
 ngx_http_ai_cache_header(ngx_http_request_t *r, const char *value)
 {
-    ngx_table_elt_t  *h;
+    ngx_str_t  v;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    v.data = (u_char *) value;
+    v.len = ngx_strlen(value);
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "x-aigw-cache");
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
-
-    return NGX_OK;
+    return ngx_http_ai_header_out(r, "x-aigw-cache", &v);
 }
 
 

@@ -1506,7 +1506,7 @@ ngx_http_ai_engine_stream_start(ngx_http_request_t *r,
     u_char             *p;
     size_t              len;
     ngx_int_t           rc;
-    ngx_table_elt_t    *h;
+    static ngx_str_t    no_cache = ngx_string("no-cache");
     ngx_http_ai_ctx_t  *ctx;
 
     ctx = er->ctx;
@@ -1558,14 +1558,9 @@ ngx_http_ai_engine_stream_start(ngx_http_request_t *r,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_ai_header_out(r, "Cache-Control", &no_cache) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-cache");
 
     ctx->responded = 1;
 

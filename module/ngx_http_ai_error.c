@@ -56,23 +56,17 @@ ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     if (status == NGX_HTTP_NOT_ALLOWED) {
-        ngx_table_elt_t  *h;
+        static ngx_str_t  get = ngx_string("GET, HEAD");
+        static ngx_str_t  post = ngx_string("POST");
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-
-        if (r->uri.len >= 7
-            && ngx_strncmp(r->uri.data + r->uri.len - 7, "/models", 7) == 0)
+        if (ngx_http_ai_header_out(r, "Allow",
+                                   (r->uri.len >= 7
+                                    && ngx_strncmp(r->uri.data + r->uri.len
+                                                   - 7, "/models", 7) == 0)
+                                   ? &get : &post)
+            != NGX_OK)
         {
-            ngx_str_set(&h->value, "GET, HEAD");
-
-        } else {
-            ngx_str_set(&h->value, "POST");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
 
@@ -315,25 +309,42 @@ ngx_http_ai_ratelimit_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
-static ngx_int_t
-ngx_http_ai_retry_after(ngx_http_request_t *r, time_t seconds)
+/* one more response header; key is a literal, value is not copied */
+
+ngx_int_t
+ngx_http_ai_header_out(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value)
 {
-    u_char           *p;
     ngx_table_elt_t  *h;
 
     h = ngx_list_push(&r->headers_out.headers);
-    p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
-
-    if (h == NULL || p == NULL) {
+    if (h == NULL) {
         return NGX_ERROR;
     }
 
     h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = p;
-    h->value.len = ngx_sprintf(p, "%T", seconds) - p;
+    h->key.data = (u_char *) key;
+    h->key.len = ngx_strlen(key);
+    h->value = *value;
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ai_header_out_num(ngx_http_request_t *r, const char *key,
+    int64_t n)
+{
+    ngx_str_t  v;
+
+    v.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    v.len = ngx_sprintf(v.data, "%L", n) - v.data;
+
+    return ngx_http_ai_header_out(r, key, &v);
 }
 
 
@@ -342,39 +353,18 @@ ngx_http_ai_retry_after(ngx_http_request_t *r, time_t seconds)
 static ngx_int_t
 ngx_http_ai_visibility_headers(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    u_char           *p;
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_ai_header_out(r, "x-aigw-provider",
+                               &ctx->target.provider->name)
+        != NGX_OK
+        || ngx_http_ai_header_out(r, "x-aigw-upstream-model",
+                                  &ctx->target.model)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "x-aigw-provider");
-    h->value = ctx->target.provider->name;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "x-aigw-upstream-model");
-    h->value = ctx->target.model;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (h == NULL || p == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "x-aigw-attempts");
-    h->value.data = p;
-    h->value.len = ngx_sprintf(p, "%ui", ctx->attempts) - p;
-
-    return NGX_OK;
+    return ngx_http_ai_header_out_num(r, "x-aigw-attempts",
+                                      (int64_t) ctx->attempts);
 }
 
 
@@ -482,7 +472,8 @@ ngx_http_ai_error_header_filter(ngx_http_request_t *r)
             r->headers_out.status = NGX_HTTP_SERVICE_UNAVAILABLE;
             r->headers_out.status_line.len = 0;
 
-            if (ngx_http_ai_retry_after(r, ctx->cooling_retry_after)
+            if (ngx_http_ai_header_out_num(r, "Retry-After",
+                                           ctx->cooling_retry_after)
                 != NGX_OK)
             {
                 return NGX_ERROR;

@@ -235,6 +235,7 @@ typedef struct {
     unsigned                        limited:1;
     unsigned                        headers_done:1;
     unsigned                        responded:1;  /* an answer was sent */
+    unsigned                        translate_cleanup:1;
     unsigned                        body_modified:1;
     unsigned                        plugins_text:1;
     unsigned                        hold_headers:1;
@@ -396,6 +397,10 @@ ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
 ngx_int_t ngx_http_ai_send_body(ngx_http_request_t *r, ngx_str_t *body);
+ngx_int_t ngx_http_ai_header_out(ngx_http_request_t *r, const char *key,
+    ngx_str_t *value);
+ngx_int_t ngx_http_ai_header_out_num(ngx_http_request_t *r, const char *key,
+    int64_t n);
 ngx_int_t ngx_http_ai_error_filter_init(ngx_conf_t *cf);
 
 

@@ -174,37 +174,21 @@ static ngx_int_t
 ngx_http_ai_keepalive_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_uint_t                     i;
-    ngx_http_ai_keepalive_t      **pools, *pool;
+    ngx_http_ai_keepalive_t       *pool;
     ngx_http_ai_ctx_t             *ctx;
-    ngx_http_ai_main_conf_t       *amcf;
     ngx_http_ai_keepalive_peer_t  *kp;
 
-    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+    /* the request's provider owns the pool: no search on the hot path */
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
-    pool = NULL;
-    pools = amcf->keepalive_pools.elts;
-
-    for (i = 0; i < amcf->keepalive_pools.nelts; i++) {
-        if (pools[i]->uscf == us) {
-            pool = pools[i];
-
-            if (ctx && ctx->target.provider
-                && ctx->target.provider->keepalive_pool == pool)
-            {
-                break;
-            }
-        }
-    }
-
-    if (pool == NULL) {
+    if (ctx == NULL || ctx->target.provider == NULL) {
         return NGX_ERROR;
     }
 
-    if (ctx == NULL || ctx->target.provider == NULL
-        || ctx->target.provider->keepalive_pool != pool)
-    {
+    pool = ctx->target.provider->keepalive_pool;
+
+    if (pool == NULL || pool->uscf != us) {
         return NGX_ERROR;
     }
 

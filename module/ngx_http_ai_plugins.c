@@ -417,7 +417,6 @@ ngx_http_ai_plugin_run_cleanup(void *data)
 {
     ngx_http_ai_plugin_run_t *pr = data;
 
-    ai_charge_t            charge;
     ngx_http_request_t    *r;
     ngx_http_ai_ctx_t     *ctx;
     aigw_response_info_t   info;
@@ -426,9 +425,9 @@ ngx_http_ai_plugin_run_cleanup(void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
     if (pr->run) {
+        /* ctx->usage is final: the translators' cleanup, registered
+         * after this one, ran first and kept what the stream reported */
         ngx_memzero(&info, sizeof(aigw_response_info_t));
-
-        ngx_http_ai_usage_final(r, ctx, &charge);
 
         info.req = &pr->req;
         info.status = (int) r->headers_out.status;

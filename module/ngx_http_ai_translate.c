@@ -96,13 +96,18 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         ctx->opts.include_usage = ctx->scan.include_usage;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (!ctx->translate_cleanup) {
+        /* once per request, though a balancer calls this per target */
 
-    cln->handler = ngx_http_ai_translate_cleanup;
-    cln->data = ctx;
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_ai_translate_cleanup;
+        cln->data = ctx;
+        ctx->translate_cleanup = 1;
+    }
 
     /*
      * The same format on both sides: the client's bytes, model replaced.
