@@ -1656,6 +1656,65 @@ ai_cache_replay_json(const char *stored, size_t len,
 
 
 int
+ai_cache_render_hit(const char *stored, size_t len, ai_buf_t *out,
+    ai_cache_hit_t *hit)
+{
+    int      rc;
+    size_t   start, end;
+    json_t  *root, *u;
+
+    memset(hit, 0, sizeof(ai_cache_hit_t));
+
+    root = ai_cache_load_object(stored, len);
+
+    if (root == NULL) {
+        return -1;
+    }
+
+    rc = -1;
+
+    if (!json_is_string(json_object_get(root, "model"))
+        || ai_cache_replay_common(root, NULL) != 0
+        || ai_buf_append_json(out, root) != 0)
+    {
+        goto done;
+    }
+
+    if (ai_json_member_span((const unsigned char *) out->data, out->len,
+                            "model", &start, &end)
+        != 1
+        || end - start < 2 || out->data[start] != '"')
+    {
+        goto done;
+    }
+
+    hit->model_off = start;
+    hit->model_len = end - start;
+
+    u = json_object_get(root, "usage");
+
+    if (json_is_object(u)) {
+        hit->prompt_tokens =
+              (long) json_integer_value(json_object_get(u, "prompt_tokens"));
+        hit->completion_tokens =
+          (long) json_integer_value(json_object_get(u, "completion_tokens"));
+        hit->cached_tokens = (long) json_integer_value(
+            json_object_get(json_object_get(u, "prompt_tokens_details"),
+                            "cached_tokens"));
+        hit->usage_seen = 1;
+    }
+
+    rc = 0;
+
+done:
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+int
 ai_cache_replay_sse(const char *stored, size_t len,
     const ai_cache_replay_opts_t *o, ai_buf_t *out)
 {

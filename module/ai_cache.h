@@ -124,4 +124,27 @@ int ai_cache_replay_sse(const char *stored, size_t len,
     const ai_cache_replay_opts_t *o, ai_buf_t *out);
 
 
+/*
+ * The non-streamed hit rendered once, when the entry is stored:
+ * ai_cache_replay_json() of the stored body with its own model, plus
+ * where the model's JSON string (quotes included) lies in it, and the
+ * usage the client will see.  A hit then only swaps the model string:
+ * out[0, model_off) + "client model" + out[model_off + model_len, ...)
+ * is byte for byte what ai_cache_replay_json() gives for that model.
+ * Returns 0, or -1 when the body has no string "model" at the top level
+ * or is not understood (the hit is then replayed the slow way).
+ */
+typedef struct {
+    size_t        model_off;
+    size_t        model_len;
+    long          prompt_tokens;
+    long          completion_tokens;
+    long          cached_tokens;
+    int           usage_seen;
+} ai_cache_hit_t;
+
+int ai_cache_render_hit(const char *stored, size_t len, ai_buf_t *out,
+    ai_cache_hit_t *hit);
+
+
 #endif /* _AI_CACHE_H_INCLUDED_ */

@@ -12,6 +12,8 @@
 #include "ngx_http_ai_gateway.h"
 #include "ai_cache.h"
 
+#include <openssl/evp.h>
+
 
 #define NGX_HTTP_AI_CACHE_READY     0
 #define NGX_HTTP_AI_CACHE_PENDING   1
@@ -28,7 +30,9 @@ typedef struct {
     time_t                      expires;
     ngx_msec_t                  pending_since;
     ngx_uint_t                  state;
-    size_t                      len;
+    size_t                      len;          /* the stored answer */
+    size_t                      hit_len;      /* then the rendered hit */
+    ai_cache_hit_t              hit;
     u_char                      data[1];
 } ngx_http_ai_cache_node_t;
 
@@ -53,6 +57,26 @@ struct ngx_http_ai_cache_zone_s {
 };
 
 
+/*
+ * Per worker: the key of a request body seen before.  The key is a pure
+ * function of the body, the endpoint, the force header, the namespace and
+ * the resolved model, so a body seen again skips the JSON tree and the
+ * canonical form.  Direct-mapped by a SHA-256 over all of those: a slot
+ * holds one body's answer, a collision only replaces it.
+ */
+
+#define NGX_HTTP_AI_CACHE_MEMO  1024
+
+typedef struct {
+    u_char                      raw[AI_CACHE_KEY_LEN];
+    u_char                      key[AI_CACHE_KEY_LEN];
+    unsigned                    used:1;
+    unsigned                    cacheable:1;
+} ngx_http_ai_cache_memo_t;
+
+static ngx_http_ai_cache_memo_t  ngx_http_ai_cache_memo[NGX_HTTP_AI_CACHE_MEMO];
+
+
 typedef struct {
     ngx_http_request_t         *request;
     ngx_event_t                 wait;
@@ -66,6 +90,13 @@ static void ngx_http_ai_cache_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_ai_cache_node_t *ngx_http_ai_cache_find(
     ngx_http_ai_cache_zone_t *z, u_char *digest);
+static ngx_http_ai_cache_memo_t *ngx_http_ai_cache_memo_find(
+    ngx_http_ai_ctx_t *ctx, int force, const char *ns, u_char *raw);
+static void ngx_http_ai_cache_memo_add(u_char *raw, int cacheable,
+    u_char *key);
+static ngx_int_t ngx_http_ai_cache_send_rendered(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_cache_node_t *cn);
 static ngx_int_t ngx_http_ai_cache_serve(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, u_char *data, size_t len);
 static void ngx_http_ai_cache_wait_handler(ngx_event_t *ev);
@@ -373,9 +404,11 @@ ngx_http_ai_cache_alloc(ngx_http_ai_cache_zone_t *z, size_t len)
 ngx_int_t
 ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
-    int                        force;
+    int                        force, cacheable;
     json_t                    *root;
     time_t                     now;
+    u_char                     raw[AI_CACHE_KEY_LEN];
+    ngx_http_ai_cache_memo_t  *memo;
     ngx_uint_t                 i;
     ngx_list_part_t           *part;
     ngx_table_elt_t           *h;
@@ -452,31 +485,41 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_OK;
     }
 
-    root = ngx_http_ai_request_json(r, ctx);
-    if (root == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (!ai_cache_cacheable(root, ctx->opts.endpoint ? ctx->opts.endpoint
-                                  : (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
-                                     ? AI_EP_CHAT : (int) ctx->endpoint),
-                            force))
-    {
-        ctx->cache_status = "BYPASS";
-        return NGX_OK;
-    }
-
     /* per tenant, unless the model shares its entries */
 
     ns = (ctx->tenant && !(ctx->model && ctx->model->cache == 2))
          ? ai_tenant_name(ctx->tenant) : "";
 
-    if (ai_cache_key(root, ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
-                           ? AI_EP_CHAT : (int) ctx->endpoint,
-                     (char *) ctx->target.model.data, ctx->target.model.len,
-                     ns, ctx->cache_key)
-        != 0)
-    {
+    memo = ngx_http_ai_cache_memo_find(ctx, force, ns, raw);
+
+    if (memo == NULL) {
+        cacheable = 0;
+        root = ngx_http_ai_request_json(r, ctx);
+        if (root == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ai_cache_cacheable(root, ctx->opts.endpoint ? ctx->opts.endpoint
+                                   : (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                                      ? AI_EP_CHAT : (int) ctx->endpoint),
+                               force)
+            && ai_cache_key(root, ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                                  ? AI_EP_CHAT : (int) ctx->endpoint,
+                            (char *) ctx->target.model.data,
+                            ctx->target.model.len, ns, ctx->cache_key)
+               == 0)
+        {
+            cacheable = 1;
+        }
+
+        ngx_http_ai_cache_memo_add(raw, cacheable, ctx->cache_key);
+
+    } else {
+        cacheable = memo->cacheable;
+        ngx_memcpy(ctx->cache_key, memo->key, AI_CACHE_KEY_LEN);
+    }
+
+    if (!cacheable) {
         ctx->cache_status = "BYPASS";
         return NGX_OK;
     }
@@ -583,6 +626,83 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
+/*
+ * The memo is asked only while the body is the client's own bytes (no
+ * tree yet, which a plugin's change or an escaped model would have
+ * built); raw always gets the digest to add under.
+ */
+
+static ngx_http_ai_cache_memo_t *
+ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
+    u_char *raw)
+{
+    u_char                     tag[2];
+    unsigned int               dlen;
+    ngx_http_ai_cache_memo_t  *m;
+    static EVP_MD             *sha256;
+    static EVP_MD_CTX         *md;
+
+    tag[0] = (u_char) ctx->endpoint;
+    tag[1] = (u_char) (force | (ctx->opts.endpoint << 1));
+
+    /* fetched once: an implicit fetch per digest takes locks */
+
+    if (md == NULL) {
+        md = EVP_MD_CTX_new();
+        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    }
+
+    if (md == NULL || sha256 == NULL
+        || EVP_DigestInit_ex2(md, sha256, NULL) != 1
+        || EVP_DigestUpdate(md, tag, 2) != 1
+        || EVP_DigestUpdate(md, ns, ngx_strlen(ns) + 1) != 1
+        || EVP_DigestUpdate(md, ctx->target.model.data,
+                            ctx->target.model.len) != 1
+        || EVP_DigestUpdate(md, "", 1) != 1
+        || EVP_DigestUpdate(md, ctx->client_body.data,
+                            ctx->client_body.len) != 1
+        || EVP_DigestFinal_ex(md, raw, &dlen) != 1)
+    {
+        ngx_memzero(raw, AI_CACHE_KEY_LEN);
+        return NULL;
+    }
+
+    if (ctx->request) {
+        ngx_memzero(raw, AI_CACHE_KEY_LEN);
+        return NULL;
+    }
+
+    m = &ngx_http_ai_cache_memo[(raw[0] | (raw[1] << 8))
+                                % NGX_HTTP_AI_CACHE_MEMO];
+
+    if (m->used && ngx_memcmp(m->raw, raw, AI_CACHE_KEY_LEN) == 0) {
+        return m;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_ai_cache_memo_add(u_char *raw, int cacheable, u_char *key)
+{
+    static const u_char        zero[AI_CACHE_KEY_LEN];
+    ngx_http_ai_cache_memo_t  *m;
+
+    if (ngx_memcmp(raw, zero, AI_CACHE_KEY_LEN) == 0) {
+        return;
+    }
+
+    m = &ngx_http_ai_cache_memo[(raw[0] | (raw[1] << 8))
+                                % NGX_HTTP_AI_CACHE_MEMO];
+
+    ngx_memcpy(m->raw, raw, AI_CACHE_KEY_LEN);
+    ngx_memcpy(m->key, key, AI_CACHE_KEY_LEN);
+    m->cacheable = cacheable;
+    m->used = 1;
+}
+
+
 /* a hit: the stored answer, in the shape this request wants */
 
 ngx_int_t
@@ -606,6 +726,11 @@ ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
+    if (cn->hit_len && !ctx->stream && ctx->in_format != AI_FORMAT_ANTHROPIC)
+    {
+        return ngx_http_ai_cache_send_rendered(r, ctx, z, cn);
+    }
+
     len = cn->len;
     data = ngx_pnalloc(r->pool, len);
 
@@ -620,6 +745,58 @@ ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     }
 
     return ngx_http_ai_cache_serve(r, ctx, data, len);
+}
+
+
+/*
+ * The common hit, a chat.completion for an OpenAI client: the answer was
+ * rendered when it was stored; only the model string changes.  Called
+ * with the zone locked; unlocks it.
+ */
+
+static ngx_int_t
+ngx_http_ai_cache_send_rendered(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_cache_zone_t *z, ngx_http_ai_cache_node_t *cn)
+{
+    u_char          *p, *src;
+    size_t           mlen;
+    ngx_str_t        body;
+    ai_cache_hit_t   hit;
+
+    hit = cn->hit;
+    src = cn->data + cn->len;
+
+    mlen = ai_json_escape_len(ctx->client_model.data, ctx->client_model.len);
+
+    body.len = cn->hit_len - hit.model_len + mlen + 2;
+    body.data = ngx_pnalloc(r->pool, body.len);
+
+    if (body.data == NULL) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(body.data, src, hit.model_off);
+    *p++ = '"';
+    p = ai_json_escape(p, ctx->client_model.data, ctx->client_model.len);
+    *p++ = '"';
+    ngx_memcpy(p, src + hit.model_off + hit.model_len,
+               cn->hit_len - hit.model_off - hit.model_len);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (hit.usage_seen) {
+        ctx->usage.prompt_tokens = hit.prompt_tokens;
+        ctx->usage.completion_tokens = hit.completion_tokens;
+        ctx->usage.cached_tokens = hit.cached_tokens;
+        ctx->usage.seen = 1;
+    }
+
+    if (ngx_http_ai_cache_header(r, "HIT") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ai_send_json(r, NGX_HTTP_OK, &body);
 }
 
 
@@ -843,7 +1020,8 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 {
     int                        ok;
     time_t                     now;
-    ai_buf_t                   assembled;
+    ai_buf_t                   assembled, rendered;
+    ai_cache_hit_t             hit;
     ngx_http_ai_main_conf_t   *amcf;
     ngx_http_ai_cache_zone_t  *z;
     ngx_http_ai_cache_node_t  *cn;
@@ -878,8 +1056,21 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         ok = 0;
     }
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "ai cache: store ok:%d len:%uz", ok, len);
+    /* a non-streamed hit will only swap the model: rendered once, here */
+
+    ngx_memzero(&rendered, sizeof(ai_buf_t));
+    ngx_memzero(&hit, sizeof(ai_cache_hit_t));
+
+    if (ok && ctx->endpoint != NGX_HTTP_AI_EP_EMBEDDINGS
+        && (ai_cache_render_hit(body, len, &rendered, &hit) != 0
+            || len + rendered.len > z->max_entry))
+    {
+        ai_buf_free(&rendered);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai cache: store ok:%d len:%uz rendered:%uz",
+                   ok, len, rendered.len);
 
     now = ngx_time();
 
@@ -892,7 +1083,7 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     if (ok) {
-        cn = ngx_http_ai_cache_alloc(z, len);
+        cn = ngx_http_ai_cache_alloc(z, len + rendered.len);
 
         if (cn) {
             ngx_memzero(cn, offsetof(ngx_http_ai_cache_node_t, data));
@@ -903,6 +1094,12 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
             cn->expires = now + ctx->cache_ttl;
             cn->len = len;
             ngx_memcpy(cn->data, body, len);
+
+            if (rendered.len) {
+                cn->hit_len = rendered.len;
+                cn->hit = hit;
+                ngx_memcpy(cn->data + len, rendered.data, rendered.len);
+            }
             ngx_rbtree_insert(&z->sh->rbtree, &cn->node);
             ngx_queue_insert_head(&z->sh->queue, &cn->queue);
         }
@@ -916,6 +1113,7 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ctx->cache_leader = 0;
     ai_buf_free(&assembled);
+    ai_buf_free(&rendered);
 }
 
 

@@ -170,6 +170,7 @@ enum {
 };
 
 
+static void ngx_http_ai_request_id_bytes(u_char *bytes);
 static ngx_int_t ngx_http_ai_metrics_add_variables(ngx_conf_t *cf);
 static void *ngx_http_ai_metrics_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_ai_metrics_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -777,11 +778,7 @@ ngx_http_ai_metrics_set_id(ngx_http_request_t *r,
         break;
     }
 
-    if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
-        for (i = 0; i < sizeof(bytes); i++) {
-            bytes[i] = (u_char) ngx_random();
-        }
-    }
+    ngx_http_ai_request_id_bytes(bytes);
 
     p = ngx_pnalloc(r->pool, 2 * sizeof(bytes));
     if (p == NULL) {
@@ -792,6 +789,43 @@ ngx_http_ai_metrics_set_id(ngx_http_request_t *r,
     mctx->request_id.len = ngx_hex_dump(p, bytes, sizeof(bytes)) - p;
 
     return NGX_OK;
+}
+
+
+/*
+ * 16 bytes no other request of this worker gets: a random half drawn once
+ * per process, and a counter mixed through splitmix64 (a bijection, so
+ * distinct counters give distinct ids) with a random key.  RAND_bytes()
+ * per request cost a getpid() each (OpenSSL's fork check).
+ */
+
+static void
+ngx_http_ai_request_id_bytes(u_char *bytes)
+{
+    uint64_t         z;
+    ngx_uint_t       i;
+    static ngx_pid_t pid;
+    static uint64_t  seed[3], counter;
+
+    if (pid != ngx_pid) {
+        if (RAND_bytes((u_char *) seed, sizeof(seed)) != 1) {
+            for (i = 0; i < sizeof(seed); i++) {
+                ((u_char *) seed)[i] = (u_char) ngx_random();
+            }
+        }
+
+        pid = ngx_pid;
+        counter = 0;
+    }
+
+    z = (++counter ^ seed[1]) + 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    z ^= seed[2];
+
+    ngx_memcpy(bytes, &seed[0], 8);
+    ngx_memcpy(bytes + 8, &z, 8);
 }
 
 

@@ -211,3 +211,80 @@ def test_redis_tier_shared_by_two_gateways(mock):
         a.stop()
         b.stop()
         redis.stop()
+
+
+def test_tenants_isolated_for_identical_bytes(mock):
+    """Entries are per tenant even for byte-identical bodies (the worker
+    remembers keys by body bytes: the tenant must be part of that), and a
+    model with cache=shared shares them."""
+    import hashlib
+    import os
+    from conftest import make_workdir
+    keys = {"a": "aigw-cache-team-a-000000000000000000001",
+            "b": "aigw-cache-team-b-000000000000000000002"}
+    t = {"tenants": {
+        "team-a": {"keys": [{"id": "a", "sha256":
+                             hashlib.sha256(keys["a"].encode()).hexdigest()}]},
+        "team-b": {"keys": [{"id": "b", "sha256":
+                             hashlib.sha256(keys["b"].encode()).hexdigest()}]},
+    }}
+    d = make_workdir("aigw-cache-tenants-")
+    path = os.path.join(d, "tenants.json")
+    with open(path, "w") as f:
+        json.dump(t, f)
+    g = Gateway("""
+    ai_provider mock url=http://127.0.0.1:%d/v1 key_env=AIGW_TEST_KEY;
+    ai_model gpt-4o  mock:gpt-4o-mock;
+    ai_model shared  mock:gpt-4o-mock cache=shared;
+    ai_tenants %s;
+    ai_cache zone=aigw_cache:1m ttl=10m;
+""" % (mock.port, path), "location /v1/ { ai_gateway; }",
+        env={"AIGW_TEST_KEY": PROVIDER_KEY}, workers=1).start()
+    try:
+        def ask(who, model="gpt-4o"):
+            body = ('{"model":"%s","temperature":0,"messages":[{"role":'
+                    '"user","content":"same bytes for everyone"}]}' % model)
+            return g.request("POST", "/v1/chat/completions", body,
+                             {"Authorization": "Bearer " + keys[who],
+                              "Content-Type": "application/json"})
+        assert ask("a").headers["x-aigw-cache"] == "MISS"
+        assert ask("a").headers["x-aigw-cache"] == "HIT"
+        n = len(mock.requests())
+        assert ask("b").headers["x-aigw-cache"] == "MISS"
+        assert len(mock.requests()) == n + 1
+        assert ask("b").headers["x-aigw-cache"] == "HIT"
+        assert ask("a").headers["x-aigw-cache"] == "HIT"
+        assert ask("a", "shared").headers["x-aigw-cache"] == "MISS"
+        assert ask("b", "shared").headers["x-aigw-cache"] == "HIT"
+    finally:
+        g.stop()
+
+
+def test_same_bytes_force_and_not(cgw):
+    """One body, asked with and without the force header, many times: the
+    worker's memory of keys keeps the two apart."""
+    b = chat("forced or not")
+    b["temperature"] = 1
+    h = {"x-aigw-cache-force": "1"}
+    for i in range(3):
+        assert cgw.chat(b).headers["x-aigw-cache"] == "BYPASS"
+        assert cgw.chat(b, headers=h).headers["x-aigw-cache"] == \
+            ("MISS" if i == 0 else "HIT")
+
+
+def test_hit_body_has_client_model_and_cached_usage(cgw):
+    """A hit for an alias returns the alias as the model (escaped when it
+    needs to be) and usage counted as cached, the same as the miss's."""
+    r1 = cgw.chat(chat("render me", "claude-ish"))
+    r2 = cgw.chat(chat("render me", "claude-ish"))
+    assert r2.headers["x-aigw-cache"] == "HIT"
+    j1, j2 = r1.json(), r2.json()
+    assert j2["model"] == "claude-ish"
+    assert j2["choices"] == j1["choices"] and j2["id"] == j1["id"]
+    assert j2["usage"]["prompt_tokens"] == j1["usage"]["prompt_tokens"]
+    assert j2["usage"]["prompt_tokens_details"]["cached_tokens"] == \
+        j1["usage"]["prompt_tokens"]
+    # the stream shape of the same entry still replays
+    r3 = cgw.chat(dict(chat("render me", "claude-ish"), stream=True))
+    assert r3.headers["x-aigw-cache"] == "HIT"
+    assert stream_text(r3) == j1["choices"][0]["message"]["content"]

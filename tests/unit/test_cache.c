@@ -2657,6 +2657,118 @@ test_replay(void)
 }
 
 
+/*
+ * The pre-rendered hit: swapping the model string into it gives what
+ * ai_cache_replay_json() gives, byte for byte for plain names and as the
+ * same JSON for names that need escapes; usage as the client sees it.
+ */
+
+static void
+ai_t_render_one(const char *stored, size_t len, const char *model)
+{
+    char            *p;
+    json_t          *a, *b;
+    ai_buf_t         slow = { NULL, 0, 0 }, fast = { NULL, 0, 0 };
+    ai_buf_t         swapped = { NULL, 0, 0 };
+    ai_cache_hit_t   hit;
+    ai_cache_replay_opts_t  o;
+
+    memset(&o, 0, sizeof(o));
+    o.model = model;
+    o.model_len = strlen(model);
+
+    CHECK(ai_cache_replay_json(stored, len, &o, &slow) == 0);
+    CHECK(ai_cache_render_hit(stored, len, &fast, &hit) == 0);
+
+    if (fast.data == NULL || slow.data == NULL) {
+        ai_buf_free(&slow);
+        ai_buf_free(&fast);
+        return;
+    }
+
+    CHECK(hit.model_off + hit.model_len <= fast.len);
+    CHECK(fast.data[hit.model_off] == '"');
+    CHECK(fast.data[hit.model_off + hit.model_len - 1] == '"');
+
+    p = malloc(2 * strlen(model) * 6 + 3);
+    p[0] = '"';
+    *((char *) ai_json_escape((unsigned char *) p + 1,
+                              (const unsigned char *) model, strlen(model)))
+        = '\0';
+    strcat(p, "\"");
+
+    CHECK(ai_buf_append(&swapped, fast.data, hit.model_off) == 0);
+    CHECK(ai_buf_append(&swapped, p, strlen(p)) == 0);
+    CHECK(ai_buf_append(&swapped, fast.data + hit.model_off + hit.model_len,
+                        fast.len - hit.model_off - hit.model_len) == 0);
+
+    if (strpbrk(model, "\"\\/\x01\x7f") == NULL) {
+        CHECK(swapped.len == slow.len
+              && memcmp(swapped.data, slow.data, slow.len) == 0);
+    }
+
+    a = json_loadb(swapped.data, swapped.len, 0, NULL);
+    b = json_loadb(slow.data, slow.len, 0, NULL);
+    CHECK(a != NULL && b != NULL && json_equal(a, b));
+
+    if (hit.usage_seen) {
+        CHECK(hit.prompt_tokens == ai_t_int(b, "usage.prompt_tokens"));
+        CHECK(hit.completion_tokens
+              == ai_t_int(b, "usage.completion_tokens"));
+        CHECK(hit.cached_tokens
+              == ai_t_int(b, "usage.prompt_tokens_details.cached_tokens"));
+    }
+
+    json_decref(a);
+    json_decref(b);
+    free(p);
+    ai_buf_free(&slow);
+    ai_buf_free(&fast);
+    ai_buf_free(&swapped);
+}
+
+
+static void
+test_render_hit(void)
+{
+    size_t       i, j;
+    ai_buf_t     stored = { NULL, 0, 0 }, out = { NULL, 0, 0 };
+    ai_cache_hit_t  hit;
+    static const char *models[] = {
+        "gpt-4o", "", "a", "my \"quoted\" model", "back\\slash", "tab\tnl\n",
+        "ctl\x01\x7f", "caf\xc3\xa9/\xe2\x82\xac", "provider/model:tag",
+    };
+    const char  *bodies[3];
+
+    CHECK(ai_t_assemble(AI_EP_CHAT, ai_t_chunks20_sse,
+                        strlen(ai_t_chunks20_sse), 0, 0, &stored) == 1);
+
+    bodies[0] = ai_t_tools_json;
+    bodies[1] = ai_t_compl_json;
+    bodies[2] = ai_t_long_json;
+
+    for (j = 0; j < sizeof(models) / sizeof(models[0]); j++) {
+        ai_t_render_one(stored.data, stored.len, models[j]);
+
+        for (i = 0; i < 3; i++) {
+            ai_t_render_one(bodies[i], strlen(bodies[i]), models[j]);
+        }
+    }
+
+    /* no model, or not a string: not rendered (replayed the slow way) */
+    CHECK(ai_cache_render_hit("{\"object\":\"chat.completion\"}", 30, &out,
+                              &hit) == -1);
+    out.len = 0;
+    CHECK(ai_cache_render_hit("{\"model\":5,\"choices\":[]}", 25, &out,
+                              &hit) == -1);
+    out.len = 0;
+    CHECK(ai_cache_render_hit("nope", 4, &out, &hit) == -1);
+
+    ai_buf_free(&out);
+    ai_buf_free(&stored);
+}
+
+
 int
 main(void)
 {
@@ -2666,6 +2778,7 @@ main(void)
     test_assemble();
     test_storable();
     test_replay();
+    test_render_hit();
 
     printf("test_cache: %d checks, %d failed\n", ai_checks, ai_failures);
 
