@@ -5,6 +5,9 @@
  * storing, and replay as a whole body or as SSE chunks.
  */
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +116,24 @@ const char *const ai_cache_key_members[] = {
 };
 
 
+/*
+ * SHA-256 fetched once per process: EVP_sha256() in a digest call means a
+ * fetch, with its locks, every time.  Falls back to it if the fetch fails.
+ */
+
+static const EVP_MD *
+ai_cache_sha256(void)
+{
+    static EVP_MD  *md;
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    }
+
+    return md ? md : EVP_sha256();
+}
+
+
 int
 ai_cache_key(json_t *req, int endpoint, const char *resolved_model,
     size_t len, const char *namespace, unsigned char digest[AI_CACHE_KEY_LEN])
@@ -138,7 +159,7 @@ ai_cache_key(json_t *req, int endpoint, const char *resolved_model,
         return -1;
     }
 
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(md, ai_cache_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(md);
         return -1;
     }
@@ -476,6 +497,1112 @@ ai_cache_key_cmp(const void *a, const void *b)
     }
 
     return (x->len > y->len) - (x->len < y->len);
+}
+
+
+/* ---- the key from the body's own bytes ---- */
+
+/*
+ * The same canonical text as ai_cache_key() and the same answer as
+ * ai_cache_cacheable(), read straight from the JSON bytes: no tree.  Any
+ * input this reader does not take exactly as jansson would (a key with
+ * escapes, duplicate keys, an integer of 19 digits or more, nesting past
+ * AI_CACHE_RAW_DEPTH, more than AI_CACHE_RAW_MEMBERS members in one
+ * object) is -1: the caller then takes the tree path.
+ */
+
+#define AI_CACHE_RAW_DEPTH    64
+#define AI_CACHE_RAW_MEMBERS  64
+
+typedef struct {
+    const char           *name;
+    const unsigned char  *start;          /* NULL: absent */
+    const unsigned char  *end;
+} ai_cache_raw_cap_t;
+
+typedef struct {
+    const unsigned char  *p;
+    const unsigned char  *end;
+    ai_buf_t             *out;
+    ai_buf_t             *tmp;
+    int                   depth;
+    ai_cache_raw_cap_t   *cap;            /* top-level members wanted */
+} ai_cache_raw_t;
+
+typedef struct {
+    const unsigned char  *key;
+    size_t                klen;
+    size_t                start;
+    size_t                end;
+    int                   rank;       /* top level: allow-list index */
+} ai_cache_raw_member_t;
+
+
+static int ai_cache_raw_value(ai_cache_raw_t *r);
+
+
+/* out == NULL: the input is only read (checked), nothing written */
+
+static inline int
+ai_cache_raw_put(ai_cache_raw_t *r, const void *p, size_t n)
+{
+    ai_buf_t  *b = r->out;
+
+    if (b == NULL) {
+        return 0;
+    }
+
+    if (b->cap - b->len <= n && ai_buf_reserve(b, n) != 0) {
+        return -1;
+    }
+
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+
+    return 0;
+}
+
+
+static void
+ai_cache_raw_ws(ai_cache_raw_t *r)
+{
+    while (r->p < r->end
+           && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n'
+               || *r->p == '\r'))
+    {
+        r->p++;
+    }
+}
+
+
+static int
+ai_cache_raw_hex4(const unsigned char *p, unsigned *u)
+{
+    int       i;
+    unsigned  c, v;
+
+    v = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            c = (c | 0x20) - 'a' + 10;
+        } else {
+            return -1;
+        }
+
+        v = (v << 4) | c;
+    }
+
+    *u = v;
+
+    return 0;
+}
+
+
+/* the length of the valid UTF-8 sequence at p, 0 if there is none */
+
+static size_t
+ai_cache_raw_utf8(const unsigned char *p, const unsigned char *end)
+{
+    size_t    n, i;
+    unsigned  c, min;
+
+    c = p[0];
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2; c &= 0x1f; min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3; c &= 0x0f; min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4; c &= 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
+
+/* a string's span (between the quotes) and whether it holds escapes */
+
+static int
+ai_cache_raw_span(ai_cache_raw_t *r, const unsigned char **s, size_t *len,
+    int *escaped)
+{
+    size_t                n;
+    const unsigned char  *p;
+
+    p = r->p + 1;
+    *s = p;
+    *escaped = 0;
+
+    while (p < r->end && *p != '"') {
+
+#if defined(__SSE2__)
+        /* plain ASCII, 16 bytes at a time (as ai_scan.c does) */
+        while (r->end - p >= 16) {
+            int      mask;
+            __m128i  v, x;
+
+            v = _mm_loadu_si128((const __m128i *) p);
+            x = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            mask = _mm_movemask_epi8(x);
+
+            if (mask) {
+                p += __builtin_ctz(mask);
+                break;
+            }
+
+            p += 16;
+        }
+
+        if (p == r->end || *p == '"') {
+            break;
+        }
+#endif
+
+        if (*p < 0x20) {
+            return -1;
+        }
+
+        if (*p >= 0x80) {
+            /* as jansson: UTF-8, no overlong forms, no surrogates */
+            n = ai_cache_raw_utf8(p, r->end);
+
+            if (n == 0) {
+                return -1;
+            }
+
+            p += n;
+            continue;
+        }
+
+        if (*p == '\\') {
+            *escaped = 1;
+
+            if (++p == r->end) {
+                return -1;
+            }
+        }
+
+        p++;
+    }
+
+    if (p == r->end) {
+        return -1;
+    }
+
+    *len = p - *s;
+    r->p = p + 1;
+
+    return 0;
+}
+
+
+/* a string as ai_cache_put_string() writes its decoded bytes */
+
+static int
+ai_cache_raw_string(ai_cache_raw_t *r)
+{
+    int                   escaped;
+    char                  esc[8];
+    size_t                len, n;
+    unsigned              u, u2;
+    const unsigned char  *s, *p, *end;
+    static const char     hex[] = "0123456789abcdef";
+
+    if (ai_cache_raw_span(r, &s, &len, &escaped) != 0) {
+        return -1;
+    }
+
+    if (!escaped) {
+        /* raw bytes need no escape: >= 0x20, neither '"' nor '\\' */
+        return ai_cache_raw_put(r, (const char *) s - 1, len + 2);
+    }
+
+    if (ai_cache_raw_put(r, "\"", 1) != 0) {
+        return -1;
+    }
+
+    p = s;
+    end = s + len;
+
+    while (p < end) {
+
+        if (*p != '\\') {
+            s = p;
+
+            while (p < end && *p != '\\') {
+                p++;
+            }
+
+            if (ai_cache_raw_put(r, (const char *) s, p - s) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
+        esc[0] = '\\';
+        n = 2;
+
+        switch (p[1]) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case 'b':  esc[1] = 'b'; break;
+        case 'f':  esc[1] = 'f'; break;
+        case 'n':  esc[1] = 'n'; break;
+        case 'r':  esc[1] = 'r'; break;
+        case 't':  esc[1] = 't'; break;
+        case '/':  esc[0] = '/'; n = 1; break;
+
+        case 'u':
+            if (end - p < 6 || ai_cache_raw_hex4(p + 2, &u) != 0 || u == 0) {
+                return -1;
+            }
+
+            if (u >= 0xdc00 && u <= 0xdfff) {
+                return -1;
+            }
+
+            if (u >= 0xd800 && u <= 0xdbff) {
+                if (end - p < 12 || p[6] != '\\' || p[7] != 'u'
+                    || ai_cache_raw_hex4(p + 8, &u2) != 0
+                    || u2 < 0xdc00 || u2 > 0xdfff)
+                {
+                    return -1;
+                }
+
+                u = 0x10000 + ((u - 0xd800) << 10) + (u2 - 0xdc00);
+                p += 6;
+            }
+
+            p += 6;
+
+            if (u < 0x20) {
+                switch (u) {
+                case '\b': esc[1] = 'b'; n = 2; break;
+                case '\f': esc[1] = 'f'; n = 2; break;
+                case '\n': esc[1] = 'n'; n = 2; break;
+                case '\r': esc[1] = 'r'; n = 2; break;
+                case '\t': esc[1] = 't'; n = 2; break;
+                default:
+                    memcpy(esc + 1, "u00", 3);
+                    esc[4] = hex[u >> 4];
+                    esc[5] = hex[u & 0xf];
+                    n = 6;
+                }
+
+            } else if (u == '"' || u == '\\') {
+                esc[1] = (char) u;
+                n = 2;
+
+            } else if (u < 0x80) {
+                esc[0] = (char) u;
+                n = 1;
+
+            } else if (u < 0x800) {
+                esc[0] = (char) (0xc0 | (u >> 6));
+                esc[1] = (char) (0x80 | (u & 0x3f));
+                n = 2;
+
+            } else if (u < 0x10000) {
+                esc[0] = (char) (0xe0 | (u >> 12));
+                esc[1] = (char) (0x80 | ((u >> 6) & 0x3f));
+                esc[2] = (char) (0x80 | (u & 0x3f));
+                n = 3;
+
+            } else {
+                esc[0] = (char) (0xf0 | (u >> 18));
+                esc[1] = (char) (0x80 | ((u >> 12) & 0x3f));
+                esc[2] = (char) (0x80 | ((u >> 6) & 0x3f));
+                esc[3] = (char) (0x80 | (u & 0x3f));
+                n = 4;
+            }
+
+            if (ai_cache_raw_put(r, esc, n) != 0) {
+                return -1;
+            }
+
+            continue;
+
+        default:
+            return -1;
+        }
+
+        p += 2;
+
+        if (ai_cache_raw_put(r, esc, n) != 0) {
+            return -1;
+        }
+    }
+
+    return ai_cache_raw_put(r, "\"", 1);
+}
+
+
+/*
+ * A number's token; *integer when it has neither fraction nor exponent
+ * (jansson's integer).  Integers of 19 digits or more are refused: past
+ * 2^63 jansson does not take them either.
+ */
+
+static int
+ai_cache_raw_number(ai_cache_raw_t *r, const unsigned char **tok,
+    size_t *len, int *integer)
+{
+    size_t                digits;
+    const unsigned char  *p;
+
+    p = r->p;
+    *tok = p;
+    *integer = 1;
+
+    if (p < r->end && *p == '-') {
+        p++;
+    }
+
+    if (p == r->end || *p < '0' || *p > '9') {
+        return -1;
+    }
+
+    digits = 0;
+
+    if (*p == '0') {
+        p++;
+        digits = 1;
+
+    } else {
+        while (p < r->end && *p >= '0' && *p <= '9') {
+            p++;
+            digits++;
+        }
+    }
+
+    if (p < r->end && *p == '.') {
+        *integer = 0;
+
+        if (++p == r->end || *p < '0' || *p > '9') {
+            return -1;
+        }
+
+        while (p < r->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < r->end && (*p == 'e' || *p == 'E')) {
+        *integer = 0;
+        p++;
+
+        if (p < r->end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == r->end || *p < '0' || *p > '9') {
+            return -1;
+        }
+
+        while (p < r->end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if ((*integer && digits > 18) || p - *tok > 400) {
+        return -1;
+    }
+
+    *len = p - *tok;
+    r->p = p;
+
+    return 0;
+}
+
+
+static int
+ai_cache_raw_double(const unsigned char *tok, size_t len, double *x)
+{
+    char  buf[408];
+
+    memcpy(buf, tok, len);
+    buf[len] = '\0';
+    *x = strtod(buf, NULL);
+
+    return 0;
+}
+
+
+static int
+ai_cache_raw_member_cmp(const ai_cache_raw_member_t *a,
+    const ai_cache_raw_member_t *b)
+{
+    int  rc;
+
+    rc = memcmp(a->key, b->key, a->klen < b->klen ? a->klen : b->klen);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return (a->klen > b->klen) - (a->klen < b->klen);
+}
+
+
+/*
+ * Members written in the body's order, then, when that is not the
+ * canonical order, moved through r->tmp into it.  top: only allow-listed,
+ * non-null members, in the allow-list's order.
+ */
+
+static int
+ai_cache_raw_object(ai_cache_raw_t *r, int top, ai_cache_raw_member_t *m,
+    size_t *count)
+{
+    int                     escaped, sorted, c;
+    size_t                  n, i, j, obj, klen, mark, kept;
+    const char *const      *a;
+    const unsigned char    *key, *value;
+    ai_cache_raw_cap_t     *cap;
+    ai_cache_raw_member_t   t;
+
+    obj = r->out ? r->out->len : 0;
+    r->p++;                                     /* '{' */
+
+    if (ai_cache_raw_put(r, "{", 1) != 0) {
+        return -1;
+    }
+
+    ai_cache_raw_ws(r);
+
+    n = 0;
+    kept = 0;
+
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        *count = 0;
+        return ai_cache_raw_put(r, "}", 1);
+    }
+
+    for ( ;; ) {
+
+        if (r->p == r->end || *r->p != '"'
+            || ai_cache_raw_span(r, &key, &klen, &escaped) != 0 || escaped
+            || n == AI_CACHE_RAW_MEMBERS)
+        {
+            return -1;
+        }
+
+        ai_cache_raw_ws(r);
+
+        if (r->p == r->end || *r->p++ != ':') {
+            return -1;
+        }
+
+        ai_cache_raw_ws(r);
+
+        m[n].rank = 0;
+
+        if (top) {
+            m[n].rank = -1;
+
+            for (a = ai_cache_key_members; *a; a++) {
+                if ((*a)[0] == key[0] && strncmp(*a, (const char *) key, klen)
+                                         == 0 && (*a)[klen] == '\0')
+                {
+                    m[n].rank = (int) (a - ai_cache_key_members);
+                    break;
+                }
+            }
+        }
+
+        mark = r->out ? r->out->len : 0;
+
+        if ((top ? kept : n) && ai_cache_raw_put(r, ",", 1) != 0) {
+            return -1;
+        }
+
+        m[n].key = key;
+        m[n].klen = klen;
+        m[n].start = r->out ? r->out->len : 0;
+        value = r->p;
+
+        if (ai_cache_raw_put(r, "\"", 1) != 0
+            || ai_cache_raw_put(r, (const char *) key, klen) != 0
+            || ai_cache_raw_put(r, "\":", 2) != 0
+            || ai_cache_raw_value(r) != 0)
+        {
+            return -1;
+        }
+
+        if (r->depth == 1 && r->cap) {
+            for (cap = r->cap; cap->name; cap++) {
+                if (strncmp(cap->name, (const char *) key, klen) == 0
+                    && cap->name[klen] == '\0')
+                {
+                    cap->start = value;
+                    cap->end = r->p;
+                }
+            }
+        }
+
+        m[n].end = r->out ? r->out->len : 0;
+
+        if (top && r->out
+            && (m[n].rank < 0
+                || (m[n].end - m[n].start == klen + 7
+                    && memcmp(r->out->data + m[n].end - 4, "null", 4) == 0)))
+        {
+            /* not part of the key: its value was read to be skipped */
+            m[n].rank = -1;
+            r->out->len = mark;
+
+        } else {
+            kept++;
+        }
+
+        n++;
+
+        ai_cache_raw_ws(r);
+
+        if (r->p == r->end) {
+            return -1;
+        }
+
+        if (*r->p == ',') {
+            r->p++;
+            ai_cache_raw_ws(r);
+            continue;
+        }
+
+        if (*r->p++ != '}') {
+            return -1;
+        }
+
+        break;
+    }
+
+    *count = n;
+
+    if (r->out == NULL) {
+        /* only read: order and duplicates do not matter */
+        return 0;
+    }
+
+    /* jansson keeps the last of duplicate keys; this reader gives up */
+
+    sorted = 1;
+
+    for (i = 1; i < n; i++) {
+        for (j = 0; j < i; j++) {
+            c = ai_cache_raw_member_cmp(&m[j], &m[i]);
+
+            if (c == 0) {
+                return -1;
+            }
+        }
+
+        if (ai_cache_raw_member_cmp(&m[i - 1], &m[i]) > 0) {
+            sorted = 0;
+        }
+    }
+
+    if (top) {
+        /* drop the skipped ones; the allow-list is in bytes order */
+        for (i = 0, j = 0; i < n; i++) {
+            if (m[i].rank >= 0) {
+                m[j++] = m[i];
+            }
+        }
+
+        n = j;
+        sorted = 1;
+
+        for (i = 1; i < n; i++) {
+            if (m[i - 1].rank > m[i].rank) {
+                sorted = 0;
+            }
+        }
+
+        *count = n;
+    }
+
+    if (!sorted) {
+        r->tmp->len = 0;
+
+        if (ai_buf_append(r->tmp, r->out->data + obj, r->out->len - obj)
+            != 0)
+        {
+            return -1;
+        }
+
+        for (i = 1; i < n; i++) {
+            t = m[i];
+
+            for (j = i; j > 0
+                        && (top ? m[j - 1].rank > t.rank
+                                : ai_cache_raw_member_cmp(&m[j - 1], &t) > 0);
+                 j--)
+            {
+                m[j] = m[j - 1];
+            }
+
+            m[j] = t;
+        }
+
+        r->out->len = obj + 1;
+
+        for (i = 0; i < n; i++) {
+            if ((i && ai_cache_raw_put(r, ",", 1) != 0)
+                || ai_buf_append(r->out,
+                                 r->tmp->data + (m[i].start - obj),
+                                 m[i].end - m[i].start)
+                   != 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    return ai_cache_raw_put(r, "}", 1);
+}
+
+
+static int
+ai_cache_raw_value(ai_cache_raw_t *r)
+{
+    int                     rc, integer;
+    size_t                  n, len;
+    double                  x;
+    const unsigned char    *tok;
+    ai_cache_sink_t         k;
+    ai_cache_raw_member_t   m[AI_CACHE_RAW_MEMBERS];
+
+    if (r->p == r->end) {
+        return -1;
+    }
+
+    switch (*r->p) {
+
+    case '{':
+        if (++r->depth > AI_CACHE_RAW_DEPTH) {
+            return -1;
+        }
+
+        rc = ai_cache_raw_object(r, 0, m, &n);
+        r->depth--;
+        return rc;
+
+    case '[':
+        if (++r->depth > AI_CACHE_RAW_DEPTH) {
+            return -1;
+        }
+
+        r->p++;
+
+        if (ai_cache_raw_put(r, "[", 1) != 0) {
+            return -1;
+        }
+
+        ai_cache_raw_ws(r);
+
+        if (r->p < r->end && *r->p == ']') {
+            r->p++;
+            r->depth--;
+            return ai_cache_raw_put(r, "]", 1);
+        }
+
+        for ( ;; ) {
+            if (ai_cache_raw_value(r) != 0) {
+                return -1;
+            }
+
+            ai_cache_raw_ws(r);
+
+            if (r->p == r->end) {
+                return -1;
+            }
+
+            if (*r->p == ',') {
+                r->p++;
+                ai_cache_raw_ws(r);
+
+                if (ai_cache_raw_put(r, ",", 1) != 0) {
+                    return -1;
+                }
+
+                continue;
+            }
+
+            if (*r->p++ != ']') {
+                return -1;
+            }
+
+            r->depth--;
+            return ai_cache_raw_put(r, "]", 1);
+        }
+
+    case '"':
+        return ai_cache_raw_string(r);
+
+    case 't':
+        if (r->end - r->p < 4 || memcmp(r->p, "true", 4) != 0) {
+            return -1;
+        }
+
+        r->p += 4;
+        return ai_cache_raw_put(r, "true", 4);
+
+    case 'f':
+        if (r->end - r->p < 5 || memcmp(r->p, "false", 5) != 0) {
+            return -1;
+        }
+
+        r->p += 5;
+        return ai_cache_raw_put(r, "false", 5);
+
+    case 'n':
+        if (r->end - r->p < 4 || memcmp(r->p, "null", 4) != 0) {
+            return -1;
+        }
+
+        r->p += 4;
+        return ai_cache_raw_put(r, "null", 4);
+
+    default:
+        if (ai_cache_raw_number(r, &tok, &len, &integer) != 0) {
+            return -1;
+        }
+
+        if (integer) {
+            if (len == 2 && tok[0] == '-' && tok[1] == '0') {
+                return ai_cache_raw_put(r, "0", 1);
+            }
+
+            return ai_cache_raw_put(r, (const char *) tok, len);
+        }
+
+        (void) ai_cache_raw_double(tok, len, &x);
+
+        if (r->out == NULL) {
+            /* as jansson: a real out of range is an error */
+            return (x > 1.7976931348623157e308 || x < -1.7976931348623157e308)
+                   ? -1 : 0;
+        }
+
+        k.write = ai_cache_buf_write;
+        k.ctx = r->out;
+
+        return ai_cache_put_real(&k, x);
+    }
+}
+
+
+/* the policy's three members, as the top level's read left them */
+
+static int
+ai_cache_raw_policy(ai_cache_raw_cap_t *cap, int endpoint, int force)
+{
+    int                   integer;
+    size_t                tlen;
+    double                x;
+    const unsigned char  *tok;
+    ai_cache_raw_t        nr;
+
+    if (ai_cache_endpoint_name(endpoint) == NULL) {
+        return 0;
+    }
+
+    if (force || endpoint == AI_EP_EMBEDDINGS) {
+        return 1;
+    }
+
+    /* cap: n, temperature, seed */
+
+    memset(&nr, 0, sizeof(ai_cache_raw_t));
+
+    /* n: absent, null or the number 1 */
+
+    if (cap[0].start
+        && !(cap[0].end - cap[0].start == 4
+             && memcmp(cap[0].start, "null", 4) == 0))
+    {
+        nr.p = cap[0].start;
+        nr.end = cap[0].end;
+
+        if (ai_cache_raw_number(&nr, &tok, &tlen, &integer) != 0
+            || nr.p != nr.end
+            || ai_cache_raw_double(tok, tlen, &x) != 0 || x != 1.0)
+        {
+            return 0;
+        }
+    }
+
+    if (cap[1].start) {
+        nr.p = cap[1].start;
+        nr.end = cap[1].end;
+
+        if (ai_cache_raw_number(&nr, &tok, &tlen, &integer) == 0
+            && nr.p == nr.end
+            && ai_cache_raw_double(tok, tlen, &x) == 0 && x == 0.0)
+        {
+            return 1;
+        }
+    }
+
+    if (cap[2].start) {
+        nr.p = cap[2].start;
+        nr.end = cap[2].end;
+
+        if (ai_cache_raw_number(&nr, &tok, &tlen, &integer) == 0
+            && nr.p == nr.end && integer)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+ai_cache_key_raw(const char *body, size_t len, int endpoint,
+    int policy_endpoint, int force, const char *resolved_model,
+    size_t mlen, const char *namespace, ai_buf_t *scratch, ai_buf_t *tmp,
+    int *cacheable, unsigned char digest[AI_CACHE_KEY_LEN])
+{
+    size_t                  n;
+    const char             *ep;
+    unsigned int            dlen;
+    ai_cache_sink_t         k;
+    ai_cache_raw_t          r;
+    ai_cache_raw_cap_t      cap[4];
+    ai_cache_raw_member_t   m[AI_CACHE_RAW_MEMBERS];
+
+    ep = ai_cache_endpoint_name(endpoint);
+
+    memset(cap, 0, sizeof(cap));
+    cap[0].name = "n";
+    cap[1].name = "temperature";
+    cap[2].name = "seed";
+
+    if (ep == NULL || body == NULL || (resolved_model == NULL && mlen != 0)) {
+        return -1;
+    }
+
+    scratch->len = 0;
+    k.write = ai_cache_buf_write;
+    k.ctx = scratch;
+
+    if (ai_cache_put_str(&k, "{\"endpoint\":") != 0
+        || ai_cache_put_string(&k, ep, strlen(ep)) != 0
+        || ai_cache_put_str(&k, ",\"model\":") != 0
+        || ai_cache_put_string(&k, resolved_model ? resolved_model : "",
+                               mlen) != 0
+        || ai_cache_put_str(&k, ",\"namespace\":") != 0
+        || ai_cache_put_string(&k, namespace ? namespace : "",
+                               namespace ? strlen(namespace) : 0) != 0
+        || ai_cache_put_str(&k, ",\"request\":") != 0)
+    {
+        return -1;
+    }
+
+    r.p = (const unsigned char *) body;
+    r.end = r.p + len;
+    r.out = scratch;
+    r.tmp = tmp;
+    r.depth = 1;
+    r.cap = cap;
+
+    ai_cache_raw_ws(&r);
+
+    if (r.p == r.end || *r.p != '{'
+        || ai_cache_raw_object(&r, 1, m, &n) != 0)
+    {
+        return -1;
+    }
+
+    ai_cache_raw_ws(&r);
+
+    if (r.p != r.end
+        || ai_cache_put_str(&k, ",\"v\":") != 0
+        || ai_cache_put_real(&k, AI_CACHE_KEY_VERSION) != 0
+        || ai_cache_put_str(&k, "}") != 0)
+    {
+        return -1;
+    }
+
+    *cacheable = ai_cache_raw_policy(cap, policy_endpoint, force);
+
+    if (EVP_Digest(scratch->data, scratch->len, digest, &dlen,
+                   ai_cache_sha256(), NULL)
+        != 1)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * ai_cache_storable() for chat and completions answers without a tree:
+ * the whole body is read by the raw reader (which checks its grammar),
+ * then the members that decide are found by their spans.  Bodies that
+ * reader leaves alone, and embeddings, go to the tree version.
+ */
+
+static int
+ai_cache_raw_token_in(const unsigned char *p, size_t len, const char *const *set)
+{
+    size_t  n;
+
+    if (len < 2 || p[0] != '"' || p[len - 1] != '"') {
+        return 0;
+    }
+
+    for ( /* void */ ; *set; set++) {
+        n = strlen(*set);
+
+        if (n == len - 2 && memcmp(p + 1, *set, n) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+int
+ai_cache_storable_raw(const char *body, size_t len, int endpoint)
+{
+    size_t                 es, ee;
+    const unsigned char   *b, *el;
+    ai_cache_raw_t         r;
+    ai_cache_raw_cap_t     cap[4];
+    static const char     *const finish[] = {
+        "stop", "length", "tool_calls", "function_call", NULL
+    };
+    static const char     *const chat[] = { "chat.completion", NULL };
+    static const char     *const text[] = { "text_completion", NULL };
+
+    if (endpoint != AI_EP_CHAT && endpoint != AI_EP_COMPLETIONS) {
+        return ai_cache_storable(body, len, endpoint);
+    }
+
+    b = (const unsigned char *) body;
+
+    memset(cap, 0, sizeof(cap));
+    cap[0].name = "error";
+    cap[1].name = "object";
+    cap[2].name = "choices";
+
+    r.p = b;
+    r.end = b + len;
+    r.out = NULL;
+    r.tmp = NULL;
+    r.depth = 0;
+    r.cap = cap;
+
+    ai_cache_raw_ws(&r);
+
+    if (r.p == r.end || *r.p != '{' || ai_cache_raw_value(&r) != 0) {
+        return ai_cache_storable(body, len, endpoint);
+    }
+
+    ai_cache_raw_ws(&r);
+
+    if (r.p != r.end) {
+        return 0;
+    }
+
+    if (cap[0].start
+        && !(cap[0].end - cap[0].start == 4
+             && memcmp(cap[0].start, "null", 4) == 0))
+    {
+        return 0;
+    }
+
+    if (cap[1].start
+        && !ai_cache_raw_token_in(cap[1].start, cap[1].end - cap[1].start,
+                                  endpoint == AI_EP_CHAT ? chat : text))
+    {
+        return 0;
+    }
+
+    if (cap[2].start == NULL || cap[2].start[0] != '[') {
+        return 0;
+    }
+
+    r.p = cap[2].start + 1;
+    r.end = cap[2].end;
+    r.depth = 0;
+    r.cap = NULL;
+
+    ai_cache_raw_ws(&r);
+
+    if (r.p < r.end && *r.p == ']') {
+        return 0;                               /* no choice */
+    }
+
+    for ( ;; ) {
+        el = r.p;
+
+        if (r.p == r.end || *r.p != '{' || ai_cache_raw_value(&r) != 0) {
+            return 0;
+        }
+
+        if (ai_json_member_span(el, r.p - el, "finish_reason", &es, &ee) != 1
+            || !ai_cache_raw_token_in(el + es, ee - es, finish))
+        {
+            return 0;
+        }
+
+        if (ai_json_member_span(el, r.p - el,
+                                endpoint == AI_EP_CHAT ? "message" : "text",
+                                &es, &ee)
+            != 1
+            || el[es] != (endpoint == AI_EP_CHAT ? '{' : '"'))
+        {
+            return 0;
+        }
+
+        ai_cache_raw_ws(&r);
+
+        if (r.p == r.end) {
+            return 0;
+        }
+
+        if (*r.p == ',') {
+            r.p++;
+            ai_cache_raw_ws(&r);
+            continue;
+        }
+
+        return *r.p == ']';
+    }
 }
 
 

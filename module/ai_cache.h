@@ -41,6 +41,18 @@
 int ai_cache_key(json_t *openai_request, int endpoint,
     const char *resolved_model, size_t len, const char *namespace,
     unsigned char digest[AI_CACHE_KEY_LEN]);
+/*
+ * The same key and the same policy answer, read from the request's JSON
+ * bytes without a tree (what the gateway does on every cacheable
+ * request).  scratch and tmp are the caller's buffers, reused.  Returns
+ * 0, or -1 for input this reader leaves to the tree path (escaped or
+ * duplicate keys, long integers, deep nesting, wide objects, bad JSON).
+ * policy_endpoint is what ai_cache_cacheable() would be given.
+ */
+int ai_cache_key_raw(const char *body, size_t len, int endpoint,
+    int policy_endpoint, int force, const char *resolved_model, size_t mlen,
+    const char *namespace, ai_buf_t *scratch, ai_buf_t *tmp, int *cacheable,
+    unsigned char digest[AI_CACHE_KEY_LEN]);
 void ai_cache_key_hex(const unsigned char d[AI_CACHE_KEY_LEN], char out[65]);
 
 /* the canonical JSON of any value (what the key hashes), for tests, logs */
@@ -101,6 +113,10 @@ void ai_cache_asm_free(ai_cache_asm_t *a);
  * for embeddings a non-empty "data" list of embeddings.
  */
 int ai_cache_storable(const char *body, size_t len, int endpoint);
+
+/* the same answer, chat and completions read without a tree (other
+   endpoints and bodies that reader leaves alone: the above) */
+int ai_cache_storable_raw(const char *body, size_t len, int endpoint);
 
 
 /*

@@ -23,8 +23,10 @@
 #define NGX_HTTP_AI_CACHE_WAIT      30000
 
 
-typedef struct {
-    ngx_rbtree_node_t           node;         /* key: digest's first bytes */
+typedef struct ngx_http_ai_cache_node_s  ngx_http_ai_cache_node_t;
+
+struct ngx_http_ai_cache_node_s {
+    ngx_http_ai_cache_node_t   *next;         /* in its hash bucket */
     ngx_queue_t                 queue;
     u_char                      digest[AI_CACHE_KEY_LEN];
     time_t                      expires;
@@ -34,12 +36,18 @@ typedef struct {
     size_t                      hit_len;      /* then the rendered hit */
     ai_cache_hit_t              hit;
     u_char                      data[1];
-} ngx_http_ai_cache_node_t;
+};
 
+
+/*
+ * Entries are found through a hash table (the digest is the hash): one
+ * or two memory reads per lookup, where a tree over a large zone took a
+ * cache and TLB miss per level.
+ */
 
 typedef struct {
-    ngx_rbtree_t                rbtree;
-    ngx_rbtree_node_t           sentinel;
+    ngx_http_ai_cache_node_t  **buckets;
+    ngx_uint_t                  mask;
     ngx_queue_t                 queue;
     ngx_atomic_t                hits;
     ngx_atomic_t                misses;
@@ -65,7 +73,8 @@ struct ngx_http_ai_cache_zone_s {
  * holds one body's answer, a collision only replaces it.
  */
 
-#define NGX_HTTP_AI_CACHE_MEMO  1024
+#define NGX_HTTP_AI_CACHE_MEMO     1024
+#define NGX_HTTP_AI_CACHE_SCRATCH  (256 * 1024)
 
 typedef struct {
     u_char                      raw[AI_CACHE_KEY_LEN];
@@ -75,6 +84,9 @@ typedef struct {
 } ngx_http_ai_cache_memo_t;
 
 static ngx_http_ai_cache_memo_t  ngx_http_ai_cache_memo[NGX_HTTP_AI_CACHE_MEMO];
+
+/* the canonical text is written here, per worker, reused */
+static ai_buf_t  ngx_http_ai_cache_scratch[2];
 
 
 typedef struct {
@@ -86,14 +98,16 @@ typedef struct {
 
 static ngx_int_t ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static void ngx_http_ai_cache_rbtree_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static void ngx_http_ai_cache_insert(ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_cache_node_t *cn);
 static ngx_http_ai_cache_node_t *ngx_http_ai_cache_find(
     ngx_http_ai_cache_zone_t *z, u_char *digest);
 static ngx_http_ai_cache_memo_t *ngx_http_ai_cache_memo_find(
     ngx_http_ai_ctx_t *ctx, int force, const char *ns, u_char *raw);
 static void ngx_http_ai_cache_memo_add(u_char *raw, int cacheable,
     u_char *key);
+static void ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z,
+    u_char *key, u_char *data, size_t len);
 static ngx_int_t ngx_http_ai_cache_send_rendered(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_cache_zone_t *z,
     ngx_http_ai_cache_node_t *cn);
@@ -238,6 +252,7 @@ ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_ai_cache_zone_t  *oz = data;
 
+    ngx_uint_t                 n;
     ngx_http_ai_cache_zone_t  *z;
 
     z = shm_zone->data;
@@ -262,8 +277,21 @@ ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     z->shpool->data = z->sh;
 
-    ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel,
-                    ngx_http_ai_cache_rbtree_insert);
+    /* about one bucket per 2 KB of zone, a power of two */
+
+    n = 1024;
+
+    while (n < 16 * 1024 * 1024 && n * 2048 < shm_zone->shm.size) {
+        n *= 2;
+    }
+
+    z->sh->buckets = ngx_slab_calloc(z->shpool,
+                                     n * sizeof(ngx_http_ai_cache_node_t *));
+    if (z->sh->buckets == NULL) {
+        return NGX_ERROR;
+    }
+
+    z->sh->mask = n - 1;
     ngx_queue_init(&z->sh->queue);
 
     z->shpool->log_nomem = 0;
@@ -272,77 +300,39 @@ ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-static void
-ngx_http_ai_cache_rbtree_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+static ngx_http_ai_cache_node_t **
+ngx_http_ai_cache_bucket(ngx_http_ai_cache_zone_t *z, u_char *digest)
 {
-    ngx_rbtree_node_t         **p;
-    ngx_http_ai_cache_node_t   *cn, *cnt;
+    uint64_t  h;
 
-    for ( ;; ) {
+    ngx_memcpy(&h, digest, sizeof(uint64_t));
 
-        if (node->key < temp->key) {
-            p = &temp->left;
+    return &z->sh->buckets[h & z->sh->mask];
+}
 
-        } else if (node->key > temp->key) {
-            p = &temp->right;
 
-        } else {
-            cn = (ngx_http_ai_cache_node_t *) node;
-            cnt = (ngx_http_ai_cache_node_t *) temp;
+static void
+ngx_http_ai_cache_insert(ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_cache_node_t *cn)
+{
+    ngx_http_ai_cache_node_t  **b;
 
-            p = (ngx_memcmp(cn->digest, cnt->digest, AI_CACHE_KEY_LEN) < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
+    b = ngx_http_ai_cache_bucket(z, cn->digest);
+    cn->next = *b;
+    *b = cn;
+    ngx_queue_insert_head(&z->sh->queue, &cn->queue);
 }
 
 
 static ngx_http_ai_cache_node_t *
 ngx_http_ai_cache_find(ngx_http_ai_cache_zone_t *z, u_char *digest)
 {
-    ngx_int_t                  rc;
-    ngx_rbtree_key_t           key;
-    ngx_rbtree_node_t         *node, *sentinel;
     ngx_http_ai_cache_node_t  *cn;
 
-    ngx_memcpy(&key, digest, sizeof(ngx_rbtree_key_t));
-
-    node = z->sh->rbtree.root;
-    sentinel = z->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (key < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (key > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        cn = (ngx_http_ai_cache_node_t *) node;
-        rc = ngx_memcmp(digest, cn->digest, AI_CACHE_KEY_LEN);
-
-        if (rc == 0) {
+    for (cn = *ngx_http_ai_cache_bucket(z, digest); cn; cn = cn->next) {
+        if (ngx_memcmp(cn->digest, digest, AI_CACHE_KEY_LEN) == 0) {
             return cn;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
@@ -353,8 +343,16 @@ static void
 ngx_http_ai_cache_delete(ngx_http_ai_cache_zone_t *z,
     ngx_http_ai_cache_node_t *cn)
 {
+    ngx_http_ai_cache_node_t  **p;
+
+    for (p = ngx_http_ai_cache_bucket(z, cn->digest); *p; p = &(*p)->next) {
+        if (*p == cn) {
+            *p = cn->next;
+            break;
+        }
+    }
+
     ngx_queue_remove(&cn->queue);
-    ngx_rbtree_delete(&z->sh->rbtree, &cn->node);
     ngx_slab_free_locked(z->shpool, cn);
 }
 
@@ -492,7 +490,25 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     memo = ngx_http_ai_cache_memo_find(ctx, force, ns, raw);
 
-    if (memo == NULL) {
+    if (memo == NULL && ctx->request == NULL
+        && ai_cache_key_raw((char *) ctx->client_body.data,
+                            ctx->client_body.len,
+                            ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                            ? AI_EP_CHAT : (int) ctx->endpoint,
+                            ctx->opts.endpoint ? ctx->opts.endpoint
+                            : (ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                               ? AI_EP_CHAT : (int) ctx->endpoint),
+                            force, (char *) ctx->target.model.data,
+                            ctx->target.model.len, ns,
+                            &ngx_http_ai_cache_scratch[0],
+                            &ngx_http_ai_cache_scratch[1], &cacheable,
+                            ctx->cache_key)
+           == 0)
+    {
+        /* the common case: the key read from the bytes, no tree */
+        ngx_http_ai_cache_memo_add(raw, cacheable, ctx->cache_key);
+
+    } else if (memo == NULL) {
         cacheable = 0;
         root = ngx_http_ai_request_json(r, ctx);
         if (root == NULL) {
@@ -517,6 +533,12 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     } else {
         cacheable = memo->cacheable;
         ngx_memcpy(ctx->cache_key, memo->key, AI_CACHE_KEY_LEN);
+    }
+
+    if (ngx_http_ai_cache_scratch[0].cap > NGX_HTTP_AI_CACHE_SCRATCH) {
+        /* a huge body once does not keep its memory in the worker */
+        ai_buf_free(&ngx_http_ai_cache_scratch[0]);
+        ai_buf_free(&ngx_http_ai_cache_scratch[1]);
     }
 
     if (!cacheable) {
@@ -584,12 +606,9 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         if (cn) {
             ngx_memzero(cn, offsetof(ngx_http_ai_cache_node_t, data));
             ngx_memcpy(cn->digest, ctx->cache_key, AI_CACHE_KEY_LEN);
-            ngx_memcpy(&cn->node.key, ctx->cache_key,
-                       sizeof(ngx_rbtree_key_t));
             cn->state = NGX_HTTP_AI_CACHE_PENDING;
             cn->pending_since = ngx_current_msec;
-            ngx_rbtree_insert(&z->sh->rbtree, &cn->node);
-            ngx_queue_insert_head(&z->sh->queue, &cn->queue);
+            ngx_http_ai_cache_insert(z, cn);
             ctx->cache_leader = 1;
         }
     }
@@ -744,7 +763,70 @@ ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (!ctx->stream && ctx->in_format != AI_FORMAT_ANTHROPIC
+        && ctx->endpoint != NGX_HTTP_AI_EP_EMBEDDINGS)
+    {
+        ngx_http_ai_cache_render(z, ctx->cache_key, data, len);
+    }
+
     return ngx_http_ai_cache_serve(r, ctx, data, len);
+}
+
+
+/*
+ * The first hit of an entry renders the chat.completion body the next
+ * hits send with only the model string swapped: entries that are never
+ * hit (most misses) cost no rendering.  The entry is replaced by one that
+ * holds both, if it is still the same entry.
+ */
+
+static void
+ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z, u_char *key,
+    u_char *data, size_t len)
+{
+    ai_buf_t                   out;
+    ai_cache_hit_t             hit;
+    ngx_http_ai_cache_node_t  *cn, *nn;
+
+    ngx_memzero(&out, sizeof(ai_buf_t));
+
+    if (ai_cache_render_hit((char *) data, len, &out, &hit) != 0
+        || len + out.len > z->max_entry)
+    {
+        ai_buf_free(&out);
+        return;
+    }
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    cn = ngx_http_ai_cache_find(z, key);
+
+    if (cn && cn->state == NGX_HTTP_AI_CACHE_READY && cn->hit_len == 0
+        && cn->len == len && ngx_memcmp(cn->data, data, len) == 0)
+    {
+        nn = ngx_http_ai_cache_alloc(z, len + out.len);
+
+        /* the allocation may have evicted the entry itself */
+        cn = nn ? ngx_http_ai_cache_find(z, key) : NULL;
+
+        if (nn && cn) {
+            ngx_memcpy(nn, cn, offsetof(ngx_http_ai_cache_node_t, data));
+            ngx_memcpy(nn->data, data, len);
+            nn->hit_len = out.len;
+            nn->hit = hit;
+            ngx_memcpy(nn->data + len, out.data, out.len);
+
+            ngx_http_ai_cache_delete(z, cn);
+            ngx_http_ai_cache_insert(z, nn);
+
+        } else if (nn) {
+            ngx_slab_free_locked(z->shpool, nn);
+        }
+    }
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ai_buf_free(&out);
 }
 
 
@@ -1020,8 +1102,7 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 {
     int                        ok;
     time_t                     now;
-    ai_buf_t                   assembled, rendered;
-    ai_cache_hit_t             hit;
+    ai_buf_t                   assembled;
     ngx_http_ai_main_conf_t   *amcf;
     ngx_http_ai_cache_zone_t  *z;
     ngx_http_ai_cache_node_t  *cn;
@@ -1047,30 +1128,17 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                  || (r->upstream
                      && r->upstream->headers_in.status_n == NGX_HTTP_OK)
                  || (ctx->target.provider && ctx->target.provider->engine))
-             && ai_cache_storable(body, len,
-                                  ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
-                                  ? AI_EP_CHAT : (int) ctx->endpoint);
+             && ai_cache_storable_raw(body, len,
+                                      ctx->endpoint == NGX_HTTP_AI_EP_MESSAGES
+                                      ? AI_EP_CHAT : (int) ctx->endpoint);
     }
 
     if (len > z->max_entry) {
         ok = 0;
     }
 
-    /* a non-streamed hit will only swap the model: rendered once, here */
-
-    ngx_memzero(&rendered, sizeof(ai_buf_t));
-    ngx_memzero(&hit, sizeof(ai_cache_hit_t));
-
-    if (ok && ctx->endpoint != NGX_HTTP_AI_EP_EMBEDDINGS
-        && (ai_cache_render_hit(body, len, &rendered, &hit) != 0
-            || len + rendered.len > z->max_entry))
-    {
-        ai_buf_free(&rendered);
-    }
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "ai cache: store ok:%d len:%uz rendered:%uz",
-                   ok, len, rendered.len);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ai cache: store ok:%d len:%uz", ok, len);
 
     now = ngx_time();
 
@@ -1083,25 +1151,16 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     if (ok) {
-        cn = ngx_http_ai_cache_alloc(z, len + rendered.len);
+        cn = ngx_http_ai_cache_alloc(z, len);
 
         if (cn) {
             ngx_memzero(cn, offsetof(ngx_http_ai_cache_node_t, data));
             ngx_memcpy(cn->digest, ctx->cache_key, AI_CACHE_KEY_LEN);
-            ngx_memcpy(&cn->node.key, ctx->cache_key,
-                       sizeof(ngx_rbtree_key_t));
             cn->state = NGX_HTTP_AI_CACHE_READY;
             cn->expires = now + ctx->cache_ttl;
             cn->len = len;
             ngx_memcpy(cn->data, body, len);
-
-            if (rendered.len) {
-                cn->hit_len = rendered.len;
-                cn->hit = hit;
-                ngx_memcpy(cn->data + len, rendered.data, rendered.len);
-            }
-            ngx_rbtree_insert(&z->sh->rbtree, &cn->node);
-            ngx_queue_insert_head(&z->sh->queue, &cn->queue);
+            ngx_http_ai_cache_insert(z, cn);
         }
     }
 
@@ -1113,7 +1172,26 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ctx->cache_leader = 0;
     ai_buf_free(&assembled);
-    ai_buf_free(&rendered);
+}
+
+
+/* a passed-through whole answer, copied for the store at its end */
+
+void
+ngx_http_ai_cache_tee(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    u_char *p, size_t len)
+{
+    ngx_http_ai_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
+
+    if (amcf->cache == NULL || ctx->acc.len + len > amcf->cache->max_entry
+        || ai_buf_append(&ctx->acc, (char *) p, len) != 0)
+    {
+        /* too large to store: the waiting requests go on without it */
+        ctx->cache_tee = 0;
+        ai_buf_free(&ctx->acc);
+    }
 }
 
 
@@ -1270,6 +1348,9 @@ ngx_http_ai_cache_exit_process(ngx_cycle_t *cycle)
     if (amcf && amcf->cache && amcf->cache->redis) {
         ngx_http_ai_redis_exit_process(cycle, amcf->cache->redis);
     }
+
+    ai_buf_free(&ngx_http_ai_cache_scratch[0]);
+    ai_buf_free(&ngx_http_ai_cache_scratch[1]);
 }
 
 

@@ -244,6 +244,7 @@ typedef struct {
     unsigned                        cache_hit:1;
     unsigned                        cache_pending:1;  /* wait for a leader */
     unsigned                        cache_store:1;
+    unsigned                        cache_tee:1;   /* passthrough, copied */
     unsigned                        cache_leader:1;
     unsigned                        cache_header_done:1;
     unsigned                        cache_remote:1;   /* ask Redis first */
@@ -359,6 +360,8 @@ ngx_int_t ngx_http_ai_cache_send_hit(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_cache_wait(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+void ngx_http_ai_cache_tee(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    u_char *p, size_t len);
 void ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     const char *body, size_t len);
 ngx_int_t ngx_http_ai_cache_feed(ngx_http_ai_ctx_t *ctx, const char *p,

@@ -122,7 +122,13 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         && !ctx->body_modified
         && !(ctx->account && ctx->stream && !ctx->opts.include_usage))
     {
-        ctx->process = ctx->process || ctx->account;
+        /*
+         * A whole answer that only the cache wants to see passes through
+         * untouched, Content-Length and all, and is copied on its way.
+         */
+        ctx->cache_tee = ctx->cache_store && !ctx->stream
+                         && !ctx->plugins_text && !ctx->account;
+        ctx->process = (ctx->process && !ctx->cache_tee) || ctx->account;
         ctx->hold_headers = ctx->plugins_text && !ctx->stream;
 
         rel = ngx_http_ai_endpoint_paths[ctx->endpoint];

@@ -602,6 +602,12 @@ ngx_http_ai_copy_filter(void *data, ssize_t bytes)
     cl->buf->last = b->last;
     cl->buf->tag = u->output.tag;
 
+    if (ctx->cache_tee) {
+        ngx_http_ai_cache_tee(r, ctx, cl->buf->pos,
+                              u->length == -1 ? (size_t) bytes
+                              : (size_t) ngx_min(bytes, u->length));
+    }
+
     if (u->length == -1) {
         return NGX_OK;
     }
@@ -701,6 +707,10 @@ ngx_http_ai_chunked_filter(void *data, ssize_t bytes)
                 b->last = buf->last;
             }
 
+            if (ctx->cache_tee) {
+                ngx_http_ai_cache_tee(r, ctx, b->pos, b->last - b->pos);
+            }
+
             continue;
         }
 
@@ -757,6 +767,11 @@ ngx_http_ai_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
                                   rc == 0
                                   && (u->length == 0 || u->length == -1));
         return;
+    }
+
+    if (ctx->cache_tee && rc == 0 && (u->length == 0 || u->length == -1)) {
+        ngx_http_ai_cache_store(r, ctx, ctx->acc.data,
+                                ctx->acc.len);
     }
 
     if (ctx->stream && u->header_sent && rc != 0 && !r->connection->error

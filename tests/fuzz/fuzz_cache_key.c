@@ -18,9 +18,9 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int                      ep, rc, rc2;
+    int                      ep, rc, rc2, cacheable;
     json_t                  *v, *again, *copy;
-    ai_buf_t                 canon, canon2, out;
+    ai_buf_t                 canon, canon2, out, s1, s2;
     unsigned char            d1[AI_CACHE_KEY_LEN], d2[AI_CACHE_KEY_LEN];
     char                     hex[65];
     ai_cache_replay_opts_t   ro;
@@ -28,8 +28,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ai_cache_parse_control((const char *) data, size);
     ai_cache_parse_force((const char *) data, size);
 
+    memset(&s1, 0, sizeof(s1));
+    memset(&s2, 0, sizeof(s2));
+
     for (ep = AI_EP_CHAT; ep <= AI_EP_EMBEDDINGS; ep++) {
-        ai_cache_storable((const char *) data, size, ep);
+        rc = ai_cache_storable((const char *) data, size, ep);
+        rc2 = ai_cache_storable_raw((const char *) data, size, ep);
+
+        /* the tree-free check may refuse more (an escaped finish_reason),
+           never accept what the tree refuses */
+        FUZZ_CHECK(rc2 <= rc);
     }
 
     memset(&ro, 0, sizeof(ro));
@@ -47,6 +55,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     v = json_loadb((const char *) data, size, JSON_DECODE_ANY, NULL);
     if (v == NULL) {
+        ai_buf_free(&s1);
+        ai_buf_free(&s2);
         return 0;
     }
 
@@ -58,6 +68,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!json_is_object(v)) {
             FUZZ_CHECK(rc == -1);
+        }
+
+        /* the tree-free reader, where it answers, gives the same key and
+           the same policy */
+        if (rc == 0 && (ep == AI_EP_CHAT || ep == AI_EP_COMPLETIONS
+                        || ep == AI_EP_EMBEDDINGS))
+        {
+            if (ai_cache_key_raw((const char *) data, size, ep, ep, 0,
+                                 "gpt-4o", 6, "ns", &s1, &s2, &cacheable, d2)
+                == 0)
+            {
+                FUZZ_CHECK(memcmp(d1, d2, sizeof(d1)) == 0);
+                FUZZ_CHECK(cacheable == ai_cache_cacheable(v, ep, 0));
+            }
         }
 
         if (rc == 0) {
@@ -89,6 +113,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     ai_buf_free(&canon);
+    ai_buf_free(&s1);
+    ai_buf_free(&s2);
     json_decref(v);
 
     return 0;

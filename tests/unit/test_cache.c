@@ -89,6 +89,66 @@ ai_t_same_canon(const char *x, const char *y)
 }
 
 
+/*
+ * ai_cache_key_raw() against the tree: where the raw reader answers, the
+ * digest and the policy are the tree's.  Counts how often it answered.
+ */
+
+static int  ai_t_raw_answered, ai_t_raw_declined;
+
+static void
+ai_t_raw_agrees(const char *req, int endpoint, const char *model,
+    const char *ns, int force, const unsigned char *tree_digest)
+{
+    int             cacheable, rc;
+    json_t         *v;
+    ai_buf_t        scratch = { NULL, 0, 0 }, tmp = { NULL, 0, 0 };
+    unsigned char   d[AI_CACHE_KEY_LEN];
+
+    rc = ai_cache_key_raw(req, strlen(req), endpoint, endpoint, force, model,
+                          strlen(model), ns, &scratch, &tmp, &cacheable, d);
+
+    if (rc == 0) {
+        ai_t_raw_answered++;
+        CHECK(memcmp(d, tree_digest, AI_CACHE_KEY_LEN) == 0);
+
+        v = json_loads(req, 0, NULL);
+        CHECK(cacheable == ai_cache_cacheable(v, endpoint, force));
+        json_decref(v);
+
+        if (memcmp(d, tree_digest, AI_CACHE_KEY_LEN) != 0) {
+            printf("raw key differs for: %s\n  raw: %.*s\n", req,
+                   (int) scratch.len, scratch.data);
+        }
+
+    } else {
+        ai_t_raw_declined++;
+    }
+
+    ai_buf_free(&scratch);
+    ai_buf_free(&tmp);
+}
+
+
+/* both versions of the store check, which must agree */
+
+static int
+ai_t_storable(const char *body, size_t len, int ep)
+{
+    int       a, b;
+
+    a = ai_cache_storable(body, len, ep);
+    b = ai_cache_storable_raw(body, len, ep);
+    CHECK(a == b);
+
+    if (a != b) {
+        printf("storable %d vs raw %d: %.*s\n", a, b, (int) len, body);
+    }
+
+    return a;
+}
+
+
 /* the key of a request text; returns the hex in a static buffer */
 
 static const char *
@@ -110,6 +170,9 @@ ai_t_key(const char *req, int endpoint, const char *model, const char *ns)
     json_decref(v);
     ai_cache_key_hex(d, hex[slot]);
 
+    /* the tree-free reader agrees wherever it answers */
+    ai_t_raw_agrees(req, endpoint, model, ns, 0, d);
+
     return hex[slot];
 }
 
@@ -122,6 +185,15 @@ ai_t_cacheable(const char *req, int endpoint, int force)
 
     v = ai_t_json(req);
     r = ai_cache_cacheable(v, endpoint, force);
+
+    if (v != NULL) {
+        unsigned char  d[AI_CACHE_KEY_LEN];
+
+        if (ai_cache_key(v, endpoint, "m", 1, "", d) == 0) {
+            ai_t_raw_agrees(req, endpoint, "m", "", force, d);
+        }
+    }
+
     json_decref(v);
 
     return r;
@@ -1956,7 +2028,7 @@ test_assemble(void)
     CHECK(ai_t_int(r, "choices.0.index") == 0);
     CHECK(ai_t_int(r, "usage.completion_tokens") == 20);
     CHECK(ai_t_int(r, "usage.prompt_tokens") > 0);
-    CHECK(ai_cache_storable(b.data, b.len, AI_EP_CHAT) == 1);
+    CHECK(ai_t_storable(b.data, b.len, AI_EP_CHAT) == 1);
     json_decref(r);
 
     /* a tool call whose arguments come in twelve pieces */
@@ -2013,7 +2085,7 @@ test_assemble(void)
                      "Hello from mock! You said: Say hi"));
     CHECK(ai_t_streq(ai_t_str(r, "choices.0.finish_reason"), "stop"));
     CHECK(ai_t_int(r, "usage.total_tokens") == 23);
-    CHECK(ai_cache_storable(b.data, b.len, AI_EP_COMPLETIONS) == 1);
+    CHECK(ai_t_storable(b.data, b.len, AI_EP_COMPLETIONS) == 1);
     json_decref(r);
 
     /* a chat stream is not a completions stream */
@@ -2152,7 +2224,7 @@ test_storable(void)
 {
     const char  *s;
 
-#define AI_T_STORABLE(body, ep)  ai_cache_storable(body, strlen(body), ep)
+#define AI_T_STORABLE(body, ep)  ai_t_storable(body, strlen(body), ep)
 
     CHECK(AI_T_STORABLE(ai_t_tools_json, AI_EP_CHAT) == 1);
     CHECK(AI_T_STORABLE(ai_t_long_json, AI_EP_CHAT) == 1);
@@ -2191,7 +2263,7 @@ test_storable(void)
                         AI_EP_CHAT) == 0);
     CHECK(AI_T_STORABLE("{\"object\":\"chat.comp", AI_EP_CHAT) == 0);
     CHECK(AI_T_STORABLE("[]", AI_EP_CHAT) == 0);
-    CHECK(ai_cache_storable(NULL, 0, AI_EP_CHAT) == 0);
+    CHECK(ai_t_storable(NULL, 0, AI_EP_CHAT) == 0);
 
     s = "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\",\"index\":0,"
         "\"embedding\":[0.1,-0.2]}],\"model\":\"e\",\"usage\":"
@@ -2469,7 +2541,7 @@ ai_t_replay_whole(int endpoint, const char *body)
     b = ai_t_roundtrip(body, strlen(body), endpoint, 0, 1);
     CHECK(a != NULL && b != NULL);
     CHECK(ai_t_same_answer(a, b, endpoint == AI_EP_CHAT));
-    CHECK(ai_cache_storable(body, strlen(body), endpoint) == 1);
+    CHECK(ai_t_storable(body, strlen(body), endpoint) == 1);
     json_decref(a);
     json_decref(b);
 }
@@ -2518,7 +2590,7 @@ test_replay(void)
     CHECK(ai_t_int(r, "usage.total_tokens")
           == ai_t_int(s, "usage.total_tokens"));
     CHECK(ai_t_same_answer(r, s, 1));
-    CHECK(ai_cache_storable(out.data, out.len, AI_EP_CHAT) == 1);
+    CHECK(ai_t_storable(out.data, out.len, AI_EP_CHAT) == 1);
     json_decref(r);
     json_decref(s);
 
@@ -2769,6 +2841,232 @@ test_render_hit(void)
 }
 
 
+/* random request texts: the raw reader and the tree agree on each */
+
+static unsigned long  ai_t_rng = 88172645463325252UL;
+
+static unsigned
+ai_t_rand(unsigned n)
+{
+    ai_t_rng ^= ai_t_rng << 13;
+    ai_t_rng ^= ai_t_rng >> 7;
+    ai_t_rng ^= ai_t_rng << 17;
+    return (unsigned) (ai_t_rng % n);
+}
+
+
+static void
+ai_t_ws(ai_buf_t *b)
+{
+    static const char *ws[] = { "", "", "", " ", "\n  ", "\t", "\r\n" };
+
+    ai_buf_append_str(b, ws[ai_t_rand(7)]);
+}
+
+
+static void
+ai_t_gen_value(ai_buf_t *b, int depth)
+{
+    unsigned            i, n;
+    static const char  *strs[] = {
+        "\"hi\"", "\"\"", "\"caf\xc3\xa9 \xe2\x82\xac\"", "\"a\\nb\\tc\"",
+        "\"q\\\"uote\\\\\"", "\"\\u00e9\\u20ac\"", "\"\\ud83d\\ude00 ok\"",
+        "\"sl\\/ash\"", "\"\\u0001\\u001f\\u007f\"", "\"\\b\\f\\r\"",
+        "\"\\u0041\\u0022\\u005c\"", "\"x\x7fy\"",
+    };
+    static const char  *nums[] = {
+        "0", "-0", "1", "-1", "1.0", "1.5", "-2.25e3", "1e2", "1E-2",
+        "0.1", "123456789012345678", "3.141592653589793", "1e-300", "-0.0",
+        "2.5E+10", "100", "9007199254740993", "0.30000000000000004",
+    };
+    static const char  *keys[] = {
+        "role", "content", "type", "text", "name", "a", "b", "aa", "B",
+        "\xc3\xa9", "z", "properties", "required", "x-y",
+    };
+
+    n = depth > 4 ? ai_t_rand(4) : ai_t_rand(7);
+
+    switch (n) {
+    case 0:
+        ai_buf_append_str(b, strs[ai_t_rand(sizeof(strs) / sizeof(strs[0]))]);
+        break;
+    case 1:
+        ai_buf_append_str(b, nums[ai_t_rand(sizeof(nums) / sizeof(nums[0]))]);
+        break;
+    case 2:
+        ai_buf_append_str(b, ai_t_rand(3) == 0 ? "null"
+                             : ai_t_rand(2) ? "true" : "false");
+        break;
+    case 3:
+        ai_buf_append_str(b, strs[ai_t_rand(4)]);
+        break;
+    case 4:
+    case 5:
+        /* an object with distinct keys in a random order */
+        {
+            unsigned  used = 0, k;
+
+            ai_buf_append_str(b, "{");
+            ai_t_ws(b);
+            n = ai_t_rand(6);
+
+            for (i = 0; i < n; i++) {
+                k = ai_t_rand(sizeof(keys) / sizeof(keys[0]));
+
+                if (used & (1u << k)) {
+                    continue;
+                }
+
+                if (used) {
+                    ai_buf_append_str(b, ",");
+                    ai_t_ws(b);
+                }
+
+                used |= 1u << k;
+                ai_buf_append_str(b, "\"");
+                ai_buf_append_str(b, keys[k]);
+                ai_buf_append_str(b, "\"");
+                ai_t_ws(b);
+                ai_buf_append_str(b, ":");
+                ai_t_ws(b);
+                ai_t_gen_value(b, depth + 1);
+                ai_t_ws(b);
+            }
+
+            ai_buf_append_str(b, "}");
+        }
+        break;
+    default:
+        ai_buf_append_str(b, "[");
+        n = ai_t_rand(5);
+
+        for (i = 0; i < n; i++) {
+            if (i) {
+                ai_buf_append_str(b, ",");
+            }
+
+            ai_t_ws(b);
+            ai_t_gen_value(b, depth + 1);
+            ai_t_ws(b);
+        }
+
+        ai_buf_append_str(b, "]");
+    }
+}
+
+
+static void
+test_key_raw_random(void)
+{
+    int             i, endpoint, force;
+    unsigned        k, n, used;
+    json_t         *v;
+    ai_buf_t        b = { NULL, 0, 0 };
+    unsigned char   d[AI_CACHE_KEY_LEN];
+    static const char *top[] = {
+        "messages", "temperature", "seed", "n", "tools", "stop", "top_p",
+        "response_format", "tool_choice", "max_tokens", "stream", "user",
+        "metadata", "x_unknown", "prompt", "input", "logit_bias",
+        "stream_options", "model",
+    };
+    static const char *special[] = {
+        "0", "0.0", "-0", "1", "1.0", "7", "7.5", "null", "\"0\"", "true",
+        "1e0", "0e5",
+    };
+
+    ai_t_raw_answered = 0;
+    ai_t_raw_declined = 0;
+
+    for (i = 0; i < 20000; i++) {
+        b.len = 0;
+        ai_t_ws(&b);
+        ai_buf_append_str(&b, "{");
+        used = 0;
+        n = ai_t_rand(9);
+
+        for (k = 0; k < n; k++) {
+            unsigned  t = ai_t_rand(sizeof(top) / sizeof(top[0]));
+
+            if (used & (1u << t)) {
+                continue;
+            }
+
+            if (used) {
+                ai_buf_append_str(&b, ",");
+            }
+
+            used |= 1u << t;
+            ai_t_ws(&b);
+            ai_buf_append_str(&b, "\"");
+            ai_buf_append_str(&b, top[t]);
+            ai_buf_append_str(&b, "\":");
+            ai_t_ws(&b);
+
+            if (t <= 3 && ai_t_rand(3)) {
+                ai_buf_append_str(&b, special[ai_t_rand(
+                    sizeof(special) / sizeof(special[0]))]);
+            } else {
+                ai_t_gen_value(&b, 1);
+            }
+        }
+
+        ai_buf_append_str(&b, "}");
+        ai_t_ws(&b);
+        ai_buf_append(&b, "", 1);
+        b.len--;
+
+        v = json_loads(b.data, 0, NULL);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        endpoint = (int) ai_t_rand(3) == 0 ? AI_EP_COMPLETIONS
+                   : ai_t_rand(5) == 0 ? AI_EP_EMBEDDINGS : AI_EP_CHAT;
+        force = ai_t_rand(6) == 0;
+
+        if (ai_cache_key(v, endpoint, "model-x", 7, "tenant", d) == 0) {
+            ai_t_raw_agrees(b.data, endpoint, "model-x", "tenant", force, d);
+        }
+
+        json_decref(v);
+    }
+
+    printf("test_cache: raw key reader answered %d, left %d to the tree\n",
+           ai_t_raw_answered, ai_t_raw_declined);
+
+    /* it answers for all but the rare shapes it leaves to the tree */
+    CHECK(ai_t_raw_answered > 15000);
+
+    /* and leaves those */
+    {
+        ai_buf_t  s1 = { NULL, 0, 0 }, s2 = { NULL, 0, 0 };
+        int       c;
+        static const char *left[] = {
+            "{\"te\\u006dperature\":0}",              /* escaped key */
+            "{\"seed\":1,\"seed\":2}",                /* duplicate */
+            "{\"seed\":1234567890123456789}",         /* 19 digits */
+            "{\"stop\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+              "[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+              "]]]]]]]]]]]]]]]]]}",                       /* deep */
+            "{\"stop\":\"a\"} x", "{\"stop\":\"a\"", "{\"stop\":tru}",
+            "{\"stop\":\"\\ud800\"}", "{\"stop\":\"\\u0000\"}", "[1]", "",
+            "{\"temperature\":1e999}",
+        };
+
+        for (k = 0; k < sizeof(left) / sizeof(left[0]); k++) {
+            CHECK(ai_cache_key_raw(left[k], strlen(left[k]), AI_EP_CHAT,
+                                   AI_EP_CHAT, 0, "m", 1, "", &s1, &s2, &c, d)
+                  == -1);
+        }
+
+        ai_buf_free(&s1);
+        ai_buf_free(&s2);
+    }
+
+    ai_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -2779,6 +3077,7 @@ main(void)
     test_storable();
     test_replay();
     test_render_hit();
+    test_key_raw_random();
 
     printf("test_cache: %d checks, %d failed\n", ai_checks, ai_failures);
 
