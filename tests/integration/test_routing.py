@@ -146,9 +146,11 @@ def test_mid_stream_failure_is_an_error_event(rgw):
 # --- waits between attempts, and the timeouts of an attempt -------------
 
 @pytest.fixture(scope="module")
-def wgw(mock):
+def wgw(mock, tls_mock, test_ca):
     g = Gateway("""
     ai_provider mock url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY;
+    ai_provider tls  url=https://127.0.0.1:%(tls)d/v1 host=localhost
+                ssl_trusted_certificate=%(ca)s/ca.crt key_env=AIGW_TEST_KEY;
     ai_provider fbt url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY
                 first_byte_timeout=500ms idle_timeout=5s;
     ai_provider tot url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY
@@ -170,6 +172,8 @@ def wgw(mock):
                       jitter=none budget=1s breaker=1000/10s;
     ai_model held     mock:gpt-w7-error-429-ra3000ms retries=2
                       breaker=1000/10s;
+    ai_model ra-tls   tls:gpt-w8-flaky1-error-429-ra200ms retries=2
+                      breaker=1000/10s;
 
     ai_model fb-slow  fbt:gpt-t1-delay1500;
     ai_model fb-ok    fbt:gpt-t2-delay100;
@@ -184,7 +188,8 @@ def wgw(mock):
     ai_model total-next mock:gpt-t8-delay3000 mock:gpt-t8-ok
                       strategy=round_robin total_timeout=1s
                       breaker=1000/10s;
-""" % dict(m=mock.port), "location /v1/ { ai_gateway; }",
+""" % dict(m=mock.port, tls=tls_mock.port, ca=test_ca),
+        "location /v1/ { ai_gateway; }",
         env={"AIGW_TEST_KEY": PROVIDER_KEY}, workers=2).start()
     yield g
     g.stop()
@@ -207,6 +212,16 @@ def test_retry_after_ms_is_waited_for(wgw, mock):
     t = attempts_of(mock, "gpt-w1-flaky1-error-429-ra300ms")[-2:]
     assert gaps(t)[0] >= 0.3, t
     assert "waits" in wgw.logs()
+
+
+def test_wait_over_tls(wgw, tls_mock):
+    for _ in range(2):
+        r = wgw.chat(chat("ra-tls", stream=True))
+        assert r.status == 200, r
+        assert r.headers["x-aigw-attempts"] == "2"
+        assert r.events()[-1] == "[DONE]"
+    t = attempts_of(tls_mock, "gpt-w8-flaky1-error-429-ra200ms")[-2:]
+    assert gaps(t)[0] >= 0.2, t
 
 
 def test_retry_after_http_date(wgw):
