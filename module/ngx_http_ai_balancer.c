@@ -1261,6 +1261,7 @@ ngx_http_ai_bal_backoff(ngx_http_ai_bal_peer_t *bp)
 static ngx_msec_t
 ngx_http_ai_bal_retry_after(ngx_http_upstream_t *u)
 {
+    u_char           *dot;
     time_t            t;
     ngx_int_t         n;
     ngx_uint_t        i;
@@ -1293,14 +1294,11 @@ ngx_http_ai_bal_retry_after(ngx_http_upstream_t *u)
                                14) == 0)
         {
             /* "300" or "300.5": the whole milliseconds */
+            dot = ngx_strlchr(h[i].value.data,
+                              h[i].value.data + h[i].value.len, '.');
             n = ngx_atoi(h[i].value.data,
-                         ngx_strlchr(h[i].value.data,
-                                     h[i].value.data + h[i].value.len, '.')
-                         ? (size_t) (ngx_strlchr(h[i].value.data,
-                                                 h[i].value.data
-                                                 + h[i].value.len, '.')
-                                     - h[i].value.data)
-                         : h[i].value.len);
+                         dot ? (size_t) (dot - h[i].value.data)
+                             : h[i].value.len);
 
             if (n > 0 && n <= 3600000) {
                 ms_header = n;
