@@ -1394,11 +1394,6 @@ ngx_http_ai_bal_held_writer(void *data, ngx_chain_t *in)
         cl->next = NULL;
         *wc->last = cl;
         wc->last = &cl->next;
-
-        if (in->next == NULL) {
-            /* sent in one go when let out: TLS must not keep it buffered */
-            in->buf->flush = 1;
-        }
     }
 
     r = wc->connection->data;

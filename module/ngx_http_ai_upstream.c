@@ -294,6 +294,16 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
 
     r->upstream->request_bufs = cl;
 
+    /*
+     * TLS buffers what it is given until a flush: on a kept-alive
+     * connection no other write event would come to send the request.
+     */
+    while (cl->next) {
+        cl = cl->next;
+    }
+
+    cl->buf->flush = 1;
+
     return NGX_OK;
 }
 
