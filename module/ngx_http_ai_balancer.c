@@ -10,6 +10,11 @@
  * model's attempt count and time budget, and only before anything reached
  * the client.  Breaker, in-flight and latency state is in shared memory,
  * so every worker sees it.
+ *
+ * Waits between attempts (backoff, Retry-After) never block: the next
+ * attempt connects at once, and its request is held in the upstream's
+ * output chain until a timer of the request lets it go.  Nothing is armed
+ * while no retry waits.
  */
 
 #include "ngx_http_ai_gateway.h"
@@ -17,6 +22,11 @@
 
 
 #define NGX_HTTP_AI_BAL_MAX_TARGETS   64
+
+#define NGX_HTTP_AI_JITTER_FULL        0
+#define NGX_HTTP_AI_JITTER_EQUAL       1
+#define NGX_HTTP_AI_JITTER_DECORR      2
+#define NGX_HTTP_AI_JITTER_NONE        3
 
 
 /* one target's health, shared by all workers */
@@ -55,7 +65,20 @@ typedef struct {
     ngx_int_t                   current;      /* target index, -1: none */
     uint64_t                    tried;        /* bit per target */
     ngx_msec_t                  attempt_start;
+
+    /* the next attempt, planned when the current one failed */
+    ngx_msec_t                  wait;         /* 0: at once */
+    ngx_int_t                   wait_target;  /* its cooldown ends first */
+    ngx_uint_t                  backoffs;     /* backoff waits so far */
+    ngx_msec_t                  prev_wait;    /* decorrelated jitter */
+    ngx_event_t                 wait_ev;
+
     unsigned                    probing:1;
+    unsigned                    recorded:1;   /* health updated */
+    unsigned                    planned:1;
+    unsigned                    waiting:1;    /* wait_ev armed */
+    unsigned                    holding:1;    /* request held back */
+    unsigned                    cleanup:1;
 
     /* the current target's own balancer (keepalive, round robin) */
     void                       *tdata;
@@ -79,6 +102,18 @@ static ngx_int_t ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_uint_t state);
+static void ngx_http_ai_bal_record(ngx_http_ai_bal_peer_t *bp,
+    ngx_uint_t failed, ngx_msec_t retry_after, ngx_msec_t now);
+static ngx_int_t ngx_http_ai_bal_plan(ngx_http_ai_bal_peer_t *bp,
+    ngx_msec_t now, ngx_uint_t report);
+static ngx_msec_t ngx_http_ai_bal_backoff(ngx_http_ai_bal_peer_t *bp);
+static ngx_msec_t ngx_http_ai_bal_retry_after(ngx_http_upstream_t *u);
+static ngx_int_t ngx_http_ai_bal_hold(ngx_http_ai_bal_peer_t *bp,
+    ngx_msec_t wait);
+static ngx_int_t ngx_http_ai_bal_held_writer(void *data, ngx_chain_t *in);
+static void ngx_http_ai_bal_wait_done(ngx_event_t *ev);
+static void ngx_http_ai_bal_unhold(ngx_http_ai_bal_peer_t *bp);
+static void ngx_http_ai_bal_cleanup(void *data);
 #if (NGX_HTTP_SSL)
 static ngx_int_t ngx_http_ai_bal_set_session(ngx_peer_connection_t *pc,
     void *data);
@@ -92,6 +127,15 @@ static ngx_str_t  ngx_http_ai_strategies[] = {
     ngx_string("round_robin"),
     ngx_string("least_inflight"),
     ngx_string("latency"),
+    ngx_null_string
+};
+
+
+static ngx_str_t  ngx_http_ai_jitters[] = {
+    ngx_string("full"),
+    ngx_string("equal"),
+    ngx_string("decorrelated"),
+    ngx_string("none"),
     ngx_null_string
 };
 
@@ -128,6 +172,21 @@ ngx_http_ai_balancer_option(ngx_conf_t *cf, ngx_http_ai_model_t *m,
                                value.len) == 0)
             {
                 m->strategy = i;
+                m->balanced = 1;
+                return NGX_OK;
+            }
+        }
+
+        goto invalid;
+    }
+
+    if (is("jitter")) {
+        for (i = 0; ngx_http_ai_jitters[i].len; i++) {
+            if (ngx_http_ai_jitters[i].len == value.len
+                && ngx_strncmp(ngx_http_ai_jitters[i].data, value.data,
+                               value.len) == 0)
+            {
+                m->jitter = i;
                 m->balanced = 1;
                 return NGX_OK;
             }
@@ -195,7 +254,9 @@ ngx_http_ai_balancer_option(ngx_conf_t *cf, ngx_http_ai_model_t *m,
     }
 
     if (is("budget") || is("cooldown") || is("connect_timeout")
-        || is("read_timeout"))
+        || is("read_timeout") || is("first_byte_timeout")
+        || is("idle_timeout") || is("total_timeout") || is("backoff")
+        || is("backoff_max") || is("retry_after_max"))
     {
         ms = ngx_parse_time(&value, 0);
         if (ms == (ngx_msec_t) NGX_ERROR || ms == 0) {
@@ -208,8 +269,20 @@ ngx_http_ai_balancer_option(ngx_conf_t *cf, ngx_http_ai_model_t *m,
             m->cooldown = ms;
         } else if (is("connect_timeout")) {
             m->connect_timeout = ms;
-        } else {
+        } else if (is("read_timeout")) {
             m->read_timeout = ms;
+        } else if (is("first_byte_timeout")) {
+            m->first_byte_timeout = ms;
+        } else if (is("idle_timeout")) {
+            m->idle_timeout = ms;
+        } else if (is("total_timeout")) {
+            m->total_timeout = ms;
+        } else if (is("backoff")) {
+            m->backoff = ms;
+        } else if (is("backoff_max")) {
+            m->backoff_max = ms;
+        } else {
+            m->retry_after_max = ms;
         }
 
         m->balanced = 1;
@@ -264,12 +337,44 @@ ngx_http_ai_balancer_init(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
 {
     u_char                        *comma, *s, *end;
     ngx_str_t                      name, zname;
-    ngx_uint_t                     i, j, k, slot, nf;
+    ngx_uint_t                     i, j, k, n, slot, nf;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_ai_model_t          **mp, *fb;
+    ngx_http_ai_provider_t       **pp, *p;
     ngx_http_ai_target_t          *t, *nt;
     ngx_http_upstream_conf_t      *uc;
     ngx_http_upstream_srv_conf_t  *uscf;
+
+    /* a provider's first byte and idle timeouts default to read_timeout */
+
+    pp = amcf->providers.elts;
+
+    for (i = 0; i < amcf->providers.nelts; i++) {
+        p = pp[i];
+
+        if (p->engine) {
+            continue;
+        }
+
+        if (p->idle_timeout == 0) {
+            p->idle_timeout = p->upstream.read_timeout;
+        }
+
+        if (p->first_byte_timeout) {
+            p->upstream.read_timeout = p->first_byte_timeout;
+        }
+
+        if (p->idle_timeout != p->upstream.read_timeout) {
+            p->idle_conf = ngx_palloc(cf->pool,
+                                      sizeof(ngx_http_upstream_conf_t));
+            if (p->idle_conf == NULL) {
+                return NGX_ERROR;
+            }
+
+            *p->idle_conf = p->upstream;
+            p->idle_conf->read_timeout = p->idle_timeout;
+        }
+    }
 
     mp = amcf->models.elts;
     slot = 0;
@@ -361,6 +466,18 @@ ngx_http_ai_balancer_init(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
             mp[i]->cooldown = 30000;
         }
 
+        if (mp[i]->backoff == 0) {
+            mp[i]->backoff = 100;
+        }
+
+        if (mp[i]->backoff_max == 0) {
+            mp[i]->backoff_max = ngx_max(2000, mp[i]->backoff);
+        }
+
+        if (mp[i]->retry_after_max == 0) {
+            mp[i]->retry_after_max = 10000;
+        }
+
         /* the model's own upstream: every request starts there */
 
         uscf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_srv_conf_t));
@@ -375,11 +492,17 @@ ngx_http_ai_balancer_init(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
 
         t = mp[i]->targets.elts;
 
-        mp[i]->confs = ngx_pcalloc(cf->pool, mp[i]->targets.nelts
-                                             * sizeof(ngx_http_upstream_conf_t));
-        if (mp[i]->confs == NULL) {
+        n = mp[i]->targets.nelts;
+
+        mp[i]->confs = ngx_pcalloc(cf->pool,
+                                   2 * n * sizeof(ngx_http_upstream_conf_t));
+        mp[i]->total_timeouts = ngx_pcalloc(cf->pool, n * sizeof(ngx_msec_t));
+
+        if (mp[i]->confs == NULL || mp[i]->total_timeouts == NULL) {
             return NGX_ERROR;
         }
+
+        mp[i]->idle_confs = mp[i]->confs + n;
 
         for (j = 0; j < mp[i]->targets.nelts; j++) {
             uc = &mp[i]->confs[j];
@@ -395,9 +518,27 @@ ngx_http_ai_balancer_init(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf)
                 uc->connect_timeout = mp[i]->connect_timeout;
             }
 
-            if (mp[i]->read_timeout) {
+            /* uc->read_timeout: until the answer's header; then idle */
+
+            if (mp[i]->first_byte_timeout) {
+                uc->read_timeout = mp[i]->first_byte_timeout;
+            } else if (mp[i]->read_timeout) {
                 uc->read_timeout = mp[i]->read_timeout;
             }
+
+            mp[i]->idle_confs[j] = *uc;
+
+            if (mp[i]->idle_timeout) {
+                mp[i]->idle_confs[j].read_timeout = mp[i]->idle_timeout;
+            } else if (mp[i]->read_timeout) {
+                mp[i]->idle_confs[j].read_timeout = mp[i]->read_timeout;
+            } else {
+                mp[i]->idle_confs[j].read_timeout = t[j].provider->idle_timeout;
+            }
+
+            mp[i]->total_timeouts[j] = mp[i]->total_timeout
+                                       ? mp[i]->total_timeout
+                                       : t[j].provider->total_timeout;
         }
 
         mp[i]->slot = slot;
@@ -491,6 +632,7 @@ ngx_http_ai_bal_init_peer(ngx_http_request_t *r,
     bp->ctx = ctx;
     bp->model = us->peer.data;
     bp->current = -1;
+    bp->wait_target = -1;
 
     r->upstream->peer.data = bp;
     r->upstream->peer.get = ngx_http_ai_bal_get_peer;
@@ -655,7 +797,7 @@ ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
 
     ngx_int_t                 idx, rc;
     ngx_uint_t                tries, probe;
-    ngx_msec_t                now, soonest;
+    ngx_msec_t                now, soonest, wait;
     ngx_http_request_t       *r;
     ngx_http_upstream_t      *u;
     ngx_http_ai_ctx_t        *ctx;
@@ -671,7 +813,19 @@ ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
     now = ngx_current_msec;
     probe = 0;
 
+    wait = bp->wait;
+    bp->wait = 0;
+    bp->recorded = 0;
+    bp->planned = 0;
+
     idx = ngx_http_ai_bal_choose(bp, now, &probe, &soonest);
+
+    if (idx < 0 && bp->wait_target >= 0) {
+        /* the retry planned to wait for this target's cooldown to end */
+        idx = bp->wait_target;
+    }
+
+    bp->wait_target = -1;
 
     if (idx < 0) {
         /* every target is cooling down: 503 with Retry-After */
@@ -687,7 +841,7 @@ ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
     bp->current = idx;
     bp->tried |= (uint64_t) 1 << idx;
     bp->probing = probe;
-    bp->attempt_start = now;
+    bp->attempt_start = now + wait;
 
     (void) ngx_atomic_fetch_add(&st[idx].inflight, 1);
     (void) ngx_atomic_fetch_add(&st[idx].requests, 1);
@@ -710,7 +864,12 @@ ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
     } else {
         ctx->target = t[idx];
     }
+
     u->conf = &m->confs[idx];
+    ctx->idle_conf = (m->idle_confs[idx].read_timeout
+                      != m->confs[idx].read_timeout)
+                     ? &m->idle_confs[idx] : NULL;
+    ctx->total_timeout = m->total_timeouts[idx];
     ctx->attempts++;
 
 #if (NGX_HTTP_SSL)
@@ -747,6 +906,28 @@ ngx_http_ai_bal_get_peer(ngx_peer_connection_t *pc, void *data)
 
     pc->tries = tries;
 
+    if (rc != NGX_OK && rc != NGX_DONE) {
+        return rc;
+    }
+
+    if (wait == 0) {
+        ngx_http_ai_upstream_attempt(r, ctx, 1);
+        return rc;
+    }
+
+    /* connect now, send when the wait is over */
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ai: model \"%V\" attempt %ui to target %i (provider "
+                  "\"%V\") waits %M ms", &m->name, ctx->attempts, idx,
+                  &p->name, wait);
+
+    ngx_http_ai_upstream_attempt(r, ctx, 0);
+
+    if (ngx_http_ai_bal_hold(bp, wait) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return rc;
 }
 
@@ -757,25 +938,18 @@ ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
 {
     ngx_http_ai_bal_peer_t  *bp = data;
 
-    time_t                    ra;
-    ngx_uint_t                tries, i, failed;
-    ngx_msec_t                now, ttfb, cool;
-    ngx_list_part_t          *part;
-    ngx_table_elt_t          *h;
-    ngx_http_request_t       *r;
-    ngx_http_upstream_t      *u;
-    ngx_http_ai_model_t      *m;
+    ngx_uint_t                tries;
+    ngx_msec_t                now;
     ngx_http_ai_bal_state_t  *st;
 
     if (bp->current < 0) {
         return;
     }
 
-    r = bp->request;
-    u = r->upstream;
-    m = bp->model;
-    st = ngx_http_ai_bal_zone->sh->states + m->slot + bp->current;
+    st = ngx_http_ai_bal_zone->sh->states + bp->model->slot + bp->current;
     now = ngx_current_msec;
+
+    ngx_http_ai_bal_unhold(bp);
 
     tries = pc->tries;
 
@@ -789,15 +963,102 @@ ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
 
     (void) ngx_atomic_fetch_add(&st->inflight, (ngx_atomic_int_t) -1);
 
-    /* a 429 or 5xx passed on to the client (no attempt left) failed too */
+    /*
+     * A 429 or 5xx answer was recorded when it came (balancer_answer());
+     * an attempt the client gave up before any answer says nothing.
+     */
 
-    failed = (state & NGX_PEER_FAILED)
-             || (u && (u->headers_in.status_n == 429
-                       || u->headers_in.status_n >= 500));
+    if (!bp->recorded
+        && ((state & NGX_PEER_FAILED)
+            || bp->request->upstream->headers_in.status_n))
+    {
+        ngx_http_ai_bal_record(bp, state & NGX_PEER_FAILED, 0, now);
+    }
 
     if (bp->probing) {
         (void) ngx_atomic_cmp_set(&st->probe, 1, 0);
     }
+
+    if ((state & NGX_PEER_FAILED) && pc->tries && !bp->planned
+        && ngx_http_ai_bal_plan(bp, now, 1) != NGX_OK)
+    {
+        /* no retry can happen in time: the error goes to the client */
+        pc->tries = 0;
+    }
+
+    bp->current = -1;
+}
+
+
+/*
+ * The provider answered with an error status: its health is recorded now,
+ * and when no retry could happen in time (every target cooling down, or
+ * the wait would not fit in the budget) the answer itself, with its
+ * Retry-After, is what the client gets.
+ */
+
+void
+ngx_http_ai_balancer_answer(ngx_http_request_t *r)
+{
+    ngx_uint_t               mask;
+    ngx_http_upstream_t     *u;
+    ngx_http_ai_bal_peer_t  *bp;
+
+    u = r->upstream;
+    bp = u->peer.data;
+
+    if (bp == NULL || bp->current < 0 || bp->recorded) {
+        return;
+    }
+
+    ngx_http_ai_bal_record(bp, 1, ngx_http_ai_bal_retry_after(u),
+                           ngx_current_msec);
+
+    switch (u->headers_in.status_n) {
+    case 429:
+        mask = NGX_HTTP_UPSTREAM_FT_HTTP_429;
+        break;
+    case 500:
+        mask = NGX_HTTP_UPSTREAM_FT_HTTP_500;
+        break;
+    case 502:
+        mask = NGX_HTTP_UPSTREAM_FT_HTTP_502;
+        break;
+    case 503:
+        mask = NGX_HTTP_UPSTREAM_FT_HTTP_503;
+        break;
+    case 504:
+        mask = NGX_HTTP_UPSTREAM_FT_HTTP_504;
+        break;
+    default:
+        return;
+    }
+
+    if (u->peer.tries <= 1 || (u->conf->next_upstream & mask) != mask) {
+        return;
+    }
+
+    if (ngx_http_ai_bal_plan(bp, ngx_current_msec, 0) != NGX_OK) {
+        /* ngx_http_upstream_test_next() passes the answer on */
+        u->peer.tries = 1;
+    }
+}
+
+
+/* the outcome of an attempt, in the target's shared state */
+
+static void
+ngx_http_ai_bal_record(ngx_http_ai_bal_peer_t *bp, ngx_uint_t failed,
+    ngx_msec_t retry_after, ngx_msec_t now)
+{
+    ngx_msec_t                ttfb, cool;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_bal_state_t  *st;
+
+    m = bp->model;
+    st = ngx_http_ai_bal_zone->sh->states + m->slot + bp->current;
+
+    bp->recorded = 1;
 
     if (!failed) {
         /* a success closes the circuit and teaches the latency EWMA */
@@ -813,7 +1074,6 @@ ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
                             ? (st->ewma_ttfb * 7 + ttfb) / 8 : ttfb;
         }
 
-        bp->current = -1;
         return;
     }
 
@@ -824,37 +1084,9 @@ ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
 
     st->fails++;
 
-    cool = 0;
+    /* a Retry-After cools the target for as long as it asked */
 
-    /* a 429 cools the target for as long as it asked */
-
-    if (u && u->headers_in.status_n == 429) {
-        part = &u->headers_in.headers.part;
-        h = part->elts;
-
-        for (i = 0; /* void */; i++) {
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-
-                part = part->next;
-                h = part->elts;
-                i = 0;
-            }
-
-            if (h[i].key.len == 11
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after",
-                                   11) == 0)
-            {
-                ra = ngx_atoi(h[i].value.data, h[i].value.len);
-
-                if (ra > 0 && ra < 3600) {
-                    cool = (ngx_msec_t) ra * 1000;
-                }
-            }
-        }
-    }
+    cool = retry_after;
 
     if (bp->probing || st->fails >= m->breaker_fails || cool) {
         if (cool == 0) {
@@ -863,7 +1095,7 @@ ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
 
         if (st->open_until == 0) {
             st->opened++;
-            ngx_log_error(NGX_LOG_WARN, pc->log, 0,
+            ngx_log_error(NGX_LOG_WARN, bp->request->connection->log, 0,
                           "ai: model \"%V\" target %i (provider \"%V\") "
                           "cooling down for %M ms", &m->name, bp->current,
                           &bp->ctx->target.provider->name, cool);
@@ -874,8 +1106,355 @@ ngx_http_ai_bal_free_peer(ngx_peer_connection_t *pc, void *data,
             st->open_until = 1;
         }
     }
+}
 
-    bp->current = -1;
+
+/*
+ * After a failure, with attempts left: an untried target that is not
+ * cooling down is tried at once; otherwise a target is tried again after
+ * a backoff, or after the cooldown (a Retry-After) that ends first, if
+ * that wait ends within the budget and retry_after_max.  NGX_DECLINED:
+ * no retry worth making.
+ */
+
+static ngx_int_t
+ngx_http_ai_bal_plan(ngx_http_ai_bal_peer_t *bp, ngx_msec_t now,
+    ngx_uint_t report)
+{
+    ngx_int_t                 soonest_i;
+    ngx_uint_t                i, untried, tried;
+    ngx_msec_t                cap, spent, left, soonest, wait;
+    ngx_http_upstream_t      *u;
+    ngx_http_ai_model_t      *m;
+    ngx_http_ai_bal_state_t  *st;
+
+    m = bp->model;
+    u = bp->request->upstream;
+    st = ngx_http_ai_bal_zone->sh->states + m->slot;
+
+    bp->planned = 1;
+    bp->wait = 0;
+    bp->wait_target = -1;
+
+    cap = m->retry_after_max;
+
+    if (m->budget) {
+        spent = now - u->peer.start_time;
+
+        if (spent >= m->budget) {
+            return NGX_DECLINED;
+        }
+
+        cap = ngx_min(cap, m->budget - spent - 1);
+    }
+
+    /* a request held longer than send_timeout would time out */
+    if (cap >= u->conf->send_timeout) {
+        cap = u->conf->send_timeout - 1;
+    }
+
+    untried = 0;
+    tried = 0;
+    soonest = 0;
+    soonest_i = -1;
+
+    for (i = 0; i < m->targets.nelts; i++) {
+
+        if (st[i].open_until
+            && (ngx_msec_int_t) (st[i].open_until - now) > 0)
+        {
+            left = st[i].open_until - now;
+
+            if (soonest_i < 0 || left < soonest) {
+                soonest = left;
+                soonest_i = i;
+            }
+
+            continue;
+        }
+
+        if (bp->tried & ((uint64_t) 1 << i)) {
+            tried = 1;
+
+        } else {
+            untried = 1;
+        }
+    }
+
+    if (untried) {
+        return NGX_OK;
+    }
+
+    if (tried) {
+        wait = ngx_http_ai_bal_backoff(bp);
+
+        if (wait > cap) {
+            return NGX_DECLINED;
+        }
+
+        bp->wait = wait;
+        return NGX_OK;
+    }
+
+    if (soonest_i >= 0 && soonest <= cap) {
+        bp->wait = soonest;
+        bp->wait_target = soonest_i;
+        return NGX_OK;
+    }
+
+    if (report) {
+        bp->ctx->all_cooling = 1;
+        bp->ctx->cooling_retry_after = soonest ? (soonest + 999) / 1000 : 1;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* backoff * 2^n, capped at backoff_max, with the model's jitter */
+
+static ngx_msec_t
+ngx_http_ai_bal_backoff(ngx_http_ai_bal_peer_t *bp)
+{
+    ngx_msec_t            d, lo, hi, w;
+    ngx_http_ai_model_t  *m;
+
+    m = bp->model;
+
+    d = m->backoff << ngx_min(bp->backoffs, 16);
+
+    if (d > m->backoff_max || d < m->backoff) {
+        d = m->backoff_max;
+    }
+
+    bp->backoffs++;
+
+    switch (m->jitter) {
+
+    case NGX_HTTP_AI_JITTER_NONE:
+        w = d;
+        break;
+
+    case NGX_HTTP_AI_JITTER_EQUAL:
+        w = d / 2 + (ngx_msec_t) ngx_random() % (d / 2 + 1);
+        break;
+
+    case NGX_HTTP_AI_JITTER_DECORR:
+        /* between backoff and three times the previous wait */
+        lo = m->backoff;
+        hi = ngx_min(m->backoff_max, (bp->prev_wait ? bp->prev_wait : lo) * 3);
+        w = (hi > lo) ? lo + (ngx_msec_t) ngx_random() % (hi - lo + 1) : lo;
+        break;
+
+    default:  /* full */
+        w = (ngx_msec_t) ngx_random() % (d + 1);
+    }
+
+    bp->prev_wait = w;
+
+    return w;
+}
+
+
+/* Retry-After (seconds or an HTTP date) or retry-after-ms, in ms */
+
+static ngx_msec_t
+ngx_http_ai_bal_retry_after(ngx_http_upstream_t *u)
+{
+    u_char           *dot;
+    time_t            t;
+    ngx_int_t         n;
+    ngx_uint_t        i;
+    ngx_msec_t        ms, ms_header;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (u == NULL || u->headers_in.headers.part.elts == NULL) {
+        return 0;
+    }
+
+    ms = 0;
+    ms_header = 0;
+    part = &u->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == 14
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after-ms",
+                               14) == 0)
+        {
+            /* "300" or "300.5": the whole milliseconds */
+            dot = ngx_strlchr(h[i].value.data,
+                              h[i].value.data + h[i].value.len, '.');
+            n = ngx_atoi(h[i].value.data,
+                         dot ? (size_t) (dot - h[i].value.data)
+                             : h[i].value.len);
+
+            if (n > 0 && n <= 3600000) {
+                ms_header = n;
+            }
+
+            continue;
+        }
+
+        if (h[i].key.len != 11
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "retry-after", 11)
+               != 0)
+        {
+            continue;
+        }
+
+        n = ngx_atoi(h[i].value.data, h[i].value.len);
+
+        if (n == NGX_ERROR) {
+            t = ngx_parse_http_time(h[i].value.data, h[i].value.len);
+            n = (t == NGX_ERROR) ? 0 : t - ngx_time();
+        }
+
+        if (n > 0 && n <= 3600) {
+            ms = (ngx_msec_t) n * 1000;
+        }
+    }
+
+    /* the finer of the two, when both came */
+    return ms_header ? ms_header : ms;
+}
+
+
+/*
+ * The wait before an attempt: the request is held in the upstream's
+ * output chain (the connection is made meanwhile) until wait_ev fires.
+ */
+
+static ngx_int_t
+ngx_http_ai_bal_hold(ngx_http_ai_bal_peer_t *bp, ngx_msec_t wait)
+{
+    ngx_http_request_t  *r;
+    ngx_pool_cleanup_t  *cln;
+
+    r = bp->request;
+
+    if (!bp->cleanup) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_ai_bal_cleanup;
+        cln->data = bp;
+        bp->cleanup = 1;
+
+        bp->wait_ev.handler = ngx_http_ai_bal_wait_done;
+        bp->wait_ev.data = bp;
+        bp->wait_ev.log = r->connection->log;
+    }
+
+    r->upstream->output.output_filter = ngx_http_ai_bal_held_writer;
+    bp->waiting = 1;
+
+    ngx_add_timer(&bp->wait_ev, wait);
+
+    return NGX_OK;
+}
+
+
+/* the request's buffers wait in the chain writer's queue, unsent */
+
+static ngx_int_t
+ngx_http_ai_bal_held_writer(void *data, ngx_chain_t *in)
+{
+    ngx_chain_writer_ctx_t *wc = data;
+
+    ngx_chain_t             *cl;
+    ngx_http_request_t      *r;
+    ngx_http_ai_bal_peer_t  *bp;
+
+    for ( /* void */ ; in; in = in->next) {
+
+        if (ngx_buf_size(in->buf) == 0 && !ngx_buf_special(in->buf)) {
+            continue;
+        }
+
+        cl = ngx_alloc_chain_link(wc->pool);
+        if (cl == NULL) {
+            return NGX_ERROR;
+        }
+
+        cl->buf = in->buf;
+        cl->next = NULL;
+        *wc->last = cl;
+        wc->last = &cl->next;
+    }
+
+    r = wc->connection->data;
+    bp = r->upstream->peer.data;
+    bp->holding = 1;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_ai_bal_wait_done(ngx_event_t *ev)
+{
+    ngx_http_ai_bal_peer_t *bp = ev->data;
+
+    ngx_uint_t            holding;
+    ngx_connection_t     *c;
+    ngx_http_request_t   *r;
+    ngx_http_upstream_t  *u;
+
+    r = bp->request;
+    u = r->upstream;
+    c = u->peer.connection;
+    holding = bp->holding;
+
+    ngx_http_ai_bal_unhold(bp);
+
+    ngx_http_ai_upstream_attempt(r, bp->ctx, 1);
+
+    if (holding && c) {
+        /* the send resumes where NGINX left it: the write handler */
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_ai_bal_unhold(ngx_http_ai_bal_peer_t *bp)
+{
+    if (!bp->waiting) {
+        return;
+    }
+
+    if (bp->wait_ev.timer_set) {
+        ngx_del_timer(&bp->wait_ev);
+    }
+
+    bp->request->upstream->output.output_filter = ngx_chain_writer;
+    bp->waiting = 0;
+    bp->holding = 0;
+}
+
+
+static void
+ngx_http_ai_bal_cleanup(void *data)
+{
+    ngx_http_ai_bal_peer_t  *bp = data;
+
+    if (bp->wait_ev.timer_set) {
+        ngx_del_timer(&bp->wait_ev);
+    }
 }
 
 

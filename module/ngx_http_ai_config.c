@@ -283,6 +283,21 @@ ngx_http_ai_provider_option(ngx_conf_t *cf, ngx_http_ai_provider_t *p,
                && ngx_strncmp(name->data, "keepalive_timeout", 17) == 0)
     {
         msp = &p->keepalive_timeout;
+
+    } else if (name->len == 18
+               && ngx_strncmp(name->data, "first_byte_timeout", 18) == 0)
+    {
+        msp = &p->first_byte_timeout;
+
+    } else if (name->len == 12
+               && ngx_strncmp(name->data, "idle_timeout", 12) == 0)
+    {
+        msp = &p->idle_timeout;
+
+    } else if (name->len == 13
+               && ngx_strncmp(name->data, "total_timeout", 13) == 0)
+    {
+        msp = &p->total_timeout;
     }
 
     if (msp) {

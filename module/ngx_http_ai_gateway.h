@@ -78,8 +78,14 @@ typedef struct {
     ngx_flag_t                      ssl;
     ngx_str_t                       ssl_trusted_certificate;
 
-    ngx_http_upstream_conf_t        upstream;
+    ngx_http_upstream_conf_t        upstream;     /* read: first byte */
     ngx_http_ai_keepalive_t        *keepalive_pool;
+
+    /* timeouts of an answer: 0 is read_timeout (first two) or none */
+    ngx_msec_t                      first_byte_timeout;
+    ngx_msec_t                      idle_timeout;
+    ngx_msec_t                      total_timeout;
+    ngx_http_upstream_conf_t       *idle_conf;    /* NULL: as upstream */
 
     ngx_str_t                       conf_file;    /* for error messages */
     ngx_uint_t                      conf_line;
@@ -112,11 +118,20 @@ typedef struct {
     ngx_msec_t                      cooldown;
     ngx_msec_t                      connect_timeout;
     ngx_msec_t                      read_timeout;
+    ngx_msec_t                      first_byte_timeout;
+    ngx_msec_t                      idle_timeout;
+    ngx_msec_t                      total_timeout;
+    ngx_msec_t                      backoff;
+    ngx_msec_t                      backoff_max;
+    ngx_msec_t                      retry_after_max;
+    ngx_uint_t                      jitter;
     ngx_uint_t                      breaker_fails;
     ngx_msec_t                      breaker_window;
     ngx_uint_t                      own_targets;
     ngx_uint_t                      slot;
     ngx_http_upstream_conf_t       *confs;        /* one per target */
+    ngx_http_upstream_conf_t       *idle_confs;   /* same, idle_timeout */
+    ngx_msec_t                     *total_timeouts;
 } ngx_http_ai_model_t;
 
 
@@ -209,6 +224,11 @@ typedef struct {
 
     ngx_http_ai_model_t            *model;        /* NULL for passthrough */
     ngx_http_ai_target_t            target;
+
+    /* the attempt's timeouts once the answer started, and in all */
+    ngx_http_upstream_conf_t       *idle_conf;    /* NULL: no change */
+    ngx_msec_t                      total_timeout;
+    ngx_event_t                    *total_timer;  /* allocated when used */
 
     ngx_chain_t                    *upstream_body;
     off_t                           upstream_body_len;
@@ -317,6 +337,8 @@ ngx_int_t ngx_http_ai_upstream_init_conf(ngx_conf_t *cf,
     ngx_http_ai_provider_t *p);
 ngx_int_t ngx_http_ai_retarget(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_create_request(ngx_http_request_t *r);
+void ngx_http_ai_upstream_attempt(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_uint_t start);
 
 /* ngx_http_ai_translate.c */
 ngx_int_t ngx_http_ai_translate_request(ngx_http_request_t *r,
@@ -378,6 +400,7 @@ ngx_int_t ngx_http_ai_balancer_option(ngx_conf_t *cf,
     ngx_http_ai_model_t *m, ngx_str_t *opt);
 ngx_int_t ngx_http_ai_balancer_init(ngx_conf_t *cf,
     ngx_http_ai_main_conf_t *amcf);
+void ngx_http_ai_balancer_answer(ngx_http_request_t *r);
 json_t *ngx_http_ai_balancer_status(void);
 ngx_int_t ngx_http_ai_balancer_metrics(void *prom_buf);
 

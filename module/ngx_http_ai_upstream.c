@@ -3,6 +3,11 @@
  * aigw: the provider leg, through NGINX's own upstream machinery (like the
  * proxy module): keepalive pools, TLS with verification and SNI, timeouts.
  * Responses are never buffered: SSE chunks go out as they arrive.
+ *
+ * Timeouts of an attempt: connect_timeout, then read_timeout of the conf
+ * in use, which is first_byte_timeout until the answer's header and
+ * idle_timeout after it (the conf is swapped for its idle twin), and
+ * total_timeout over the whole attempt, a timer of the request's own.
  */
 
 #include "ngx_http_ai_gateway.h"
@@ -11,6 +16,8 @@
 
 static void ngx_http_ai_stream_error(ngx_http_request_t *r,
     ngx_http_upstream_t *u);
+static void ngx_http_ai_total_timeout(ngx_event_t *ev);
+static void ngx_http_ai_total_cleanup(void *data);
 static ngx_int_t ngx_http_ai_reinit_request(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_process_status_line(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ai_process_header(ngx_http_request_t *r);
@@ -202,7 +209,11 @@ ngx_http_ai_upstream_start(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     u->accel = 1;
 
     if (!(ctx->model && ctx->model->balanced)) {
+        /* a balanced model's attempts are counted and timed by its peer */
         ctx->attempts++;
+        ctx->idle_conf = ctx->target.provider->idle_conf;
+        ctx->total_timeout = ctx->target.provider->total_timeout;
+        ngx_http_ai_upstream_attempt(r, ctx, 1);
     }
 
     /*
@@ -282,6 +293,16 @@ ngx_http_ai_create_request(ngx_http_request_t *r)
     cl->next = ctx->upstream_body;
 
     r->upstream->request_bufs = cl;
+
+    /*
+     * TLS buffers what it is given until a flush: on a kept-alive
+     * connection no other write event would come to send the request.
+     */
+    while (cl->next) {
+        cl = cl->next;
+    }
+
+    cl->buf->flush = 1;
 
     return NGX_OK;
 }
@@ -473,6 +494,14 @@ ngx_http_ai_process_header(ngx_http_request_t *r)
 
             ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
 
+            if ((u->headers_in.status_n == 429
+                 || u->headers_in.status_n >= 500)
+                && ctx->model && ctx->model->balanced)
+            {
+                /* retried at once, later, or passed on: the balancer says */
+                ngx_http_ai_balancer_answer(r);
+            }
+
             if (ngx_http_ai_translate_response_init(r, ctx) != NGX_OK) {
                 return NGX_ERROR;
             }
@@ -504,11 +533,23 @@ static ngx_int_t
 ngx_http_ai_input_filter_init(void *data)
 {
     ngx_http_request_t   *r = data;
+    ngx_connection_t     *c;
     ngx_http_ai_ctx_t    *ctx;
     ngx_http_upstream_t  *u;
 
     u = r->upstream;
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (ctx->idle_conf && u->conf != ctx->idle_conf) {
+        /* the answer started: from now on, idle_timeout between reads */
+        u->conf = ctx->idle_conf;
+
+        c = u->peer.connection;
+
+        if (c && c->read->timer_set) {
+            ngx_add_timer(c->read, u->conf->read_timeout);
+        }
+    }
 
     if (ctx->process && !u->headers_in.chunked) {
         /* hidden from the client, still what frames the provider's body */
@@ -758,6 +799,10 @@ ngx_http_ai_finalize_request(ngx_http_request_t *r, ngx_int_t rc)
     ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
     u = r->upstream;
 
+    if (ctx && ctx->total_timer && ctx->total_timer->timer_set) {
+        ngx_del_timer(ctx->total_timer);
+    }
+
     if (ctx == NULL || rc == NGX_HTTP_CLIENT_CLOSED_REQUEST) {
         return;
     }
@@ -811,4 +856,102 @@ ngx_http_ai_stream_error(ngx_http_request_t *r, ngx_http_upstream_t *u)
     out.next = NULL;
 
     (void) ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * An attempt starts (start = 1: its total_timeout runs from now) or waits
+ * before it starts (start = 0).  No timer unless total_timeout is set.
+ */
+
+void
+ngx_http_ai_upstream_attempt(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_uint_t start)
+{
+    ngx_event_t         *ev;
+    ngx_pool_cleanup_t  *cln;
+
+    ev = ctx->total_timer;
+
+    if (!start || ctx->total_timeout == 0) {
+        if (ev && ev->timer_set) {
+            ngx_del_timer(ev);
+        }
+
+        return;
+    }
+
+    if (ev == NULL) {
+        ev = ngx_pcalloc(r->pool, sizeof(ngx_event_t));
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+
+        if (ev == NULL || cln == NULL) {
+            /* no total timer: the other timeouts still hold */
+            return;
+        }
+
+        ev->handler = ngx_http_ai_total_timeout;
+        ev->data = r;
+        ev->log = r->connection->log;
+
+        cln->handler = ngx_http_ai_total_cleanup;
+        cln->data = ev;
+
+        ctx->total_timer = ev;
+    }
+
+    ngx_add_timer(ev, ctx->total_timeout);
+}
+
+
+/*
+ * total_timeout expired: the upstream's own timeout path runs, as if its
+ * connection's timer had fired.  Before the answer's header that is the
+ * next attempt or a 504; once it streams, the stream ends with an error
+ * event (ngx_http_ai_finalize_request).
+ */
+
+static void
+ngx_http_ai_total_timeout(ngx_event_t *ev)
+{
+    ngx_http_request_t *r = ev->data;
+
+    ngx_event_t          *cev;
+    ngx_connection_t     *c;
+    ngx_http_ai_ctx_t    *ctx;
+    ngx_http_upstream_t  *u;
+
+    u = r->upstream;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    if (u == NULL || u->cleanup == NULL || u->peer.connection == NULL) {
+        return;
+    }
+
+    c = u->peer.connection;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "ai: provider \"%V\" exceeded total_timeout (%M ms)",
+                  &ctx->target.provider->name, ctx->total_timeout);
+
+    /* the request is still being sent (or connected): the write side */
+    cev = u->request_body_sent ? c->read : c->write;
+
+    if (cev->timer_set) {
+        ngx_del_timer(cev);
+    }
+
+    cev->timedout = 1;
+    cev->handler(cev);
+}
+
+
+static void
+ngx_http_ai_total_cleanup(void *data)
+{
+    ngx_event_t  *ev = data;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
 }

@@ -141,3 +141,199 @@ def test_mid_stream_failure_is_an_error_event(rgw):
     ev = r.events()
     assert "[DONE]" not in ev
     assert json.loads(ev[-1])["error"]["code"] == "upstream_incomplete"
+
+
+# --- waits between attempts, and the timeouts of an attempt -------------
+
+@pytest.fixture(scope="module")
+def wgw(mock, tls_mock, test_ca):
+    g = Gateway("""
+    ai_provider mock url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY;
+    ai_provider tls  url=https://127.0.0.1:%(tls)d/v1 host=localhost
+                ssl_trusted_certificate=%(ca)s/ca.crt key_env=AIGW_TEST_KEY;
+    ai_provider fbt url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY
+                first_byte_timeout=500ms idle_timeout=5s;
+    ai_provider tot url=http://127.0.0.1:%(m)d/v1 key_env=AIGW_TEST_KEY
+                total_timeout=1s;
+    ai_provider anthropic url=http://127.0.0.1:%(m)d/v1 format=anthropic
+                key_env=AIGW_TEST_KEY;
+
+    ai_model ra-ms    mock:gpt-w1-flaky1-error-429-ra300ms retries=2
+                      breaker=1000/10s;
+    ai_model ra-date  mock:gpt-w2-flaky1-error-429-radate1 retries=2
+                      breaker=1000/10s;
+    ai_model ra-long  mock:gpt-w3-error-429-ra30s retries=3 budget=2s
+                      breaker=1000/10s;
+    ai_model ra-other mock:gpt-w4-error-429-ra30s mock:gpt-w4-ok
+                      strategy=round_robin breaker=1000/10s;
+    ai_model backing  mock:gpt-w5-error-500 retries=4 backoff=100ms
+                      jitter=none breaker=1000/10s;
+    ai_model budgeted mock:gpt-w6-error-503 retries=8 backoff=300ms
+                      jitter=none budget=1s breaker=1000/10s;
+    ai_model held     mock:gpt-w7-error-429-ra3000ms retries=2
+                      breaker=1000/10s;
+    ai_model ra-tls   tls:gpt-w8-flaky1-error-429-ra200ms retries=2
+                      breaker=1000/10s;
+
+    ai_model fb-slow  fbt:gpt-t1-delay1500;
+    ai_model fb-ok    fbt:gpt-t2-delay100;
+    ai_model fb-gaps  mock:gpt-t3-gap700-chunks4 first_byte_timeout=300ms
+                      idle_timeout=3s;
+    ai_model idle     mock:gpt-t4-stallat3-chunks6 idle_timeout=500ms
+                      first_byte_timeout=10s;
+    ai_model total    mock:gpt-t5-gap300-chunks20 total_timeout=1s
+                      idle_timeout=5s;
+    ai_model total-p  tot:gpt-t6-gap300-chunks20;
+    ai_model total-a  anthropic:claude-t7-gap300-chunks20 total_timeout=1s;
+    ai_model total-next mock:gpt-t8-delay3000 mock:gpt-t8-ok
+                      strategy=round_robin total_timeout=1s
+                      breaker=1000/10s;
+""" % dict(m=mock.port, tls=tls_mock.port, ca=test_ca),
+        "location /v1/ { ai_gateway; }",
+        env={"AIGW_TEST_KEY": PROVIDER_KEY}, workers=2).start()
+    yield g
+    g.stop()
+
+
+def attempts_of(mock, model):
+    """Start times of the requests the mock saw for this provider model."""
+    return [q["time"] for q in mock.requests()
+            if isinstance(q["body"], dict) and q["body"].get("model") == model]
+
+
+def gaps(times):
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def test_retry_after_ms_is_waited_for(wgw, mock):
+    r = wgw.chat(chat("ra-ms"))
+    assert r.status == 200, r
+    assert r.headers["x-aigw-attempts"] == "2"
+    t = attempts_of(mock, "gpt-w1-flaky1-error-429-ra300ms")[-2:]
+    assert gaps(t)[0] >= 0.3, t
+    assert "waits" in wgw.logs()
+
+
+def test_wait_over_tls(wgw, tls_mock):
+    for _ in range(2):
+        r = wgw.chat(chat("ra-tls", stream=True))
+        assert r.status == 200, r
+        assert r.headers["x-aigw-attempts"] == "2"
+        assert r.events()[-1] == "[DONE]"
+    t = attempts_of(tls_mock, "gpt-w8-flaky1-error-429-ra200ms")[-2:]
+    assert gaps(t)[0] >= 0.2, t
+
+
+def test_retry_after_http_date(wgw):
+    r = wgw.chat(chat("ra-date"))
+    assert r.status == 200, r
+    assert r.headers["x-aigw-attempts"] == "2"
+
+
+def test_retry_after_beyond_budget_passes_429(wgw, mock):
+    n = len(attempts_of(mock, "gpt-w3-error-429-ra30s"))
+    r = wgw.chat(chat("ra-long"))
+    assert r.status == 429, r
+    assert r.headers["retry-after"] == "30"
+    assert r.json()["error"]["type"]
+    # no second attempt, no wait: the provider's answer at once
+    assert len(attempts_of(mock, "gpt-w3-error-429-ra30s")) == n + 1
+    # the target cools down meanwhile: 503 with its Retry-After
+    r = wgw.chat(chat("ra-long"))
+    assert r.status == 503
+    assert 20 <= int(r.headers["retry-after"]) <= 30
+
+
+def test_retry_after_moves_to_another_target(wgw):
+    rs = [wgw.chat(chat("ra-other")) for _ in range(4)]
+    assert all(r.status == 200 for r in rs), rs
+    assert all(r.headers["x-aigw-upstream-model"] == "gpt-w4-ok" for r in rs)
+
+
+def test_backoff_grows(wgw, mock):
+    r = wgw.chat(chat("backing"))
+    assert r.status == 500
+    assert r.headers["x-aigw-attempts"] == "4"
+    t = attempts_of(mock, "gpt-w5-error-500")[-4:]
+    g = gaps(t)
+    assert len(g) == 3
+    # 100, 200, 400 ms: never shorter
+    assert g[0] >= 0.1 and g[1] >= 0.2 and g[2] >= 0.4, g
+
+
+def test_waits_stay_within_budget(wgw, mock):
+    r = wgw.chat(chat("budgeted"))
+    assert r.status == 503
+    t = attempts_of(mock, "gpt-w6-error-503")
+    n = int(r.headers["x-aigw-attempts"])
+    assert 2 <= n < 8
+    t = t[-n:]
+    # waits of 300 and 600 ms fit in 1 s; the next (1.2 s) does not
+    assert t[-1] - t[0] < 1.0, t
+
+
+def worker_fds(gw):
+    import os
+    kids = os.popen("pgrep -P %d" % gw.proc.pid).read().split()
+    return sum(len(os.listdir("/proc/%s/fd" % k)) for k in kids)
+
+
+def test_client_abort_while_waiting(wgw, mock):
+    import socket
+    wgw.chat(chat("fb-ok"))
+    time.sleep(0.3)
+    before = worker_fds(wgw)
+    n = len(attempts_of(mock, "gpt-w7-error-429-ra3000ms"))
+    body = json.dumps(chat("held")).encode()
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", wgw.port))
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.4)           # the first attempt failed, the wait runs
+        s.close()
+    time.sleep(3.5)               # past the end of every wait
+    # the held attempts were never sent, their connections were closed
+    assert len(attempts_of(mock, "gpt-w7-error-429-ra3000ms")) <= n + 3
+    assert "waits" in wgw.logs()
+    assert worker_fds(wgw) <= before + 2
+    assert wgw.chat(chat("fb-ok")).status == 200
+
+
+def test_first_byte_timeout(wgw):
+    r = wgw.chat(chat("fb-slow"))
+    assert r.status == 504
+    assert r.json()["error"]["code"]
+    assert wgw.chat(chat("fb-ok")).status == 200
+
+
+def test_idle_timeout_is_not_first_byte_timeout(wgw):
+    r = wgw.chat(chat("fb-gaps", stream=True))
+    assert r.status == 200
+    assert r.events()[-1] == "[DONE]"
+
+
+def test_idle_timeout_mid_stream(wgw):
+    r = wgw.chat(chat("idle", stream=True))
+    assert r.status == 200
+    ev = r.events()
+    assert "[DONE]" not in ev
+    assert json.loads(ev[-1])["error"]["code"] == "upstream_incomplete"
+
+
+@pytest.mark.parametrize("model", ["total", "total-p", "total-a"])
+def test_total_timeout_mid_stream(wgw, model):
+    r = wgw.chat(chat(model, stream=True))
+    assert r.status == 200
+    ev = r.events()
+    assert "[DONE]" not in ev
+    assert len(ev) < 20
+    assert "error" in json.loads(ev[-1])
+    assert "exceeded total_timeout" in wgw.logs()
+
+
+def test_total_timeout_before_header_tries_next(wgw):
+    for _ in range(2):
+        r = wgw.chat(chat("total-next"))
+        assert r.status == 200, r
+        assert r.headers["x-aigw-upstream-model"] == "gpt-t8-ok"

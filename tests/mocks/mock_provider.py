@@ -81,6 +81,15 @@ class State:
             self.resets = 0
             self.total_requests = 0
             self.reused = 0
+            self.flaky = {}
+
+    def flaky_fails(self, model, k):
+        """-flaky<K>: the first K of every K+1 requests for this model
+        name fail, the next one succeeds."""
+        with self.lock:
+            n = self.flaky.get(model, 0)
+            self.flaky[model] = n + 1
+            return n % (k + 1) < k
 
     def new_conn_id(self):
         with self.lock:
@@ -155,6 +164,14 @@ class Behaviour:
     """Keywords (substrings of the model name, combinable):
     -slow -stall -error-<code> -reset -reset-mid -tools -chunks<N> -long
     -stream-error
+    -flaky<K>     the error applies to the first K of every K+1 requests
+                  for this model name (then one success), counted per name
+    -ra<N>ms      an error carries retry-after-ms: N (and retry-after in s)
+    -ra<N>s       an error carries retry-after: N (seconds) only
+    -radate<N>    an error carries retry-after: an HTTP date N s ahead
+    -delay<MS>    wait MS before the response header
+    -gap<MS>      wait MS before each stream chunk after the first
+    -stallat<N>   a stream stalls (stall_seconds) before its chunk N
     """
 
     def __init__(self, model):
@@ -170,6 +187,32 @@ class Behaviour:
         self.chunks = int(cm.group(1)) if cm else None
         self.long = "-long" in m
         self.stream_error = "-stream-error" in m
+        fm = re.search(r"-flaky(\d+)", m)
+        self.flaky = int(fm.group(1)) if fm else None
+        rm = re.search(r"-ra(\d+)(ms|s)(?![a-z])", m)
+        self.ra_ms = int(rm.group(1)) if rm and rm.group(2) == "ms" else None
+        self.ra_s = int(rm.group(1)) if rm and rm.group(2) == "s" else None
+        dm = re.search(r"-radate(\d+)", m)
+        self.ra_date = int(dm.group(1)) if dm else None
+        dm = re.search(r"-delay(\d+)", m)
+        self.delay = int(dm.group(1)) / 1000.0 if dm else None
+        gm = re.search(r"-gap(\d+)", m)
+        self.gap = int(gm.group(1)) / 1000.0 if gm else None
+        sm = re.search(r"-stallat(\d+)", m)
+        self.stall_at = int(sm.group(1)) if sm else None
+        self.stall = self.stall and self.stall_at is None
+
+    def retry_after_headers(self):
+        if self.ra_ms is not None:
+            return [("retry-after-ms", str(self.ra_ms)),
+                    ("retry-after", str((self.ra_ms + 999) // 1000))]
+        if self.ra_s is not None:
+            return [("retry-after", str(self.ra_s))]
+        if self.ra_date is not None:
+            from email.utils import formatdate
+            return [("retry-after",
+                     formatdate(time.time() + self.ra_date, usegmt=True))]
+        return None
 
 
 # --------------------------------------------------------------------------
@@ -685,6 +728,12 @@ class Handler(BaseHTTPRequestHandler):
                     if beh.stall and i == 1:
                         if self.wait_or_abort(CONFIG["stall_seconds"]):
                             raise Aborted()
+                    if beh.stall_at is not None and i == beh.stall_at:
+                        if self.wait_or_abort(CONFIG["stall_seconds"]):
+                            raise Aborted()
+                    if beh.gap:
+                        if self.wait_or_abort(beh.gap):
+                            raise Aborted()
                     if beh.slow:
                         if self.wait_or_abort(CONFIG["slow_seconds"]):
                             raise Aborted()
@@ -839,6 +888,11 @@ class Handler(BaseHTTPRequestHandler):
         if beh.reset:
             self.rst()
             return False
+        if beh.delay:
+            if self.wait_or_abort(beh.delay):
+                STATE.bump("aborted_requests", self.conn_id)
+                self.close_connection = True
+                return False
         if beh.slow:
             if self.wait_or_abort(CONFIG["slow_seconds"]):
                 STATE.bump("aborted_requests", self.conn_id)
@@ -900,13 +954,17 @@ class Handler(BaseHTTPRequestHandler):
             indent=4)
         return False
 
-    def openai_fail(self, code, model):
+    def openai_fail(self, code, model, beh=None):
         extra = []
         if code == 429:
             extra = [("retry-after", "1"), ("retry-after-ms", "1000"),
                      ("x-ratelimit-limit-requests", "3"),
                      ("x-ratelimit-remaining-requests", "0"),
                      ("x-ratelimit-reset-requests", "1s")]
+        ra = beh.retry_after_headers() if beh else None
+        if ra is not None:
+            extra = [h for h in extra if not h[0].startswith("retry-after")]
+            extra += ra
         hdrs = [h for h in self._openai_headers()
                 if not (code == 429 and h[0].startswith("x-ratelimit"))] + extra
         self.send_json(code, openai_error(code, model), hdrs, indent=4)
@@ -935,8 +993,9 @@ class Handler(BaseHTTPRequestHandler):
         beh = self.behaviour(model)
         if not self.pre_checks(beh):
             return None
-        if beh.error:
-            self.openai_fail(beh.error, model or "")
+        if beh.error and (beh.flaky is None
+                          or STATE.flaky_fails(model, beh.flaky)):
+            self.openai_fail(beh.error, model or "", beh)
             return None
         if model is None:
             self.openai_bad_request("you must provide a model parameter")
