@@ -157,6 +157,27 @@ def test_concurrent_requests_share_one_lookup(gw, redis):
     assert hgetalls(redis) == 1
 
 
+def test_cache_is_bounded(mock, redis):
+    # keys_cache=3: a flood of random keys pushes the oldest answers out
+    # (least recently used first), it never grows the table
+    g = gateway(mock, redis, "keys_cache=3")
+    try:
+        key = create(redis, "team-r", "--id", "lru")
+        redis.cli("CONFIG", "RESETSTAT")
+        assert chat(g, key).status == 200
+        assert chat(g, key).status == 200
+        assert hgetalls(redis) == 1
+        for _ in range(50):
+            assert chat(g, "aigw-" + secrets.token_urlsafe(30)).status == 401
+        assert hgetalls(redis) == 51
+        assert chat(g, key).status == 200       # evicted: asked again
+        assert hgetalls(redis) == 52
+        assert chat(g, key).status == 200
+        assert hgetalls(redis) == 52
+    finally:
+        g.stop()
+
+
 def test_revoked_key_refused_within_ttl(gw, redis):
     key = create(redis, "team-r", "--id", "leaked")
     assert chat(gw, key).status == 200
