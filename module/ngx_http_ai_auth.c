@@ -173,7 +173,8 @@ ngx_http_ai_auth_resume(ngx_http_request_t *r, ngx_int_t rc,
 /*
  * The answer of the file or the key store: NGX_OK with ctx->key set, or
  * the status of the error sent.  A refusal is logged at "info" with the
- * digest's prefix (from the key, or from the digest when no key matched).
+ * digest's prefix (from the key, or from the digest when no key matched):
+ * a flood of bad keys must not flood the log at a higher level.
  */
 
 static ngx_int_t
@@ -206,7 +207,8 @@ ngx_http_ai_auth_outcome(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     rc = (rc == NGX_BUSY) ? NGX_BUSY : NGX_OK;
 
     if (rc == NGX_BUSY) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        /* the outage itself is logged once, by the Redis client */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ai: key with sha256 %s refused: the key store is "
                       "unavailable", prefix);
 
