@@ -267,6 +267,12 @@ ngx_http_ai_keys_lookup(ngx_http_request_t *r, const u_char *digest,
         e = NULL;
     }
 
+    if (e && e->in_lru) {
+        /* used: the last to go */
+        ngx_queue_remove(&e->lru);
+        ngx_queue_insert_head(&keys->lru, &e->lru);
+    }
+
     if (e == NULL) {
         e = ngx_http_ai_keys_add(keys, digest, r->connection->log);
         if (e == NULL) {

@@ -14,7 +14,10 @@ import pytest
 
 from conftest import PROVIDER_KEY, ROOT, Gateway, Redis, make_workdir
 
-AIGW_KEYS = os.path.join(ROOT, "build", "aigw-keys")
+# the real tree's tool, also from tools/asan-test.sh's shadow root (whose
+# tools/build-module.sh is a link to the real one)
+AIGW_KEYS = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(
+    os.path.join(ROOT, "tools", "build-module.sh")))), "build", "aigw-keys")
 FILE_KEY = "aigw-file-key-0000000000000000000000001"
 PREFIX = "kt"
 TTL = 1.0            # keys_ttl of the gateway below, in seconds
@@ -158,22 +161,30 @@ def test_concurrent_requests_share_one_lookup(gw, redis):
 
 
 def test_cache_is_bounded(mock, redis):
-    # keys_cache=3: a flood of random keys pushes the oldest answers out
-    # (least recently used first), it never grows the table
+    # keys_cache=3: a flood of random keys pushes the least recently used
+    # answers out, it never grows the table
     g = gateway(mock, redis, "keys_cache=3")
+    rnd = lambda: "aigw-" + secrets.token_urlsafe(30)
     try:
         key = create(redis, "team-r", "--id", "lru")
         redis.cli("CONFIG", "RESETSTAT")
         assert chat(g, key).status == 200
         assert chat(g, key).status == 200
         assert hgetalls(redis) == 1
-        for _ in range(50):
-            assert chat(g, "aigw-" + secrets.token_urlsafe(30)).status == 401
-        assert hgetalls(redis) == 51
-        assert chat(g, key).status == 200       # evicted: asked again
-        assert hgetalls(redis) == 52
+        assert chat(g, rnd()).status == 401
+        assert chat(g, rnd()).status == 401          # full: key, r1, r2
+        assert chat(g, key).status == 200            # used again
+        assert chat(g, rnd()).status == 401          # r1 goes, not key
+        assert hgetalls(redis) == 4
         assert chat(g, key).status == 200
-        assert hgetalls(redis) == 52
+        assert hgetalls(redis) == 4
+        for _ in range(50):
+            assert chat(g, rnd()).status == 401
+        assert hgetalls(redis) == 54
+        assert chat(g, key).status == 200            # pushed out: asked
+        assert hgetalls(redis) == 55
+        assert chat(g, key).status == 200
+        assert hgetalls(redis) == 55
     finally:
         g.stop()
 
