@@ -460,6 +460,13 @@ ai_tenants_auth_digest(const ai_tenants_t *ts,
         *out = k;
     }
 
+    return ai_key_check(k, now);
+}
+
+
+ai_key_status_e
+ai_key_check(const ai_key_t *k, time_t now)
+{
     if (k->revoked) {
         return AI_KEY_REVOKED;
     }
@@ -489,6 +496,79 @@ ai_key_status_text(ai_key_status_e status)
 
 
 /* keys */
+
+
+ai_key_t *
+ai_key_new(const ai_tenant_t *tn, const char *id,
+    const unsigned char digest[AI_DIGEST_LEN], time_t created,
+    time_t expires, int revoked, const ai_limits_t *limits)
+{
+    size_t          i;
+    ai_key_t       *k;
+    const int64_t  *f;
+
+    if (tn == NULL || id == NULL || !ai_name_valid(id, strlen(id))) {
+        return NULL;
+    }
+
+    if (limits != NULL) {
+        f = (const int64_t *) limits;
+
+        for (i = 0; i < sizeof(ai_limits_t) / sizeof(int64_t); i++) {
+            if (f[i] < AI_LIMIT_NONE) {
+                return NULL;
+            }
+        }
+    }
+
+    k = calloc(1, sizeof(ai_key_t));
+    if (k == NULL) {
+        return NULL;
+    }
+
+    k->id = ai_tn_strdup(id);
+    if (k->id == NULL) {
+        free(k);
+        return NULL;
+    }
+
+    memcpy(k->digest, digest, AI_DIGEST_LEN);
+    k->tenant = (ai_tenant_t *) tn;
+    k->created = created;
+    k->expires = expires;
+    k->revoked = revoked ? 1 : 0;
+
+    if (limits != NULL) {
+        k->limits = *limits;
+
+    } else {
+        ai_limits_init(&k->limits);
+    }
+
+    return k;
+}
+
+
+void
+ai_key_free(ai_key_t *k)
+{
+    ai_tn_free_key(k);
+}
+
+
+int
+ai_tenant_key_id_used(const ai_tenant_t *tn, const char *id)
+{
+    size_t  i;
+
+    for (i = 0; i < tn->nkeys; i++) {
+        if (strcmp(tn->keys[i]->id, id) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 const char *

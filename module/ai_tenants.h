@@ -69,6 +69,21 @@ int ai_tenants_add_key(ai_tenants_t *t, const char *tenant, const char *id,
     const ai_limits_t *limits, int create_tenant, char *err, size_t errlen);
 
 
+/*
+ * A key that lives outside the set (the gateway's Redis key store): it
+ * points to tenant tn of a loaded set, which must outlive it, and is
+ * freed with ai_key_free().  NULL on a bad id, a negative limit or no
+ * memory.  A key id that is also an id of a key of the file is refused
+ * by the caller (ai_tenant_key_id_used), since both would share usage
+ * counters.
+ */
+ai_key_t *ai_key_new(const ai_tenant_t *tn, const char *id,
+    const unsigned char digest[AI_DIGEST_LEN], time_t created,
+    time_t expires, int revoked, const ai_limits_t *limits);
+void ai_key_free(ai_key_t *k);
+int ai_tenant_key_id_used(const ai_tenant_t *tn, const char *id);
+
+
 /* authentication */
 
 ai_key_status_e ai_tenants_auth(const ai_tenants_t *t,
@@ -77,6 +92,7 @@ ai_key_status_e ai_tenants_auth_digest(const ai_tenants_t *t,
     const unsigned char digest[AI_DIGEST_LEN], time_t now,
     const ai_key_t **out);
 const char *ai_key_status_text(ai_key_status_e status);
+ai_key_status_e ai_key_check(const ai_key_t *k, time_t now); /* revoked... */
 
 
 /* keys */

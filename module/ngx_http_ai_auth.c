@@ -2,9 +2,11 @@
 /*
  * aigw: tenants and virtual keys.  The key (Authorization: Bearer, or
  * x-api-key as the Anthropic SDK sends it) is hashed with SHA-256 and looked
- * up by digest (ai_tenants.c); the key itself is never stored, logged or
- * echoed.  Then the tenant's model allow-list, and its limits: every scope
- * that applies is reserved at once in shared memory (ngx_http_ai_limits.c).
+ * up by digest in the tenants file (ai_tenants.c), then, when it is not
+ * there and a key store is configured, in Redis (ngx_http_ai_keys.c); the
+ * key itself is never stored, logged or echoed.  Then the tenant's model
+ * allow-list, and its limits: every scope that applies is reserved at once
+ * in shared memory (ngx_http_ai_limits.c).
  */
 
 #include "ngx_http_ai_gateway.h"
@@ -12,6 +14,9 @@
 
 static ngx_int_t ngx_http_ai_key(ngx_http_request_t *r, ngx_str_t *key);
 static void ngx_http_ai_tenants_cleanup(void *data);
+static ngx_int_t ngx_http_ai_auth_outcome(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_int_t rc, ai_key_status_e st,
+    const ai_key_t *k, const u_char *digest);
 static void ngx_http_ai_quota(ai_quota_t *q, const ai_limits_t *l);
 static ngx_int_t ngx_http_ai_add_scope(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, const char *kind, const char *a, const char *b,
@@ -57,7 +62,8 @@ ngx_http_ai_tenants_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cln->handler = ngx_http_ai_tenants_cleanup;
     cln->data = amcf->tenants;
 
-    return NGX_CONF_OK;
+    /* keys=redis://... and its options: the Redis key store */
+    return ngx_http_ai_keys_conf(cf, amcf, 2);
 }
 
 
@@ -68,11 +74,16 @@ ngx_http_ai_tenants_cleanup(void *data)
 }
 
 
-/* 401 unless the request carries a valid key; called before the body */
+/*
+ * 401 unless the request carries a valid key; called before the body.
+ * NGX_DONE: the key store is being asked, and ngx_http_ai_auth_resume()
+ * goes on when it answers.
+ */
 
 ngx_int_t
 ngx_http_ai_authenticate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 {
+    u_char                    digest[AI_DIGEST_LEN];
     ngx_int_t                 rc;
     ngx_str_t                 key;
     ai_key_status_e           st;
@@ -103,28 +114,137 @@ ngx_http_ai_authenticate(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
                                       "YOUR_KEY).");
     }
 
-    st = ai_tenants_auth(amcf->tenants, key.data, key.len, ngx_time(), &k);
-
-    if (st != AI_KEY_OK) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_ai_send_error(r, NGX_HTTP_UNAUTHORIZED,
-                                      "invalid_request_error",
-                                      "invalid_api_key", NULL,
-                                      st == AI_KEY_REVOKED
-                                      ? "This API key has been revoked."
-                                      : st == AI_KEY_EXPIRED
-                                      ? "This API key has expired."
-                                      : "Incorrect API key provided.");
+    if (key.len > AI_KEY_MAX_LEN) {
+        return ngx_http_ai_auth_outcome(r, ctx, NGX_OK, AI_KEY_UNKNOWN, NULL,
+                                        NULL);
     }
 
-    ctx->key = k;
-    ctx->tenant = ai_key_tenant(k);
+    ai_sha256(key.data, key.len, digest);
 
-    return NGX_OK;
+    /* the file first: a constant-time comparison of the whole digest */
+    st = ai_tenants_auth_digest(amcf->tenants, digest, ngx_time(), &k);
+    rc = NGX_OK;
+
+    if (k == NULL && amcf->keys) {
+        /*
+         * Redis is asked by the digest, never by the key: which digests
+         * exist tells nothing about the keys behind them.
+         */
+        rc = ngx_http_ai_keys_lookup(r, digest, &st, &k);
+
+        if (rc == NGX_AGAIN) {
+            ngx_explicit_memzero(digest, sizeof(digest));
+            r->main->count++;
+            return NGX_DONE;
+        }
+    }
+
+    rc = ngx_http_ai_auth_outcome(r, ctx, rc, st, k, digest);
+    ngx_explicit_memzero(digest, sizeof(digest));
+
+    return rc;
+}
+
+
+/* the key store answered: the rest of the content handler */
+
+void
+ngx_http_ai_auth_resume(ngx_http_request_t *r, ngx_int_t rc,
+    ai_key_status_e st, const ai_key_t *k, const u_char *digest)
+{
+    ngx_connection_t   *c;
+    ngx_http_ai_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ai_gateway_module);
+
+    rc = ngx_http_ai_auth_outcome(r, ctx, rc, st, k, digest);
+
+    if (rc == NGX_OK && !ctx->responded) {
+        rc = ngx_http_ai_handle_authenticated(r, ctx);
+    }
+
+    /* NGX_DONE gives back the reference taken while waiting */
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * The answer of the file or the key store: NGX_OK with ctx->key set, or
+ * the status of the error sent.  A refusal is logged at "info" with the
+ * digest's prefix (from the key, or from the digest when no key matched):
+ * a flood of bad keys must not flood the log at a higher level.
+ */
+
+static ngx_int_t
+ngx_http_ai_auth_outcome(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_int_t rc, ai_key_status_e st, const ai_key_t *k, const u_char *digest)
+{
+    char       prefix[13];
+    ngx_int_t  drc;
+
+    if (rc == NGX_OK && st == AI_KEY_OK) {
+        ctx->key = k;
+        ctx->tenant = ai_key_tenant(k);
+        return NGX_OK;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (k) {
+        ai_key_digest_prefix(k, prefix);
+
+    } else if (digest) {
+        ai_hex(digest, 6, prefix);
+
+    } else {
+        ngx_cpystrn((u_char *) prefix, (u_char *) "-", sizeof(prefix));
+    }
+
+    rc = (rc == NGX_BUSY) ? NGX_BUSY : NGX_OK;
+
+    if (rc == NGX_BUSY) {
+        /* the outage itself is logged once, by the Redis client */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai: key with sha256 %s refused: the key store is "
+                      "unavailable", prefix);
+
+    } else if (k) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai: key \"%s\" of tenant \"%s\" (sha256 %s) "
+                      "refused: %s", ai_key_id(k),
+                      ai_tenant_name(ai_key_tenant(k)), prefix,
+                      ai_key_status_text(st));
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ai: key with sha256 %s refused: unknown", prefix);
+    }
+
+    drc = ngx_http_discard_request_body(r);
+    if (drc != NGX_OK) {
+        return drc;
+    }
+
+    if (rc == NGX_BUSY) {
+        return ngx_http_ai_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "server_error", "key_store_unavailable",
+                                      NULL,
+                                      "The API key store is unavailable; "
+                                      "please retry shortly.");
+    }
+
+    return ngx_http_ai_send_error(r, NGX_HTTP_UNAUTHORIZED,
+                                  "invalid_request_error",
+                                  "invalid_api_key", NULL,
+                                  st == AI_KEY_REVOKED
+                                  ? "This API key has been revoked."
+                                  : st == AI_KEY_EXPIRED
+                                  ? "This API key has expired."
+                                  : "Incorrect API key provided.");
 }
 
 

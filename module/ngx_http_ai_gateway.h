@@ -35,6 +35,7 @@
 typedef struct ngx_http_ai_keepalive_s  ngx_http_ai_keepalive_t;
 typedef struct ngx_http_ai_limits_zone_s  ngx_http_ai_limits_zone_t;
 typedef struct ngx_http_ai_cache_zone_s  ngx_http_ai_cache_zone_t;
+typedef struct ngx_http_ai_keys_s  ngx_http_ai_keys_t;
 
 
 typedef struct {
@@ -145,6 +146,7 @@ typedef struct {
     ngx_array_t                     keepalive_pools;
 
     ai_tenants_t                   *tenants;
+    ngx_http_ai_keys_t             *keys;         /* Redis key store */
     ngx_http_ai_limits_zone_t      *limits;
     ngx_int_t                       reserve_tokens;
     ngx_array_t                     prices;       /* ngx_http_ai_price_t */
@@ -293,6 +295,8 @@ ngx_int_t ngx_http_ai_handler(ngx_http_request_t *r);
 json_t *ngx_http_ai_request_json(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
 ngx_int_t ngx_http_ai_dispatch(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx);
+ngx_int_t ngx_http_ai_handle_authenticated(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx);
 
 /* ngx_http_ai_auth.c */
 char *ngx_http_ai_tenants_directive(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -303,6 +307,16 @@ ngx_int_t ngx_http_ai_tenant_admit(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_str_t *model);
 ngx_int_t ngx_http_ai_limit_error(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx);
+void ngx_http_ai_auth_resume(ngx_http_request_t *r, ngx_int_t rc,
+    ai_key_status_e st, const ai_key_t *k, const u_char *digest);
+
+/* ngx_http_ai_keys.c: the Redis key store */
+char *ngx_http_ai_keys_conf(ngx_conf_t *cf, ngx_http_ai_main_conf_t *amcf,
+    ngx_uint_t first);
+ngx_int_t ngx_http_ai_keys_lookup(ngx_http_request_t *r,
+    const u_char *digest, ai_key_status_e *st, const ai_key_t **k);
+ngx_int_t ngx_http_ai_keys_init_process(ngx_cycle_t *cycle);
+void ngx_http_ai_keys_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_ai_limits.c */
 char *ngx_http_ai_limits_directive(ngx_conf_t *cf, ngx_command_t *cmd,

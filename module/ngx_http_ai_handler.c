@@ -56,8 +56,24 @@ ngx_http_ai_handler(ngx_http_request_t *r)
 
     rc = ngx_http_ai_authenticate(r, ctx);
     if (rc != NGX_OK || ctx->responded) {
+        /* NGX_DONE: the key store is being asked; it goes on below */
         return rc;
     }
+
+    return ngx_http_ai_handle_authenticated(r, ctx);
+}
+
+
+/* the key is good (or not needed): the endpoint, then the body */
+
+ngx_int_t
+ngx_http_ai_handle_authenticated(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+    ngx_str_t  model_id;
+
+    (void) ngx_http_ai_endpoint(r, &model_id);
 
     if (ctx->endpoint == NGX_HTTP_AI_EP_USAGE) {
         rc = ngx_http_discard_request_body(r);

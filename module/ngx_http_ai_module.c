@@ -35,7 +35,7 @@ static ngx_command_t  ngx_http_ai_commands[] = {
       NULL },
 
     { ngx_string("ai_tenants"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_ai_tenants_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -250,6 +250,7 @@ static ngx_int_t
 ngx_http_ai_init_process(ngx_cycle_t *cycle)
 {
     if (ngx_http_ai_limits_init_process(cycle) != NGX_OK
+        || ngx_http_ai_keys_init_process(cycle) != NGX_OK
         || ngx_http_ai_cache_init_process(cycle) != NGX_OK)
     {
         return NGX_ERROR;
@@ -263,6 +264,7 @@ static void
 ngx_http_ai_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_ai_limits_exit_process(cycle);
+    ngx_http_ai_keys_exit_process(cycle);
     ngx_http_ai_cache_exit_process(cycle);
     ngx_http_ai_engine_exit_process(cycle);
 }

@@ -654,6 +654,66 @@ test_many_keys(void)
 }
 
 
+/* keys of the Redis key store: outside the set, pointing to its tenant */
+
+static void
+test_key_new(void)
+{
+    char                err[512];
+    const char         *json;
+    ai_key_t           *k;
+    ai_limits_t         l;
+    ai_tenants_t       *ts;
+    unsigned char       d[AI_DIGEST_LEN];
+    const ai_tenant_t  *tn;
+
+    json = "{\"tenants\":{\"a\":{\"keys\":[{\"id\":\"file\","
+           "\"sha256\":\"" HEX_A "\"}]}}}";
+
+    ts = ai_tenants_parse(json, strlen(json), err, sizeof(err));
+    CHECK(ts != NULL);
+    if (ts == NULL) {
+        return;
+    }
+
+    tn = ai_tenants_find(ts, "a", 1);
+    CHECK(tn != NULL);
+    CHECK(ai_tenant_key_id_used(tn, "file"));
+    CHECK(!ai_tenant_key_id_used(tn, "redis"));
+
+    memset(d, 0xbb, sizeof(d));
+    ai_limits_init(&l);
+    l.requests_per_minute = 5;
+
+    k = ai_key_new(tn, "redis", d, 100, 200, 0, &l);
+    CHECK(k != NULL);
+    if (k != NULL) {
+        CHECK(ai_key_tenant(k) == tn);
+        CHECK(strcmp(ai_key_id(k), "redis") == 0);
+        CHECK(ai_key_limits(k)->requests_per_minute == 5);
+        CHECK(memcmp(ai_key_digest(k), d, AI_DIGEST_LEN) == 0);
+        CHECK(ai_key_check(k, 199) == AI_KEY_OK);
+        CHECK(ai_key_check(k, 200) == AI_KEY_EXPIRED);
+        ai_key_free(k);
+    }
+
+    /* not in the set: the file's lookup does not find it */
+    CHECK(ai_tenants_auth_digest(ts, d, 0, NULL) == AI_KEY_UNKNOWN);
+
+    k = ai_key_new(tn, "r", d, 0, 0, 1, NULL);
+    CHECK(k != NULL && ai_key_check(k, 0) == AI_KEY_REVOKED);
+    CHECK(k != NULL && ai_key_limits(k)->concurrent == AI_LIMIT_NONE);
+    ai_key_free(k);
+
+    CHECK(ai_key_new(tn, "bad id", d, 0, 0, 0, NULL) == NULL);
+    CHECK(ai_key_new(tn, "", d, 0, 0, 0, NULL) == NULL);
+    l.concurrent = -2;
+    CHECK(ai_key_new(tn, "x", d, 0, 0, 0, &l) == NULL);
+
+    ai_tenants_free(ts);
+}
+
+
 int
 main(void)
 {
@@ -662,6 +722,7 @@ main(void)
     test_corrupt();
     test_add_key();
     test_helpers();
+    test_key_new();
     test_many_keys();
 
     if (failures) {
