@@ -660,6 +660,9 @@ def test_workers_aggregate_into_one_view(gw):
 def test_counters_survive_reload(gw):
     for _ in range(3):
         assert gw.chat(chat(), headers=auth("a")).status == 200
+    # a request is counted in its log phase, which can run after the
+    # client already has the answer: wait for it rather than race it
+    settle(gw)
     before = scrape(gw)
     old = worker_pids(gw)
     assert len(old) == 2
@@ -680,10 +683,27 @@ def test_counters_survive_reload(gw):
         assert after[name]["samples"] == before[name]["samples"], name
 
     assert gw.chat(chat(), headers=auth("a")).status == 200
-    f = scrape(gw)
+    f = settle(gw)
     assert value(f, "aigw_requests_total", tenant="team-a",
                  status_class="2xx") == 4
     assert value(f, "aigw_requests_in_flight") == 0
+
+
+def settle(gw, timeout=5.0):
+    """A scrape once nothing is in flight (the metrics request itself
+    aside) and two scrapes in a row agree."""
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        f = scrape(gw)
+        if (value(f, "aigw_requests_in_flight") == 0 and last is not None
+                and all(f[n]["samples"] == last[n]["samples"]
+                        for n in ("aigw_requests_total",))):
+            return f
+        if time.time() > deadline:
+            return f
+        last = f
+        time.sleep(0.05)
 
 
 def test_metrics_configuration_errors(mock):
