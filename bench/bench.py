@@ -82,7 +82,7 @@ ANTHROPIC_CPU_TARGET = 1.5     # issue 3: CPU/req <= 1.5 x bare nginx
 LIMITS_RPS_TARGET = 0.95       # issue 10: <= 5 % RPS loss vs no limits
 REDIS_RPS_TARGET = 0.60        # issue 10: Redis store >= 60 % of bare RPS
 CACHE_HIT_RPS_TARGET = 0.70    # issue 5: HIT >= 70 % of nginx return 200
-CACHE_CPU_TARGET = 1.05        # issue 5: cache zone costs <= 5 % CPU
+CACHE_CPU_TARGET = 1.05        # issue 5: a miss (and a bypass) costs <= 5 % CPU
 PLUGINS_RPS_TARGET = 0.70      # issue 8: plugins >= 70 % of bare RPS
 ROUTING_CPU_TARGET = 1.0       # issue 4: 8 targets <= +1 us CPU/req
 
@@ -1037,7 +1037,7 @@ and an Anthropic SSE stream (`message_start`, `content_block_start`, `ping`,
 | 10 | the same with `store=redis://127.0.0.1:PORT`, a real `redis-server` (no persistence) pinned with wrk and the mock on CPU 0 | bare nginx, non-stream | RPS ≥ 0.60× | as above, and Redis holds keys after it; redis-server's own CPU (`/proc/<pid>/stat`) and commands per request (`INFO stats`) are reported beside nginx's |
 | 5 | aigw + `ai_cache zone=...:64m`, the request at `"temperature":0`: every request after the first is a HIT | stock nginx `return 200` of the canned completion JSON | RPS ≥ 0.70× | first answer, then `x-aigw-cache: HIT` |
 | 5 | aigw + `ai_cache`, `"temperature":1` (not cacheable: BYPASS) | the same aigw without `ai_cache` | CPU/req ≤ 1.05× | `x-aigw-cache: BYPASS` / no such header |
-| 5 | aigw + `ai_cache`, `"temperature":0` and a unique token in every prompt (wrk `request()`): every request a MISS, stored, LRU-evicted when full | the same requests, aigw without `ai_cache` | information only | `x-aigw-cache: MISS` / none |
+| 5 | aigw + `ai_cache`, `"temperature":0` and a unique token in every prompt (wrk `request()`): every request a MISS, stored, LRU-evicted when full | the same requests, aigw without `ai_cache` | CPU/req ≤ 1.05× (the issue's miss figure) | `x-aigw-cache: MISS` / none |
 | 8 | aigw + `ai_plugin pii pii_redact.so apply=both`, `ai_plugin deny deny_patterns.so file=<10 rules> apply=both`, `ai_plugins deny pii;`, the ~1.2 KB request (which holds an e-mail address) | bare nginx, non-stream | RPS ≥ 0.70× | 200; a prompt matching a rule: 400 `content_policy_violation`; the e-mail reaches the provider as `[EMAIL]` (seen through a logging mock location) |
 | 4 | aigw, `ai_model m8 mock:gpt-a ... mock:gpt-h strategy=weighted` (8 targets on the same mock) | `ai_model m1 mock:gpt-a` in the same configuration | CPU/req ≤ +1 µs | 24 requests reach at least 3 different upstream models (`x-aigw-upstream-model`) |
 
@@ -1331,8 +1331,9 @@ def feature_plan(ctx):
                        "temperature-0 prompts: key + store + LRU): CPU/req "
                        "÷ no cache", "a": c5, "b": c4,
                        "value": lambda a, b: ratio(a, b, "cpu_us_req"),
-                       "cmp": le, "target": None,
-                       "target_text": "(information)", "text": cpu_text})
+                       "cmp": le, "target": CACHE_CPU_TARGET,
+                       "target_text": "≤ %.2f×" % CACHE_CPU_TARGET,
+                       "text": cpu_text})
 
     # ---- issue 8: plugins ----------------------------------------------
     if want("plugins"):
