@@ -541,6 +541,24 @@ typedef struct {
 static int ai_cache_raw_value(ai_cache_raw_t *r);
 
 
+/* the allow-list's name lengths, measured once */
+
+static size_t
+ai_cache_member_len(size_t i)
+{
+    size_t        n;
+    static size_t len[64];
+
+    if (len[0] == 0) {
+        for (n = 0; ai_cache_key_members[n] && n < 64; n++) {
+            len[n] = strlen(ai_cache_key_members[n]);
+        }
+    }
+
+    return i < 64 ? len[i] : strlen(ai_cache_key_members[i]);
+}
+
+
 /* out == NULL: the input is only read (checked), nothing written */
 
 static inline int
@@ -1029,8 +1047,9 @@ ai_cache_raw_object(ai_cache_raw_t *r, int top, ai_cache_raw_member_t *m,
             m[n].rank = -1;
 
             for (a = ai_cache_key_members; *a; a++) {
-                if ((*a)[0] == key[0] && strncmp(*a, (const char *) key, klen)
-                                         == 0 && (*a)[klen] == '\0')
+                if ((*a)[0] == key[0]
+                    && ai_cache_member_len(a - ai_cache_key_members) == klen
+                    && memcmp(*a, key, klen) == 0)
                 {
                     m[n].rank = (int) (a - ai_cache_key_members);
                     break;
@@ -1447,9 +1466,7 @@ ai_cache_key_raw(const char *body, size_t len, int endpoint,
     ai_cache_raw_ws(&r);
 
     if (r.p != r.end
-        || ai_cache_put_str(&k, ",\"v\":") != 0
-        || ai_cache_put_real(&k, AI_CACHE_KEY_VERSION) != 0
-        || ai_cache_put_str(&k, "}") != 0)
+        || ai_cache_put_str(&k, ",\"v\":" AI_CACHE_KEY_VERSION_STR "}") != 0)
     {
         return -1;
     }

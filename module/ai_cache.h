@@ -23,6 +23,7 @@
 
 #define AI_CACHE_KEY_LEN      32          /* SHA-256 */
 #define AI_CACHE_KEY_VERSION  1           /* bumped when the form changes */
+#define AI_CACHE_KEY_VERSION_STR  "1"   /* the same, as written in the key */
 #define AI_CACHE_CHUNK_BYTES  64          /* replayed content per chunk */
 #define AI_CACHE_ASM_MAX      (16 * 1024 * 1024)
 #define AI_CACHE_MAX_CHOICES  128
