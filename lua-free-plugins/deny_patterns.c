@@ -48,6 +48,10 @@ typedef struct {
     size_t        nrules;
     int           apply;
     size_t        max_hold;
+    deny_rule_t   any;             /* (?:rule 1)|(?:rule 2)|...: one pass
+                                      says whether a text matches at all;
+                                      code NULL when the rules cannot be
+                                      joined */
 } deny_conf_t;
 
 
@@ -78,7 +82,56 @@ deny_conf_free(void *conf)
     }
 
     free(cf->rules);
+    pcre2_code_free(cf->any.code);
     free(cf);
+}
+
+
+/*
+ * Whether a pattern means the same inside (?:...)|(?:...): nothing that
+ * counts groups (backreferences, subroutine calls), no verbs, no \Q
+ * without its end, no extended-mode comment that would run past it.
+ */
+static int
+deny_joinable(const char *pat)
+{
+    const char  *p;
+
+    if (strstr(pat, "(*") || strstr(pat, "\\Q") || strstr(pat, "\\g")
+        || strstr(pat, "\\k") || strstr(pat, "(?P") || strstr(pat, "(?&")
+        || strstr(pat, "(?R") || strchr(pat, '\n'))
+    {
+        return 0;
+    }
+
+    for (p = pat; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '1' && p[1] <= '9') {
+            return 0;
+        }
+
+        if (p[0] == '(' && p[1] == '?') {
+            if ((p[2] >= '0' && p[2] <= '9') || p[2] == '+' || p[2] == '-') {
+                return 0;
+            }
+
+            /* flags: (?x), (?i-x:...) */
+            for (p += 2; *p && *p != ')' && *p != ':'; p++) {
+                if (*p == 'x') {
+                    return 0;
+                }
+            }
+
+            if (*p == '\0') {
+                break;
+            }
+        }
+
+        if (p[0] == '\\' && p[1] != '\0') {
+            p++;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -90,6 +143,8 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
     char         *line, *p, *pat, *name, nbuf[32];
     size_t        cap, len, lineno, n;
     PCRE2_SIZE    off;
+    int           joinable;
+    pu_buf_t      all;
     deny_rule_t  *r;
     PCRE2_UCHAR   msg[160];
 
@@ -104,6 +159,8 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
     cap = 0;
     lineno = 0;
     rc = -1;
+    joinable = 1;
+    memset(&all, 0, sizeof(pu_buf_t));
 
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
@@ -168,6 +225,15 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
         r->jit = pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE
                                             | PCRE2_JIT_PARTIAL_HARD) == 0;
 
+        if (joinable && deny_joinable(pat)) {
+            joinable = (all.len == 0 || pu_buf_append(&all, "|", 1) == 0)
+                       && pu_buf_append(&all, "(?:", 3) == 0
+                       && pu_buf_append(&all, pat, strlen(pat)) == 0
+                       && pu_buf_append(&all, ")", 1) == 0;
+        } else {
+            joinable = 0;
+        }
+
         r->name = strdup(name);
         cf->nrules++;
 
@@ -184,8 +250,20 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
 
     rc = 0;
 
+    if (joinable && cf->nrules > 1) {
+        /* a failure here only costs speed: the rules one by one */
+        cf->any.code = pcre2_compile((PCRE2_SPTR) all.data, all.len,
+                                     PCRE2_UTF | PCRE2_MATCH_INVALID_UTF,
+                                     &ec, &off, NULL);
+        if (cf->any.code != NULL) {
+            cf->any.jit = pcre2_jit_compile(cf->any.code, PCRE2_JIT_COMPLETE)
+                          == 0;
+        }
+    }
+
 done:
 
+    pu_buf_free(&all);
     free(line);
     fclose(f);
     return rc;
@@ -316,6 +394,30 @@ deny_match(const deny_rule_t *r, const char *s, size_t len, size_t start,
 }
 
 
+/* the first rule, in file order, that matches text (after start) */
+static const deny_rule_t *
+deny_first(const deny_conf_t *cf, deny_state_t *s, const char *text,
+    size_t len, size_t start)
+{
+    size_t  i;
+
+    if (cf->any.code != NULL
+        && deny_match(&cf->any, text, len, start, 0, s->md)
+           == PCRE2_ERROR_NOMATCH)
+    {
+        return NULL;
+    }
+
+    for (i = 0; i < cf->nrules; i++) {
+        if (deny_match(&cf->rules[i], text, len, start, 0, s->md) >= 0) {
+            return &cf->rules[i];
+        }
+    }
+
+    return NULL;
+}
+
+
 static void
 deny_reject(aigw_verdict_t *v, const deny_rule_t *r, const char *what,
     const char *param)
@@ -327,53 +429,26 @@ deny_reject(aigw_verdict_t *v, const deny_rule_t *r, const char *what,
 }
 
 
-typedef struct {
-    const deny_conf_t  *cf;
-    deny_state_t       *s;
-    const deny_rule_t  *hit;
-    const char         *param;
-} deny_req_ctx_t;
-
-
-static int
-deny_request_text(void *ctx, json_t *str, const char *param)
-{
-    size_t           i;
-    deny_req_ctx_t  *c = ctx;
-
-    for (i = 0; i < c->cf->nrules; i++) {
-        if (deny_match(&c->cf->rules[i], json_string_value(str),
-                       json_string_length(str), 0, 0, c->s->md) >= 0)
-        {
-            c->hit = &c->cf->rules[i];
-            c->param = param;
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 static void
 deny_on_request(void *conf, void *state, aigw_request_t *req,
     aigw_verdict_t *v)
 {
-    deny_req_ctx_t      c;
-    const deny_conf_t  *cf = conf;
+    size_t               i;
+    deny_state_t        *s = state;
+    const deny_rule_t   *r;
+    const deny_conf_t   *cf = conf;
 
     if (!(cf->apply & PU_APPLY_REQUEST)) {
         return;
     }
 
-    memset(&c, 0, sizeof(deny_req_ctx_t));
-    c.cf = cf;
-    c.s = state;
+    for (i = 0; i < req->ntexts; i++) {
+        r = deny_first(cf, s, req->texts[i].text, req->texts[i].len, 0);
 
-    pu_walk_request_text(req->body, deny_request_text, &c);
-
-    if (c.hit != NULL) {
-        deny_reject(v, c.hit, "request", c.param);
+        if (r != NULL) {
+            deny_reject(v, r, "request", req->texts[i].param);
+            return;
+        }
     }
 }
 
@@ -412,6 +487,7 @@ deny_text(const deny_conf_t *cf, deny_state_t *s, aigw_delta_t *d,
     const char     *w;
     PCRE2_SIZE     *ov;
     deny_stream_t  *st;
+    const deny_rule_t  *r;
 
     if (!(cf->apply & PU_APPLY_RESPONSE)) {
         return;
@@ -439,7 +515,17 @@ deny_text(const deny_conf_t *cf, deny_state_t *s, aigw_delta_t *d,
 
     ov = pcre2_get_ovector_pointer(s->md);
 
-    for (i = 0; i < cf->nrules; i++) {
+    if (final) {
+        r = deny_first(cf, s, w, len, st->ctx);
+
+        if (r != NULL) {
+            st->buf.len = 0;
+            deny_reject(v, r, "response", NULL);
+            return;
+        }
+    }
+
+    for (i = 0; i < cf->nrules && !final; i++) {
         rc = deny_match(&cf->rules[i], w, len, st->ctx,
                         final ? 0 : PCRE2_PARTIAL_HARD, s->md);
 
@@ -514,7 +600,8 @@ static const aigw_plugin_t  deny_patterns_plugin = {
     deny_on_request,
     deny_on_delta,
     deny_on_delta_flush,
-    NULL
+    NULL,
+    AIGW_PLUGIN_TEXT_ONLY
 };
 
 AIGW_PLUGIN_EXPORT(deny_patterns_plugin)
