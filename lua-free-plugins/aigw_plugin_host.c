@@ -32,6 +32,7 @@ typedef struct {
     size_t               end;
     json_t              *str;         /* tree */
     char                *own;         /* decoded or replaced text */
+    size_t               out_len;     /* spliced, escaped */
     unsigned             changed:1;
 } aigw_text_slot_t;
 
@@ -858,8 +859,10 @@ aigw_splice(aigw_run_t *run)
     len = run->raw_len;
     for (i = 0; i < run->ntexts; i++) {
         if (run->slots[i].changed) {
-            len += aigw_json_escape(NULL, run->texts[i].text,
-                                    run->texts[i].len);
+            run->slots[i].out_len = aigw_json_escape(NULL,
+                                                     run->texts[i].text,
+                                                     run->texts[i].len);
+            len += run->slots[i].out_len;
             len -= run->slots[i].end - run->slots[i].start;
         }
     }
@@ -1513,6 +1516,24 @@ tree:
     run->req->body = run->tree;
 
     return aigw_run_chain(run, v);
+}
+
+
+size_t
+aigw_run_request_offset(const aigw_run_t *run, size_t off)
+{
+    size_t  i, out;
+
+    out = off;
+
+    for (i = 0; i < run->ntexts && run->slots[i].end <= off; i++) {
+        if (run->slots[i].changed) {
+            out = out + run->slots[i].out_len
+                  - (run->slots[i].end - run->slots[i].start);
+        }
+    }
+
+    return out;
 }
 
 

@@ -101,6 +101,10 @@ aigw_action_t aigw_run_request_bytes(aigw_run_t *run, const char *body,
 int aigw_run_request_output(const aigw_run_t *run, const char **body,
     size_t *len);
 
+/* Where byte off of the client's body (outside the changed texts) is in
+ * that output. */
+size_t aigw_run_request_offset(const aigw_run_t *run, size_t off);
+
 /*
  * Passes one delta of choice `choice` through the chain: plugin 1's output
  * is plugin 2's input, and so on; a plugin that holds text back simply

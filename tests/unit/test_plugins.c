@@ -1168,7 +1168,7 @@ test_request_bytes(void)
     aigw_chain_t      chain;
     aigw_verdict_t    v;
     aigw_instance_t  *inst[2];
-    const char       *args[2], *out;
+    const char       *args[2], *out, *a;
     static const char *bodies[] = {
         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
         "\"mail a@example.com\\nnow \\\"quoted\\\" \\u00e9\\ud83d\\ude00 "
@@ -1237,6 +1237,17 @@ test_request_bytes(void)
               "%.*s", (int) len, out);
     aigw_run_end(run);
 
+    /* what follows a changed text moved with it */
+    run = aigw_run_start(&chain, &t.req, &v);
+    a = "{\"messages\":[{\"content\":\"x a@example.com\"}],\"model\":"
+        "\"m\"}";
+    CHECK(aigw_run_request_bytes(run, a, strlen(a), &v) == AIGW_MODIFIED);
+    CHECK(aigw_run_request_output(run, &out, &len) == 0);
+    CHECK(aigw_run_request_offset(run, 5) == 5);
+    CHECK(memcmp(out + aigw_run_request_offset(run, strlen(a) - 4), "\"m\"}",
+                 4) == 0);
+    aigw_run_end(run);
+
     /* nothing found: no output, the client's bytes go on */
     run = aigw_run_start(&chain, &t.req, &v);
     CHECK(aigw_run_request_bytes(run, bodies[4], strlen(bodies[4]), &v)
@@ -1250,6 +1261,34 @@ test_request_bytes(void)
           == AIGW_REJECT);
     CHECK(v.status == 400);
     aigw_run_end(run);
+
+    /* ASCII text takes the rules' non-UTF twins; the rest stays UTF */
+    aigw_instance_free(inst[1]);
+    snprintf(arg, sizeof(arg), "file=%s", write_file("deny3.txt",
+        "dot: \\bcaf.!\n"
+        "kelvin: (?i)\\x{212A}elvin\n"
+        "sharp: stra\xc3\x9f" "e\n"));
+    args[0] = arg;
+    inst[1] = load_ok("deny_patterns", args, 1);
+
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"a cafe!\"}]}", NULL, &v) == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"a caf\xc3\xa9!\"}]}", NULL, &v) == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"40 KELVIN\"}]}", NULL, &v) == AIGW_REJECT);
+    CHECK(strstr(v.message, "kelvin") != NULL);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"die stra\xc3\x9f" "e\"}]}", NULL, &v)
+          == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"die Strasse, ca\xc3\xa9\"}]}", NULL, &v)
+          == AIGW_PASS);
+    json_decref(t.req.body);
 
     (void) err;
     aigw_instance_free(inst[0]);
