@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,25 +276,67 @@ aigw_json_unescape(const char *s, size_t len, char *dst, size_t *dlen)
 }
 
 
+#define AIGW_ONES   0x0101010101010101ULL
+#define AIGW_HIGHS  0x8080808080808080ULL
+#define AIGW_ZERO_BYTE(x)  (((x) - AIGW_ONES) & ~(x) & AIGW_HIGHS)
+
+
+/* how many bytes from s on need no JSON escape, eight at a time */
+static size_t
+aigw_json_plain(const char *s, size_t len)
+{
+    size_t         i;
+    uint64_t       w;
+    unsigned char  c;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, 8);
+
+        /* a control byte (< 0x20), a quote or a backslash */
+        if ((((w - 0x2020202020202020ULL) & ~w)
+             | AIGW_ZERO_BYTE(w ^ 0x2222222222222222ULL)
+             | AIGW_ZERO_BYTE(w ^ 0x5c5c5c5c5c5c5c5cULL)) & AIGW_HIGHS)
+        {
+            break;
+        }
+    }
+
+    for ( ; i < len; i++) {
+        c = (unsigned char) s[i];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            break;
+        }
+    }
+
+    return i;
+}
+
+
 size_t
 aigw_json_escape(char *dst, const char *s, size_t len)
 {
-    size_t         i, n;
+    size_t         i, n, run;
     unsigned char  c;
     static const char  hex[] = "0123456789abcdef";
 
     n = 0;
 
     for (i = 0; i < len; i++) {
-        c = (unsigned char) s[i];
+        run = aigw_json_plain(s + i, len - i);
 
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (run) {
             if (dst) {
-                dst[n] = (char) c;
+                memcpy(dst + n, s + i, run);
             }
-            n++;
-            continue;
+            n += run;
+            i += run;
+
+            if (i == len) {
+                break;
+            }
         }
+
+        c = (unsigned char) s[i];
 
         if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t'
             || c == '\b' || c == '\f')
@@ -773,7 +816,15 @@ aigw_utf8_valid(const char *s, size_t len)
         c = (unsigned char) s[i];
 
         if (c < 0x80) {
-            n = 1;
+            uint64_t  w;
+
+            /* ASCII eight at a time */
+            for (n = 1; i + n + 8 <= len; n += 8) {
+                memcpy(&w, s + i + n, 8);
+                if (w & AIGW_HIGHS) {
+                    break;
+                }
+            }
             continue;
         }
 
