@@ -43,6 +43,10 @@ typedef struct {
     int          jit;
     pcre2_code  *ascii;         /* the same without UTF, for ASCII text */
     int          ascii_jit;
+    char        *lit;           /* in every match (ASCII text, caseless if
+                                   ci), lowercase when ci; NULL: none */
+    size_t       lit_len;
+    int          ci;
 } deny_rule_t;
 
 
@@ -79,6 +83,7 @@ deny_conf_free(void *conf)
         free(cf->rules[i].name);
         pcre2_code_free(cf->rules[i].code);
         pcre2_code_free(cf->rules[i].ascii);
+        free(cf->rules[i].lit);
     }
 
     free(cf->rules);
@@ -99,6 +104,248 @@ deny_ascii(const char *s)
 }
 
 
+/*
+ * A literal that every match of pat contains, to skip the rule on ASCII
+ * text that lacks it (the JIT's own start optimisations do not reach past
+ * "\b[a-z]+" or a caseless first letter).  Conservative: only the
+ * top-level sequence is read, any top-level '|', verb, \Q or extended mode
+ * gives up, groups, classes and escapes other than escaped punctuation
+ * end a run, and an optional character is dropped.  Sets *ci when a
+ * (?i) appears anywhere (the search is then caseless: a superset).
+ * Returns the longest run of at least 3 bytes, starting at a letter or
+ * digit, or 0.
+ */
+static size_t
+deny_literal(const char *pat, char *lit, size_t size, int *ci)
+{
+    int          depth, cls;
+    char         run[256];
+    size_t       n, best;
+    const char  *p, *q;
+
+    *ci = 0;
+
+    if (strstr(pat, "(*") || strstr(pat, "\\Q")) {
+        return 0;
+    }
+
+    /* flags: any i makes the search caseless, any x gives up */
+    for (p = strstr(pat, "(?"); p; p = strstr(p + 2, "(?")) {
+        for (q = p + 2; *q && (*q == '-' || (*q >= 'a' && *q <= 'z')
+                               || (*q >= 'A' && *q <= 'Z')); q++)
+        {
+            if (*q == 'x') {
+                return 0;
+            }
+            if (*q == 'i') {
+                *ci = 1;
+            }
+        }
+    }
+
+    n = 0;
+    best = 0;
+    depth = 0;
+    cls = 0;
+
+#define DENY_RUN_END()                                                      \
+    do {                                                                    \
+        size_t  k_ = 0;                                                     \
+        while (k_ < n && !((run[k_] >= 'a' && run[k_] <= 'z')               \
+                           || (run[k_] >= 'A' && run[k_] <= 'Z')            \
+                           || (run[k_] >= '0' && run[k_] <= '9')))          \
+        {                                                                   \
+            k_++;                                                           \
+        }                                                                   \
+        if (n - k_ >= 3 && n - k_ > best && n - k_ < size) {                \
+            best = n - k_;                                                  \
+            memcpy(lit, run + k_, best);                                    \
+        }                                                                   \
+        n = 0;                                                              \
+    } while (0)
+
+    for (p = pat; *p; p++) {
+        if (*p == '\\' && p[1] != '\0') {
+            /* escapes with arguments: not worth reading */
+            if (strchr("xocNpPgk0123456789", p[1])) {
+                return 0;
+            }
+
+            if (depth == 0 && !cls && !((p[1] >= 'a' && p[1] <= 'z')
+                                        || (p[1] >= 'A' && p[1] <= 'Z')
+                                        || (p[1] >= '0' && p[1] <= '9'))
+                && (unsigned char) p[1] < 0x80 && p[1] != '\n')
+            {
+                if (n < sizeof(run)) {
+                    run[n++] = p[1];
+                }
+
+            } else if (depth == 0 && !cls) {
+                DENY_RUN_END();
+            }
+
+            p++;
+            goto quantifier;
+        }
+
+        if (cls) {
+            if (*p == ']') {
+                cls = 0;
+            } else if (*p == '[' && p[1] == ':') {
+                q = strstr(p, ":]");
+                if (q == NULL) {
+                    return 0;
+                }
+                p = q + 1;
+            }
+            continue;
+        }
+
+        switch (*p) {
+        case '[':
+            if (depth == 0) {
+                DENY_RUN_END();
+            }
+            /* a ']' right after "[" or "[^" is a member */
+            cls = 1;
+            if (p[1] == '^') {
+                p++;
+            }
+            if (p[1] == ']') {
+                p++;
+            }
+            continue;
+
+        case '(':
+            if (depth++ == 0) {
+                DENY_RUN_END();
+            }
+            continue;
+
+        case ')':
+            if (depth-- == 0) {
+                return 0;
+            }
+            continue;
+
+        case '|':
+            if (depth == 0) {
+                return 0;
+            }
+            continue;
+
+        default:
+            break;
+        }
+
+        if (depth > 0) {
+            continue;
+        }
+
+        if (*p == '{') {
+            /* {n}, {n,}, {n,m} after an item the run does not hold (or
+             * already ended): skipped; anything else is a literal '{' */
+            for (q = p + 1; (*q >= '0' && *q <= '9') || *q == ','; q++) {
+                /* void */
+            }
+
+            if (*q != '}' || q == p + 1) {
+                return 0;
+            }
+
+            DENY_RUN_END();
+            p = q;
+            continue;
+        }
+
+        if (strchr(".^$*+?}", *p) || (unsigned char) *p >= 0x80
+            || *p == '\n' || *p == '\r')
+        {
+            DENY_RUN_END();
+            continue;
+        }
+
+        if (n < sizeof(run)) {
+            run[n++] = *p;
+        }
+
+    quantifier:
+
+        if (depth > 0 || cls) {
+            continue;
+        }
+
+        /* the last byte of the run is quantified */
+        if (p[1] == '?' || p[1] == '*' || (p[1] == '{' && (p[2] == '0'
+                                                           || p[2] == ',')))
+        {
+            if (n > 0) {
+                n--;
+            }
+            DENY_RUN_END();
+
+        } else if (p[1] == '+' || p[1] == '{') {
+            DENY_RUN_END();
+        }
+    }
+
+    if (depth != 0 || cls) {
+        return 0;
+    }
+
+    DENY_RUN_END();
+
+#undef DENY_RUN_END
+
+    return best;
+}
+
+
+/* whether lit (lowercase when ci) is in s; ASCII */
+static int
+deny_has_literal(const char *s, size_t len, const char *lit, size_t n,
+    int ci)
+{
+    size_t       k;
+    const char  *lo, *up, *p, *end;
+
+    if (!ci) {
+        return memmem(s, len, lit, n) != NULL;
+    }
+
+    end = s + len;
+    lo = up = s;
+
+    for ( ; ; ) {
+        /* the next position of the first letter, either case */
+        if (lo != NULL && lo <= s) {
+            lo = s < end ? memchr(s, lit[0], (size_t) (end - s)) : NULL;
+        }
+        if (up != NULL && up <= s) {
+            up = s < end ? memchr(s, lit[0] & ~0x20, (size_t) (end - s))
+                         : NULL;
+        }
+
+        p = lo == NULL ? up : up == NULL ? lo : lo < up ? lo : up;
+        if (p == NULL || (size_t) (end - p) < n) {
+            return 0;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((p[k] >= 'A' && p[k] <= 'Z' ? p[k] | 0x20 : p[k]) != lit[k]) {
+                break;
+            }
+        }
+
+        if (k == n) {
+            return 1;
+        }
+
+        s = p + 1;
+    }
+}
+
+
 static int
 deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
 {
@@ -107,6 +354,8 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
     char         *line, *p, *pat, *name, nbuf[32];
     size_t        cap, len, lineno, n;
     PCRE2_SIZE    off;
+    char          lbuf[256];
+    size_t        k;
     deny_rule_t  *r;
     PCRE2_UCHAR   msg[160];
 
@@ -200,6 +449,16 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
                                                  PCRE2_JIT_COMPLETE
                                                  | PCRE2_JIT_PARTIAL_HARD)
                                == 0;
+
+                n = deny_literal(pat, lbuf, sizeof(lbuf), &r->ci);
+                if (n > 0 && (r->lit = malloc(n)) != NULL) {
+                    for (k = 0; k < n; k++) {
+                        r->lit[k] = r->ci && lbuf[k] >= 'A'
+                                    && lbuf[k] <= 'Z' ? lbuf[k] | 0x20
+                                                      : lbuf[k];
+                    }
+                    r->lit_len = n;
+                }
             }
         }
 
@@ -400,6 +659,13 @@ deny_first(const deny_conf_t *cf, deny_state_t *s, const char *text,
     ascii = deny_text_ascii(text, len);
 
     for (i = 0; i < cf->nrules; i++) {
+        if (ascii && cf->rules[i].lit != NULL
+            && !deny_has_literal(text + start, len - start, cf->rules[i].lit,
+                                 cf->rules[i].lit_len, cf->rules[i].ci))
+        {
+            continue;
+        }
+
         if (deny_match(&cf->rules[i], text, len, start, 0, s->md, ascii)
             >= 0)
         {

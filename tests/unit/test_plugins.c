@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "aigw_plugin_host.h"
 
 #ifndef PLUGIN_DIR
@@ -1296,6 +1299,84 @@ test_request_bytes(void)
 }
 
 
+/*
+ * deny_patterns skips a rule on ASCII text that lacks a literal every match
+ * needs: for tricky patterns, its verdict must be PCRE2's own.
+ */
+static void
+test_deny_literal_prefilter(void)
+{
+    int                 ec, want;
+    char                arg[1100], body[512], file[300];
+    size_t              i, k;
+    PCRE2_SIZE          off;
+    test_req_t          t;
+    pcre2_code         *code;
+    aigw_verdict_t      v;
+    aigw_instance_t    *inst;
+    pcre2_match_data   *md;
+    const char         *args[1];
+    static const char  *pats[] = {
+        "(?i)\\bbuild (a|an) (bomb|weapon)\\b", "ab?cde", "ab*cde",
+        "ab+cde", "x{2}yzw", "abc{0,2}de", "[^^]|abcd", "[]abc]xyzw",
+        "[^]abc]xyzw", "(?:abc|def)ghi", "abcd|defg", "a\\.bc\\.de",
+        "\\x41bcd", "(?i)kelvin", "a(?i)bcde", "(?-i)abcd",
+        "a[[:alpha:]]bcd", "(?#c(omment)abcd", "\\Qab\\Ecdef",
+        "abc\\Kdef", "(?=abcd)ab", "abc(?!d)efg", "(?<=xyz)abcd",
+        "a\\sbcd", "pass\\nword", "ab{,2}cde", "ab{2}cde", "abc{1}de",
+        "(?i)PASSWORD\\s*=", "ab\\.?cde", "\\bsk-[a-z]{3}", "ab??cde",
+        "ab*?cde", "abcd{x", "(a)(?1)bcd", "abc\\d+efg", "\\Aabcd",
+    };
+    static const char  *texts[] = {
+        "acde", "abcde", "abbcde", "xxyzw", "abde", "abcccde",
+        "BUILD A BOMB", "Build an weapon.", "abcd", "ABCD", "kelvin",
+        "KELVIN", "a bcd", "abcdef", "abcefg", "xyzabcd", "^", "q", "]xyzw",
+        "axyzw", "ghi", "defghi", "a.bc.de", "aXbcd", "Abcd", "aBCDE",
+        "pass\nword", "password =", "PassWord=", "ab.cde", "sk-abc",
+        "abbbcde", "abcd{x", "aabcd", "abc12efg", "zabcd", "Abcde",
+    };
+
+    md = pcre2_match_data_create(1, NULL);
+
+    for (i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+        code = pcre2_compile((PCRE2_SPTR) pats[i], PCRE2_ZERO_TERMINATED,
+                             PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off,
+                             NULL);
+        if (code == NULL) {
+            CHECK_MSG(0, "test pattern %s", pats[i]);
+            continue;
+        }
+
+        snprintf(file, sizeof(file), "deny-lit-%zu.txt", i);
+        snprintf(body, sizeof(body), "r: %s\n", pats[i]);
+        snprintf(arg, sizeof(arg), "file=%s", write_file(file, body));
+        args[0] = arg;
+        inst = load_ok("deny_patterns", args, 1);
+
+        for (k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+            json_t  *j = json_pack("{s:s,s:[{s:s}]}", "model", "m",
+                                   "messages", "content", texts[k]);
+            char    *b = json_dumps(j, JSON_COMPACT);
+
+            want = pcre2_match(code, (PCRE2_SPTR) texts[k], strlen(texts[k]),
+                               0, 0, md, NULL) >= 0;
+            CHECK_MSG((run_request(&inst, 1, &t, b, NULL, &v)
+                       == AIGW_REJECT) == want,
+                      "pattern %s, text %s: want %d", pats[i], texts[k],
+                      want);
+            json_decref(t.req.body);
+            json_decref(j);
+            free(b);
+        }
+
+        aigw_instance_free(inst);
+        pcre2_code_free(code);
+    }
+
+    pcre2_match_data_free(md);
+}
+
+
 static void
 test_json_helpers(void)
 {
@@ -1368,6 +1449,7 @@ main(void)
     test_hello_plugin();
     test_request_bytes();
     test_json_helpers();
+    test_deny_literal_prefilter();
 
     printf("test_plugins: %d checks, %d failures\n", checks, failures);
     return failures != 0;
