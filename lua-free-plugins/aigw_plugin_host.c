@@ -38,6 +38,9 @@ typedef struct {
 } aigw_text_slot_t;
 
 
+#define AIGW_RUN_TEXTS  8           /* held in the run, no allocation */
+
+
 struct aigw_run_s {
     const aigw_chain_t  *chain;
     aigw_request_t      *req;
@@ -50,6 +53,9 @@ struct aigw_run_s {
     size_t               ntexts;
     size_t               textcap;
     int                  text_changed;
+
+    aigw_text_t          texts_in[AIGW_RUN_TEXTS];
+    aigw_text_slot_t     slots_in[AIGW_RUN_TEXTS];
 
     const char          *raw;         /* aigw_run_request_bytes() */
     size_t               raw_len;
@@ -431,29 +437,49 @@ aigw_json_next(const char *p, const char *end, char close, int *more)
 
 /* ---- request texts from bytes ---------------------------------------- */
 
+/* past the few texts the run holds itself */
+static int
+aigw_texts_grow(aigw_run_t *run)
+{
+    size_t             cap;
+    aigw_text_t       *t;
+    aigw_text_slot_t  *s;
+
+    cap = run->textcap * 2;
+
+    t = malloc(cap * sizeof(aigw_text_t));
+    s = malloc(cap * sizeof(aigw_text_slot_t));
+    if (t == NULL || s == NULL) {
+        free(t);
+        free(s);
+        return -1;
+    }
+
+    memcpy(t, run->texts, run->ntexts * sizeof(aigw_text_t));
+    memcpy(s, run->slots, run->ntexts * sizeof(aigw_text_slot_t));
+
+    if (run->texts != run->texts_in) {
+        free(run->texts);
+        free(run->slots);
+    }
+
+    run->texts = t;
+    run->slots = s;
+    run->textcap = cap;
+
+    return 0;
+}
+
+
 static int
 aigw_text_add(aigw_run_t *run, const char *p, const char *q, int esc,
     const char *param)
 {
-    size_t             n, cap, len;
+    size_t             n, len;
     char              *own;
-    aigw_text_t       *t;
-    aigw_text_slot_t  *s;
 
-    if (run->ntexts == run->textcap) {
-        cap = run->textcap ? run->textcap * 2 : 8;
-        t = realloc(run->texts, cap * sizeof(aigw_text_t));
-        if (t == NULL) {
-            return -1;
-        }
-        run->texts = t;
-
-        s = realloc(run->slots, cap * sizeof(aigw_text_slot_t));
-        if (s == NULL) {
-            return -1;
-        }
-        run->slots = s;
-        run->textcap = cap;
+    if (run->ntexts == run->textcap && aigw_texts_grow(run) != 0) {
+        return -1;
     }
 
     n = run->ntexts;
@@ -690,24 +716,10 @@ aigw_texts_from_bytes(aigw_run_t *run)
 static int
 aigw_tree_add(aigw_run_t *run, json_t *str, const char *param)
 {
-    size_t             cap, n;
-    aigw_text_t       *t;
-    aigw_text_slot_t  *s;
+    size_t             n;
 
-    if (run->ntexts == run->textcap) {
-        cap = run->textcap ? run->textcap * 2 : 8;
-        t = realloc(run->texts, cap * sizeof(aigw_text_t));
-        if (t == NULL) {
-            return -1;
-        }
-        run->texts = t;
-
-        s = realloc(run->slots, cap * sizeof(aigw_text_slot_t));
-        if (s == NULL) {
-            return -1;
-        }
-        run->slots = s;
-        run->textcap = cap;
+    if (run->ntexts == run->textcap && aigw_texts_grow(run) != 0) {
+        return -1;
     }
 
     n = run->ntexts++;
@@ -1374,7 +1386,9 @@ aigw_run_start(const aigw_chain_t *chain, aigw_request_t *req,
     aigw_run_t       *run;
     aigw_instance_t  *inst;
 
-    run = calloc(1, sizeof(aigw_run_t));
+    /* the run and the plugins' states in one allocation */
+    run = calloc(1, sizeof(aigw_run_t)
+                    + (chain->n ? chain->n : 1) * sizeof(void *));
     if (run == NULL) {
         goto nomem;
     }
@@ -1383,11 +1397,10 @@ aigw_run_start(const aigw_chain_t *chain, aigw_request_t *req,
     run->req = req;
     req->runner = run;
     req->set_text = aigw_set_text;
-    run->state = calloc(chain->n ? chain->n : 1, sizeof(void *));
-    if (run->state == NULL) {
-        free(run);
-        goto nomem;
-    }
+    run->state = (void **) (run + 1);
+    run->texts = run->texts_in;
+    run->slots = run->slots_in;
+    run->textcap = AIGW_RUN_TEXTS;
 
     for (i = 0; i < chain->n; i++) {
         inst = chain->inst[i];
@@ -1402,7 +1415,6 @@ aigw_run_start(const aigw_chain_t *chain, aigw_request_t *req,
                 }
             }
 
-            free(run->state);
             free(run);
             goto nomem;
         }
@@ -1756,8 +1768,11 @@ aigw_run_end(aigw_run_t *run)
     }
 
     aigw_texts_clear(run);
-    free(run->texts);
-    free(run->slots);
+    if (run->texts != run->texts_in) {
+        free(run->texts);
+        free(run->slots);
+    }
+
     free(run->spliced);
 
     if (run->tree != NULL) {
@@ -1770,7 +1785,6 @@ aigw_run_end(aigw_run_t *run)
     run->req->runner = NULL;
 
     free(run->choices);
-    free(run->state);
     free(run);
 }
 

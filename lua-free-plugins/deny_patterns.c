@@ -46,6 +46,7 @@ typedef struct {
     char        *lit;           /* in every match (ASCII text, caseless if
                                    ci), lowercase when ci; NULL: none */
     size_t       lit_len;
+    size_t       lit_anchor;    /* its rarest byte in English text */
     int          ci;
 } deny_rule_t;
 
@@ -70,6 +71,7 @@ typedef struct {
     deny_stream_t     *streams;
     size_t             nstreams;
     pu_buf_t           work;
+    pu_buf_t           lower;       /* the text in lowercase */
 } deny_state_t;
 
 
@@ -301,47 +303,72 @@ deny_literal(const char *pat, char *lit, size_t size, int *ci)
 }
 
 
-/* whether lit (lowercase when ci) is in s; ASCII */
+/* how common a byte is in English prose: lower is rarer */
 static int
-deny_has_literal(const char *s, size_t len, const char *lit, size_t n,
-    int ci)
+deny_byte_rank(unsigned char c)
 {
-    size_t       k;
-    const char  *lo, *up, *p, *end;
+    static const char  common[] = " etaoinshrdlcumwfgypbvkjxqz";
+    const char        *p;
 
-    if (!ci) {
-        return memmem(s, len, lit, n) != NULL;
+    if (c >= 'A' && c <= 'Z') {
+        c |= 0x20;
     }
 
-    end = s + len;
-    lo = up = s;
+    p = c ? strchr(common, c) : NULL;
 
-    for ( ; ; ) {
-        /* the next position of the first letter, either case */
-        if (lo != NULL && lo <= s) {
-            lo = s < end ? memchr(s, lit[0], (size_t) (end - s)) : NULL;
-        }
-        if (up != NULL && up <= s) {
-            up = s < end ? memchr(s, lit[0] & ~0x20, (size_t) (end - s))
-                         : NULL;
-        }
+    return p ? (int) (sizeof(common) - (size_t) (p - common)) : 0;
+}
 
-        p = lo == NULL ? up : up == NULL ? lo : lo < up ? lo : up;
-        if (p == NULL || (size_t) (end - p) < n) {
+
+/* lit in s: memchr for the literal's rarest byte, then compare */
+static int
+deny_has_literal(const char *s, size_t len, const deny_rule_t *r)
+{
+    size_t       a;
+    const char  *p, *end;
+
+    a = r->lit_anchor;
+
+    if (len < r->lit_len) {
+        return 0;
+    }
+
+    end = s + len - (r->lit_len - a);
+
+    for (p = s + a; p <= end; p++) {
+        p = memchr(p, r->lit[a], (size_t) (end - p) + 1);
+        if (p == NULL) {
             return 0;
         }
 
-        for (k = 1; k < n; k++) {
-            if ((p[k] >= 'A' && p[k] <= 'Z' ? p[k] | 0x20 : p[k]) != lit[k]) {
-                break;
-            }
-        }
-
-        if (k == n) {
+        if (memcmp(p - a, r->lit, r->lit_len) == 0) {
             return 1;
         }
+    }
 
-        s = p + 1;
+    return 0;
+}
+
+
+/* ASCII s in lowercase into d, eight bytes at a time */
+static void
+deny_lower(char *d, const char *s, size_t len)
+{
+    size_t    i;
+    uint64_t  w, h, up;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = w & 0x7f7f7f7f7f7f7f7fULL;
+        /* bit 7 of each byte: >= 'A', and not > 'Z' */
+        up = (h + 0x3f3f3f3f3f3f3f3fULL) & ~(h + 0x2525252525252525ULL)
+             & ~w & 0x8080808080808080ULL;
+        w |= up >> 2;
+        memcpy(d + i, &w, 8);
+    }
+
+    for ( ; i < len; i++) {
+        d[i] = s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 0x20 : s[i];
     }
 }
 
@@ -458,6 +485,14 @@ deny_load(deny_conf_t *cf, const char *path, char *err, size_t errlen)
                                                       : lbuf[k];
                     }
                     r->lit_len = n;
+
+                    for (k = 1; k < n; k++) {
+                        if (deny_byte_rank(r->lit[k])
+                            < deny_byte_rank(r->lit[r->lit_anchor]))
+                        {
+                            r->lit_anchor = k;
+                        }
+                    }
                 }
             }
         }
@@ -592,6 +627,7 @@ deny_request_end(void *conf, void *state)
 
     free(s->streams);
     pu_buf_free(&s->work);
+    pu_buf_free(&s->lower);
     pcre2_match_data_free(s->md);
     free(s);
 }
@@ -647,24 +683,43 @@ static const deny_rule_t *
 deny_first(const deny_conf_t *cf, deny_state_t *s, const char *text,
     size_t len, size_t start)
 {
-    int     ascii;
-    size_t  i;
+    int                 ascii;
+    char               *lower;
+    size_t              i;
+    const deny_rule_t  *r;
 
     /*
      * Rule by rule: one alternation of them all is several times slower
      * with PCRE2's JIT, each rule alone keeping its start and required-byte
-     * optimisations.
+     * optimisations.  On ASCII text, a rule whose literal is absent (one
+     * memchr for its rarest byte, over the text lowered once for caseless rules) is skipped.
      */
 
     ascii = deny_text_ascii(text, len);
+    lower = NULL;
 
     for (i = 0; i < cf->nrules; i++) {
-        if (ascii && cf->rules[i].lit != NULL
-            && !deny_has_literal(text + start, len - start, cf->rules[i].lit,
-                                 cf->rules[i].lit_len, cf->rules[i].ci))
-        {
-            continue;
+        r = &cf->rules[i];
+
+        if (ascii && r->lit != NULL) {
+            if (r->ci && lower == NULL) {
+                s->lower.len = 0;
+                if (pu_buf_reserve(&s->lower, len - start + 1) != 0) {
+                    ascii = 0;
+                    goto match;
+                }
+                lower = s->lower.data;
+                deny_lower(lower, text + start, len - start);
+            }
+
+            if (!deny_has_literal(r->ci ? lower : text + start, len - start,
+                                  r))
+            {
+                continue;
+            }
         }
+
+    match:
 
         if (deny_match(&cf->rules[i], text, len, start, 0, s->md, ascii)
             >= 0)

@@ -903,6 +903,10 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ngx_memzero(&res, sizeof(ai_buf_t));
 
+    if (ai_buf_reserve(&res, out->len + 64) != 0) {
+        return NGX_ERROR;
+    }
+
     switch (ngx_http_ai_plugin_choices(pr, out->data, out->len, 1, &res)) {
     case NGX_OK:
         ai_buf_free(out);

@@ -1165,7 +1165,7 @@ static void
 test_request_bytes(void)
 {
     char              err[1024], arg[1100];
-    size_t            i, len;
+    size_t            i, k, len;
     test_req_t        t;
     aigw_run_t       *run;
     aigw_chain_t      chain;
@@ -1204,6 +1204,26 @@ test_request_bytes(void)
 
     for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         run_request(inst, 2, &t, bodies[i], NULL, &v);
+        json_decref(t.req.body);
+    }
+
+    /* more texts than the run holds inline */
+    {
+        char    many[4096];
+        size_t  n;
+
+        n = (size_t) snprintf(many, sizeof(many), "{\"model\":\"m\","
+                              "\"messages\":[");
+        for (k = 0; k < 20; k++) {
+            n += (size_t) snprintf(many + n, sizeof(many) - n,
+                                   "%s{\"role\":\"user\",\"content\":"
+                                   "\"u%zu@example.com \\n x\"}",
+                                   k ? "," : "", k);
+        }
+        snprintf(many + n, sizeof(many) - n, "]}");
+
+        CHECK(run_request(inst, 2, &t, many, NULL, &v) == AIGW_MODIFIED);
+        CHECK(strcmp(req_content(&t, 19), "[EMAIL] \n x") == 0);
         json_decref(t.req.body);
     }
 
