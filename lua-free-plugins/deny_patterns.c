@@ -21,6 +21,7 @@
  */
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,7 +342,10 @@ deny_has_literal(const char *s, size_t len, const deny_rule_t *r)
             return 0;
         }
 
-        if (memcmp(p - a, r->lit, r->lit_len) == 0) {
+        if (p[-(ptrdiff_t) a] == r->lit[0]
+            && p[r->lit_len - 1 - a] == r->lit[r->lit_len - 1]
+            && memcmp(p - a, r->lit, r->lit_len) == 0)
+        {
             return 1;
         }
     }
@@ -812,16 +816,23 @@ deny_text(const deny_conf_t *cf, deny_state_t *s, aigw_delta_t *d,
         goto nomem;
     }
 
-    /* context + held text + the new delta */
-    s->work.len = 0;
-    if (pu_buf_append(&s->work, st->buf.data, st->buf.len) != 0
-        || pu_buf_append(&s->work, d->text, d->len) != 0)
-    {
-        goto nomem;
-    }
+    if (st->buf.len == 0) {
+        /* nothing before it: the delta is read where it is */
+        w = d->len ? d->text : "";
+        len = d->len;
 
-    w = s->work.data ? s->work.data : "";
-    len = s->work.len;
+    } else {
+        /* context + held text + the new delta */
+        s->work.len = 0;
+        if (pu_buf_append(&s->work, st->buf.data, st->buf.len) != 0
+            || pu_buf_append(&s->work, d->text, d->len) != 0)
+        {
+            goto nomem;
+        }
+
+        w = s->work.data;
+        len = s->work.len;
+    }
     hold = final ? len : pu_utf8_complete(w, len);
     if (hold < st->ctx) {
         hold = st->ctx;
@@ -864,9 +875,24 @@ deny_text(const deny_conf_t *cf, deny_state_t *s, aigw_delta_t *d,
         }
     }
 
-    d->out = w + st->ctx;
-    d->out_len = hold - st->ctx;
-    v->action = AIGW_MODIFIED;
+    if (w != s->work.data && hold == len) {
+        /* the delta read in place, nothing held: it goes on as it is */
+
+    } else if (w != s->work.data) {
+        /* what is emitted must be ours, not the caller's */
+        s->work.len = 0;
+        if (pu_buf_append(&s->work, w, hold) != 0) {
+            goto nomem;
+        }
+        d->out = s->work.data ? s->work.data : "";
+        d->out_len = hold;
+        v->action = AIGW_MODIFIED;
+
+    } else {
+        d->out = w + st->ctx;
+        d->out_len = hold - st->ctx;
+        v->action = AIGW_MODIFIED;
+    }
 
     /* keep a little context before the held text */
     keep = hold < DENY_CONTEXT ? hold : DENY_CONTEXT;

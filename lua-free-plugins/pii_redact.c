@@ -1275,7 +1275,7 @@ pii_text(const pii_conf_t *cf, pii_state_t *s, aigw_delta_t *d,
     aigw_verdict_t *v, int final)
 {
     int            oom, found;
-    size_t         hold;
+    size_t         hold, held;
     pii_scan_t     x;
     pii_stream_t  *st;
 
@@ -1292,18 +1292,28 @@ pii_text(const pii_conf_t *cf, pii_state_t *s, aigw_delta_t *d,
         return;
     }
 
-    /* the text held back last time, then the new delta */
-    s->work.len = 0;
-    if (pu_buf_append(&s->work, st->held.data, st->held.len) != 0
-        || pu_buf_append(&s->work, d->text, d->len) != 0)
-    {
-        goto nomem;
+    held = st->held.len;
+
+    if (held == 0) {
+        /* nothing held: the delta is read where it is */
+        x.s = d->len ? d->text : "";
+        x.len = d->len;
+
+    } else {
+        /* the text held back last time, then the new delta */
+        s->work.len = 0;
+        if (pu_buf_append(&s->work, st->held.data, st->held.len) != 0
+            || pu_buf_append(&s->work, d->text, d->len) != 0)
+        {
+            goto nomem;
+        }
+
+        x.s = s->work.data;
+        x.len = s->work.len;
     }
 
     x.cf = cf;
     x.md = s->md;
-    x.s = s->work.data ? s->work.data : "";
-    x.len = s->work.len;
     x.final = final;
     x.next_at = PII_AT_UNKNOWN;
     x.next_colon = PII_AT_UNKNOWN;
@@ -1328,6 +1338,13 @@ pii_text(const pii_conf_t *cf, pii_state_t *s, aigw_delta_t *d,
 
     if (final) {
         st->swallow = SW_NONE;
+    }
+
+    if (held == 0 && hold == x.len && s->out.len == d->len
+        && (d->len == 0 || memcmp(s->out.data, d->text, d->len) == 0))
+    {
+        /* nothing masked, nothing held: the delta goes on as it is */
+        return;
     }
 
     d->out = s->out.data ? s->out.data : "";
