@@ -1057,19 +1057,23 @@ aigw_choice(const char *p, const char *end, const char *member,
                 return NULL;
             }
 
-            /* json_integer_value(): 0 unless an integer */
+            /* json_integer_value(): 0 unless an integer (one beyond
+             * long long does not parse at all) */
             idx = 0;
             if (*p == '-' || (*p >= '0' && *p <= '9')) {
                 const char  *d = *p == '-' ? p + 1 : p;
 
                 for ( ; d < q && *d >= '0' && *d <= '9'; d++) {
+                    if (idx > (~0ULL >> 1) / 10) {
+                        break;
+                    }
                     idx = idx * 10 + (unsigned long long) (*d - '0');
                 }
 
-                if (d != q || q - p > 18) {
+                if (d != q) {
                     idx = 0;
                 } else if (*p == '-') {
-                    idx = (unsigned long long) -(long long) idx;
+                    idx = 0ULL - idx;
                 }
             }
 
