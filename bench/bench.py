@@ -84,6 +84,7 @@ REDIS_RPS_TARGET = 0.60        # issue 10: Redis store >= 60 % of bare RPS
 CACHE_HIT_RPS_TARGET = 0.70    # issue 5: HIT >= 70 % of nginx return 200
 CACHE_CPU_TARGET = 1.05        # issue 5: a miss (and a bypass) costs <= 5 % CPU
 PLUGINS_RPS_TARGET = 0.70      # issue 8: plugins >= 70 % of bare RPS
+PII_US_TARGET = 10.0           # issue 8: pii_redact <= 10 us CPU per 4 KB
 ROUTING_CPU_TARGET = 1.0       # issue 4: 8 targets <= +1 us CPU/req
 
 BENCH_KEY = "aigw-bench-tenant-key-000000000000000000000001"
@@ -1039,6 +1040,7 @@ and an Anthropic SSE stream (`message_start`, `content_block_start`, `ping`,
 | 5 | aigw + `ai_cache`, `"temperature":1` (not cacheable: BYPASS) | the same aigw without `ai_cache` | CPU/req ≤ 1.05× | `x-aigw-cache: BYPASS` / no such header |
 | 5 | aigw + `ai_cache`, `"temperature":0` and a unique token in every prompt (wrk `request()`): every request a MISS, stored, LRU-evicted when full | the same requests, aigw without `ai_cache` | CPU/req ≤ 1.05× (the issue's miss figure) | `x-aigw-cache: MISS` / none |
 | 8 | aigw + `ai_plugin pii pii_redact.so apply=both`, `ai_plugin deny deny_patterns.so file=<10 rules> apply=both`, `ai_plugins deny pii;`, the ~1.2 KB request (which holds an e-mail address) | bare nginx, non-stream | RPS ≥ 0.70× | 200; a prompt matching a rule: 400 `content_policy_violation`; the e-mail reaches the provider as `[EMAIL]` (seen through a logging mock location) |
+| 8 | `pii_redact` alone, through the plugin host (`lua-free-plugins/bench_pii`, pinned to the target's core): a 4 KB prompt, and the same 4 KB as a 20-chunk stream plus its flush; prose with dates, amounts and non-ASCII text ("plain"), and with ~30 matches per 4 KB ("dense") | — | CPU ≤ 10 µs per 4 KB (plain; best of 10 batches, mean beside it) | — |
 | 4 | aigw, `ai_model m8 mock:gpt-a ... mock:gpt-h strategy=weighted` (8 targets on the same mock) | `ai_model m1 mock:gpt-a` in the same configuration | CPU/req ≤ +1 µs | 24 requests reach at least 3 different upstream models (`x-aigw-upstream-model`) |
 
 wrk's non-2xx and socket errors are in each line's `errors` column; a
@@ -1084,6 +1086,28 @@ def want(feature):
     if sel in ("none", "0"):
         return False
     return feature in sel.split(",")
+
+
+def pii_micro_bench():
+    """lua-free-plugins/bench_pii: {(text, case): (best, mean)} in CPU
+    µs per 4 KB; {} when it cannot be built or run."""
+    pdir = os.path.join(ROOT, "lua-free-plugins")
+    try:
+        subprocess.run(["make", "-s", "-C", pdir, "build/bench_pii"],
+                       check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        out = subprocess.run(pinned(1, [os.path.join(pdir, "build",
+                                                     "bench_pii"), "5000"]),
+                             check=True, capture_output=True,
+                             text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    res = {}
+    for m in re.finditer(r"^(plain|dense)\s+(request|stream|response)\b.*"
+                         r"best\s+([\d.]+)\s+mean\s+([\d.]+)", out, re.M):
+        res[(m.group(1), m.group(2))] = (float(m.group(3)),
+                                         float(m.group(4)))
+    return res
 
 
 def feature_plan(ctx):
@@ -1389,6 +1413,25 @@ def feature_plan(ctx):
             pl = ("plugins", "aigw + deny_patterns + pii_redact")
             plan.append({"scen": pl[0], "tgt": pl[1], "factory": None,
                          "skipped": "plugins not built (make plugins)"})
+        # pii_redact alone (lua-free-plugins/bench_pii.c): CPU per 4 KB,
+        # best of 10 batches (the cost without interference) and the mean
+        pii_us = pii_micro_bench()
+        for text, what, label, tgt in (
+                ("plain", "request", "4 KB prompt", PII_US_TARGET),
+                ("plain", "stream", "4 KB as a 20-chunk stream",
+                 PII_US_TARGET),
+                ("dense", "request", "4 KB prompt, ~30 matches", None),
+                ("dense", "stream", "the same as a 20-chunk stream", None)):
+            m = pii_us.get((text, what))
+            checks.append({
+                "issue": "8",
+                "name": "pii_redact, %s: CPU µs per 4 KB" % label,
+                "a": pl, "b": BARE_NS,
+                "value": (lambda a, b, m=m: m[0] if m else float("inf")),
+                "cmp": le, "target": tgt,
+                "target_text": "≤ %.0f µs" % tgt if tgt else "(information)",
+                "text": (lambda v, a, b, m=m: "%.2f best, %.2f mean" % m
+                         if m else "not measured (bench_pii)")})
         checks.append({"issue": "8", "name": "Plugins: RPS ÷ bare nginx",
                        "a": pl, "b": BARE_NS,
                        "value": lambda a, b: ratio(a, b, "rps"), "cmp": ge,

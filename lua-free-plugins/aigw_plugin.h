@@ -13,7 +13,7 @@
  *
  * Versioning.  The first two members of aigw_plugin_t (abi_version, name)
  * and the symbol name never change.  Any other change to this header that is
- * not source-compatible bumps AIGW_PLUGIN_ABI_VERSION; the gateway refuses a
+ * not binary-compatible bumps AIGW_PLUGIN_ABI_VERSION; the gateway refuses a
  * plugin whose abi_version differs from its own, naming both numbers, so an
  * old plugin is rebuilt rather than misread.
  *
@@ -21,7 +21,11 @@
  * <jansson.h> and libc alone.  The request is handed over as the gateway's
  * parsed jansson document (json_t); plugin and gateway link the same
  * libjansson.so.4, so the plugin may read and modify it with the ordinary
- * jansson API.  Link the plugin with -ljansson.
+ * jansson API.  Link the plugin with -ljansson.  A plugin that only reads
+ * (or rewrites) the prompt text says so with AIGW_PLUGIN_TEXT_ONLY and uses
+ * req->texts and req->set_text() instead: when every plugin of a chain does,
+ * the gateway never builds the tree and splices the changed strings into
+ * the client's bytes.
  *
  * Threading.  Hooks run in an NGINX worker's event loop: they must never
  * block (no disk, socket, sleep, lock wait or long CPU loop; budget
@@ -59,7 +63,8 @@ extern "C" {
 #endif
 
 
-#define AIGW_PLUGIN_ABI_VERSION  1
+/* 2: aigw_request_t texts/ntexts/set_text, aigw_plugin_t flags */
+#define AIGW_PLUGIN_ABI_VERSION  2
 
 /* The one symbol a plugin exports (the gateway looks it up by this name). */
 #define AIGW_PLUGIN_SYMBOL       "aigw_plugin_entry"
@@ -121,6 +126,19 @@ typedef struct {
 
 typedef struct aigw_request_s  aigw_request_t;
 
+
+/*
+ * One string of prompt text in the request, decoded (UTF-8, JSON escapes
+ * resolved, not NUL-terminated): every messages[].content string, the text
+ * of its parts (a string, or an object's "text", and its nested "content"),
+ * and the same in prompt, input and instructions.
+ */
+typedef struct {
+    const char  *text;
+    size_t       len;
+    const char  *param;      /* "messages", "prompt", "input", "instructions" */
+} aigw_text_t;
+
 /*
  * The request as the gateway parsed it (OpenAI chat-completions shape, also
  * for clients that spoke another format).  The struct and its strings are
@@ -130,7 +148,9 @@ typedef struct aigw_request_s  aigw_request_t;
  */
 struct aigw_request_s {
     json_t      *body;       /* parsed request body; plugins may modify it
-                                and then return AIGW_MODIFIED */
+                                and then return AIGW_MODIFIED.  NULL for a
+                                plugin flagged AIGW_PLUGIN_TEXT_ONLY when no
+                                plugin of the chain needs the tree */
     const char  *tenant;     /* authenticated tenant name, "" if none */
     const char  *model;      /* model name the client asked for */
     const char  *endpoint;   /* "chat/completions", "completions", ... */
@@ -144,7 +164,25 @@ struct aigw_request_s {
      */
     int        (*add_header)(aigw_request_t *req, const char *name,
                              const char *value);
+
+    /*
+     * The prompt texts, in document order.  Valid during on_request() only
+     * (the next plugin may see them changed).
+     */
+    const aigw_text_t  *texts;
+    size_t              ntexts;
+
+    /*
+     * Replaces texts[i] with text (valid UTF-8; copied) and updates
+     * texts[i].  Only valid during on_request(); return AIGW_MODIFIED after
+     * a change.  Returns 0, or -1 (bad index, invalid UTF-8, out of
+     * memory).
+     */
+    int        (*set_text)(aigw_request_t *req, size_t i, const char *text,
+                           size_t len);
+
     void        *host;       /* the gateway's, never touch */
+    void        *runner;     /* the plugin host's, never touch */
 };
 
 
@@ -213,7 +251,16 @@ typedef struct {
                             aigw_verdict_t *v);
     void  (*on_response)(void *conf, void *state,
                          const aigw_response_info_t *info);
+
+    unsigned  flags;            /* AIGW_PLUGIN_* below */
 } aigw_plugin_t;
+
+
+/*
+ * on_request reads the request only through req->texts (and may change it
+ * through req->set_text()); it never touches req->body, which may be NULL.
+ */
+#define AIGW_PLUGIN_TEXT_ONLY  0x0001
 
 
 /* Fills a rejection; code and param may be NULL (JSON null). */

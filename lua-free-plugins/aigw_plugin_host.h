@@ -85,6 +85,27 @@ aigw_run_t *aigw_run_start(const aigw_chain_t *chain, aigw_request_t *req,
 aigw_action_t aigw_run_request(aigw_run_t *run, aigw_verdict_t *v);
 
 /*
+ * Like aigw_run_request(), from the client's JSON bytes (req->body NULL).
+ * When every plugin of the chain with an on_request hook is flagged
+ * AIGW_PLUGIN_TEXT_ONLY, the texts are found in the bytes and no tree is
+ * built; otherwise the bytes are parsed (req->body is then the run's tree,
+ * freed by aigw_run_end(): json_incref() it to keep it).  After
+ * AIGW_MODIFIED with req->body NULL, aigw_run_request_output() gives the
+ * new body.
+ */
+aigw_action_t aigw_run_request_bytes(aigw_run_t *run, const char *body,
+    size_t len, aigw_verdict_t *v);
+
+/* The client's bytes with the changed texts spliced in; valid until
+ * aigw_run_end().  Returns 0, or -1 when nothing was spliced. */
+int aigw_run_request_output(const aigw_run_t *run, const char **body,
+    size_t *len);
+
+/* Where byte off of the client's body (outside the changed texts) is in
+ * that output. */
+size_t aigw_run_request_offset(const aigw_run_t *run, size_t off);
+
+/*
  * Passes one delta of choice `choice` through the chain: plugin 1's output
  * is plugin 2's input, and so on; a plugin that holds text back simply
  * passes less on.  *out, *out_len: the text to send to the client now (maybe
@@ -118,5 +139,38 @@ void aigw_run_end(aigw_run_t *run);
  */
 size_t aigw_verdict_error_body(const aigw_verdict_t *v, char *buf,
     size_t buflen);
+
+
+/*
+ * JSON text without a tree (NGINX-free, for the gateway's answer path).
+ *
+ * aigw_json_choices() finds, in an OpenAI chat answer ("message") or chunk
+ * ("delta"), each choice's index, the content of that member and whether
+ * finish_reason is a string.  Offsets are into p.  Returns the number of
+ * choices (at most max), or -1 when the document is not that simple (not an
+ * object, no "choices" array, a duplicate key among those read, more than
+ * max choices, bad JSON): the caller then parses it.
+ */
+typedef struct {
+    unsigned long long  index;
+    size_t              obj;           /* after the member's '{'; 0: none */
+    int                 obj_empty;
+    size_t              vstart;        /* content's value, quotes included; */
+    size_t              vend;          /* vstart == vend: absent */
+    int                 content_string;
+    int                 content_escaped;
+    int                 finish;
+} aigw_choice_span_t;
+
+int aigw_json_choices(const char *p, size_t len, const char *member,
+    aigw_choice_span_t *c, size_t max);
+
+/* Decodes a JSON string's contents (quotes excluded) into dst (len bytes
+ * are enough); 0, or -1 on a bad escape, a lone surrogate or \u0000. */
+int aigw_json_unescape(const char *s, size_t len, char *dst, size_t *dlen);
+
+/* Writes s as JSON string contents (no quotes) into dst, or only counts
+ * when dst is NULL; returns the length. */
+size_t aigw_json_escape(char *dst, const char *s, size_t len);
 
 #endif /* AIGW_PLUGIN_HOST_H */

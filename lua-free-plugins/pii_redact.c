@@ -1177,99 +1177,69 @@ pii_request_end(void *conf, void *state)
 }
 
 
-typedef struct {
-    const pii_conf_t  *cf;
-    pii_state_t       *s;
-    int                modified;
-    int                found;
-    int                oom;
-} pii_req_ctx_t;
-
-
-static int
-pii_request_text(void *ctx, json_t *str, const char *param)
-{
-    int             found;
-    size_t          hold;
-    pii_scan_t      x;
-    pii_stream_t    st;
-    pii_req_ctx_t  *c = ctx;
-
-    (void) param;
-
-    memset(&st, 0, sizeof(pii_stream_t));
-
-    x.cf = c->cf;
-    x.md = c->s->md;
-    x.s = json_string_value(str);
-    x.len = json_string_length(str);
-    x.final = 1;
-    x.next_at = PII_AT_UNKNOWN;
-    x.next_colon = PII_AT_UNKNOWN;
-
-    c->s->out.len = 0;
-    found = pii_scan(&x, &st, &c->s->out, &hold, &c->oom);
-
-    if (found >= 0) {
-        c->found = found;
-        return 1;
-    }
-
-    if (c->oom) {
-        return 1;
-    }
-
-    if (c->s->out.len != x.len
-        || memcmp(c->s->out.data, x.s, x.len) != 0)
-    {
-        /* ASCII placeholders replaced ASCII spans: still valid UTF-8 */
-        if (json_string_setn_nocheck(str,
-                                     c->s->out.data ? c->s->out.data : "",
-                                     c->s->out.len) != 0)
-        {
-            c->oom = 1;
-            return 1;
-        }
-        c->modified = 1;
-    }
-
-    return 0;
-}
-
-
 static void
 pii_on_request(void *conf, void *state, aigw_request_t *req,
     aigw_verdict_t *v)
 {
-    pii_req_ctx_t       c;
+    int                 oom, found, modified;
+    size_t              i, hold;
+    pii_scan_t          x;
+    pii_stream_t        st;
+    pii_state_t        *s = state;
     const pii_conf_t   *cf = conf;
 
     if (!(cf->apply & PU_APPLY_REQUEST)) {
         return;
     }
 
-    memset(&c, 0, sizeof(pii_req_ctx_t));
-    c.cf = cf;
-    c.s = state;
-    c.found = -1;
+    oom = 0;
+    modified = 0;
 
-    pu_walk_request_text(req->body, pii_request_text, &c);
+    for (i = 0; i < req->ntexts; i++) {
+        memset(&st, 0, sizeof(pii_stream_t));
 
-    if (c.oom) {
+        x.cf = cf;
+        x.md = s->md;
+        x.s = req->texts[i].text;
+        x.len = req->texts[i].len;
+        x.final = 1;
+        x.next_at = PII_AT_UNKNOWN;
+        x.next_colon = PII_AT_UNKNOWN;
+
+        s->out.len = 0;
+        found = pii_scan(&x, &st, &s->out, &hold, &oom);
+
+        if (found >= 0) {
+            aigw_verdict_reject(v, 400, "invalid_request_error",
+                                "pii_detected", "messages", "the request "
+                                "was blocked: it contains personal data or "
+                                "a secret (%s)", pii_type_names[found]);
+            return;
+        }
+
+        if (oom) {
+            break;
+        }
+
+        if (s->out.len != x.len || memcmp(s->out.data, x.s, x.len) != 0) {
+            if (req->set_text(req, i, s->out.data ? s->out.data : "",
+                              s->out.len) != 0)
+            {
+                oom = 1;
+                break;
+            }
+
+            modified = 1;
+        }
+    }
+
+    if (oom) {
         aigw_verdict_reject(v, 500, "server_error", NULL, NULL,
                             "pii_redact ran out of memory");
         return;
     }
 
-    if (c.found >= 0) {
-        aigw_verdict_reject(v, 400, "invalid_request_error", "pii_detected",
-                            "messages", "the request was blocked: it "
-                            "contains personal data or a secret (%s)",
-                            pii_type_names[c.found]);
-        return;
-    }
-
-    if (c.modified) {
+    if (modified) {
         v->action = AIGW_MODIFIED;
     }
 }
@@ -1305,7 +1275,7 @@ pii_text(const pii_conf_t *cf, pii_state_t *s, aigw_delta_t *d,
     aigw_verdict_t *v, int final)
 {
     int            oom, found;
-    size_t         hold;
+    size_t         hold, held;
     pii_scan_t     x;
     pii_stream_t  *st;
 
@@ -1322,18 +1292,28 @@ pii_text(const pii_conf_t *cf, pii_state_t *s, aigw_delta_t *d,
         return;
     }
 
-    /* the text held back last time, then the new delta */
-    s->work.len = 0;
-    if (pu_buf_append(&s->work, st->held.data, st->held.len) != 0
-        || pu_buf_append(&s->work, d->text, d->len) != 0)
-    {
-        goto nomem;
+    held = st->held.len;
+
+    if (held == 0) {
+        /* nothing held: the delta is read where it is */
+        x.s = d->len ? d->text : "";
+        x.len = d->len;
+
+    } else {
+        /* the text held back last time, then the new delta */
+        s->work.len = 0;
+        if (pu_buf_append(&s->work, st->held.data, st->held.len) != 0
+            || pu_buf_append(&s->work, d->text, d->len) != 0)
+        {
+            goto nomem;
+        }
+
+        x.s = s->work.data;
+        x.len = s->work.len;
     }
 
     x.cf = cf;
     x.md = s->md;
-    x.s = s->work.data ? s->work.data : "";
-    x.len = s->work.len;
     x.final = final;
     x.next_at = PII_AT_UNKNOWN;
     x.next_colon = PII_AT_UNKNOWN;
@@ -1358,6 +1338,13 @@ pii_text(const pii_conf_t *cf, pii_state_t *s, aigw_delta_t *d,
 
     if (final) {
         st->swallow = SW_NONE;
+    }
+
+    if (held == 0 && hold == x.len && s->out.len == d->len
+        && (d->len == 0 || memcmp(s->out.data, d->text, d->len) == 0))
+    {
+        /* nothing masked, nothing held: the delta goes on as it is */
+        return;
     }
 
     d->out = s->out.data ? s->out.data : "";
@@ -1398,7 +1385,8 @@ static const aigw_plugin_t  pii_redact_plugin = {
     pii_on_request,
     pii_on_delta,
     pii_on_delta_flush,
-    NULL
+    NULL,
+    AIGW_PLUGIN_TEXT_ONLY
 };
 
 AIGW_PLUGIN_EXPORT(pii_redact_plugin)

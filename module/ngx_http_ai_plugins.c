@@ -12,6 +12,10 @@
 #include "aigw_plugin_host.h"
 
 
+/* choices of one answer read without a tree; more: the tree reads them */
+#define NGX_HTTP_AI_PLUGIN_CHOICES  16
+
+
 typedef struct {
     ngx_str_t                   name;
     aigw_instance_t            *inst;
@@ -25,6 +29,7 @@ typedef struct {
     aigw_verdict_t              verdict;
     ai_sse_t                    sse;
     ai_buf_t                   *out;          /* during a feed */
+    ai_buf_t                    dec;          /* an escaped content */
     ngx_http_request_t         *request;
     unsigned                    stopped:1;
     unsigned                    sse_init:1;
@@ -37,6 +42,11 @@ static int ngx_http_ai_plugin_add_header(aigw_request_t *req,
     const char *name, const char *value);
 static int ngx_http_ai_plugin_event(void *data, const ai_sse_event_t *ev);
 static ngx_uint_t ngx_http_ai_plugin_wants_text(const aigw_chain_t *chain);
+static ngx_int_t ngx_http_ai_plugin_keep_tree(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, json_t *root);
+static void ngx_http_ai_plugin_json_cleanup(void *data);
+static ngx_int_t ngx_http_ai_plugin_spliced(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_plugin_run_t *pr);
 
 
 static ngx_http_ai_plugin_decl_t *
@@ -238,11 +248,6 @@ ngx_http_ai_plugins_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_OK;
     }
 
-    root = ngx_http_ai_request_json(r, ctx);
-    if (root == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     pr = ngx_pcalloc(r->pool, sizeof(ngx_http_ai_plugin_run_t));
     inst = ngx_palloc(r->pool, n * sizeof(aigw_instance_t *));
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -270,7 +275,6 @@ ngx_http_ai_plugins_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     pr->chain.n = n;
     pr->request = r;
 
-    pr->req.body = root;
     pr->req.tenant = ctx->tenant ? ai_tenant_name(ctx->tenant) : "";
     pr->req.model = (char *) ngx_pnalloc(r->pool, ctx->client_model.len + 1);
     if (pr->req.model == NULL) {
@@ -301,13 +305,31 @@ ngx_http_ai_plugins_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     cln->data = pr;
     ctx->plugins = pr;
 
+    /*
+     * A tree only if the request already has one (another input format)
+     * or a plugin of the chain reads it: texts are found in the bytes.
+     */
+
     if (pr->run == NULL) {
         act = AIGW_REJECT;
 
-    } else {
+    } else if (ctx->request) {
+        pr->req.body = ctx->request;
         act = aigw_run_request(pr->run, &pr->verdict);
+
+    } else {
+        act = aigw_run_request_bytes(pr->run,
+                                     (char *) ctx->client_body.data,
+                                     ctx->client_body.len, &pr->verdict);
+
+        if (pr->req.body != NULL
+            && ngx_http_ai_plugin_keep_tree(r, ctx, pr->req.body) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
+    root = pr->req.body;
     pr->req.body = NULL;
 
     if (act == AIGW_REJECT) {
@@ -323,7 +345,14 @@ ngx_http_ai_plugins_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
                                       "%s", pr->verdict.message);
     }
 
-    if (act == AIGW_MODIFIED) {
+    if (act == AIGW_MODIFIED && root == NULL) {
+        /* texts changed in the bytes: still the client's document */
+
+        if (ngx_http_ai_plugin_spliced(r, ctx, pr) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (act == AIGW_MODIFIED) {
         /* rebuilt from the tree; what the limits estimate may change */
 
         ctx->body_modified = 1;
@@ -343,6 +372,81 @@ ngx_http_ai_plugins_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         ctx->plugins_text = 1;
         ctx->process = 1;
     }
+
+    return NGX_OK;
+}
+
+
+/* the tree the host parsed becomes the request's: nobody parses twice */
+
+static ngx_int_t
+ngx_http_ai_plugin_keep_tree(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    json_t *root)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_ai_plugin_json_cleanup;
+    cln->data = json_incref(root);
+    ctx->request = root;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ai_plugin_json_cleanup(void *data)
+{
+    json_decref(data);
+}
+
+
+/* the client's bytes with the plugins' texts spliced in become the body */
+
+static ngx_int_t
+ngx_http_ai_plugin_spliced(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
+    ngx_http_ai_plugin_run_t *pr)
+{
+    size_t      len;
+    u_char     *p;
+    const char *body;
+
+    if (aigw_run_request_output(pr->run, &body, &len) != 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, body, len);
+
+    /*
+     * Only prompt strings changed: what the scan found (model, stream,
+     * max_tokens, ...) still holds, the model name moved; the prompt's
+     * size, for the limits' estimate, moves by the difference.
+     */
+
+    if (ctx->scan.model != NULL) {
+        ctx->scan.model = p + aigw_run_request_offset(pr->run,
+                                  ctx->scan.model - ctx->client_body.data);
+    }
+
+    if (len >= ctx->client_body.len) {
+        ctx->scan.text_bytes += len - ctx->client_body.len;
+
+    } else {
+        ctx->scan.text_bytes -= ngx_min(ctx->scan.text_bytes,
+                                        ctx->client_body.len - len);
+    }
+
+    ctx->client_body.data = p;
+    ctx->client_body.len = len;
 
     return NGX_OK;
 }
@@ -447,6 +551,9 @@ ngx_http_ai_plugin_run_cleanup(void *data)
         ai_sse_free(&pr->sse);
         pr->sse_init = 0;
     }
+
+    ai_buf_free(&pr->dec);
+    ngx_memzero(&pr->dec, sizeof(ai_buf_t));
 }
 
 
@@ -485,20 +592,20 @@ ngx_http_ai_plugins_stream(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
+/* -1: rejected; 0: unchanged; 1: *o, *olen replace the text */
+
 static int
-ngx_http_ai_plugin_text(ngx_http_ai_plugin_run_t *pr, unsigned idx,
-    int flush, const char *text, size_t len, json_t *delta)
+ngx_http_ai_plugin_run_text(ngx_http_ai_plugin_run_t *pr, unsigned idx,
+    int flush, const char *text, size_t len, const char **o, size_t *olen)
 {
-    const char     *o;
-    size_t          olen;
-    aigw_action_t   act;
+    aigw_action_t  act;
 
-    o = NULL;
-    olen = 0;
+    *o = NULL;
+    *olen = 0;
 
-    act = flush ? aigw_run_delta_flush(pr->run, idx, text, len, &o, &olen,
+    act = flush ? aigw_run_delta_flush(pr->run, idx, text, len, o, olen,
                                        &pr->verdict)
-                : aigw_run_delta(pr->run, idx, text, len, &o, &olen,
+                : aigw_run_delta(pr->run, idx, text, len, o, olen,
                                  &pr->verdict);
 
     if (act == AIGW_REJECT) {
@@ -506,15 +613,136 @@ ngx_http_ai_plugin_text(ngx_http_ai_plugin_run_t *pr, unsigned idx,
     }
 
     if (act == AIGW_PASS
-        || (olen == len && (len == 0 || ngx_memcmp(o, text, len) == 0)))
+        || (*olen == len && (len == 0 || ngx_memcmp(*o, text, len) == 0)))
     {
         /* nothing changed: the original bytes can go out as they are */
         return 0;
     }
 
-    json_object_set_new(delta, "content", json_stringn(o ? o : "", olen));
+    if (*o == NULL) {
+        *o = "";
+    }
 
     return 1;
+}
+
+
+static int
+ngx_http_ai_plugin_text(ngx_http_ai_plugin_run_t *pr, unsigned idx,
+    int flush, const char *text, size_t len, json_t *delta)
+{
+    int          rc;
+    size_t       olen;
+    const char  *o;
+
+    rc = ngx_http_ai_plugin_run_text(pr, idx, flush, text, len, &o, &olen);
+
+    if (rc == 1) {
+        json_object_set_new(delta, "content", json_stringn(o, olen));
+    }
+
+    return rc;
+}
+
+
+/*
+ * The choices of one OpenAI document without a tree: an answer (each
+ * message.content, flushed) or a chunk (each delta.content; flushed at
+ * finish_reason), written to out with the changed contents spliced into
+ * the original bytes.  NGX_OK; NGX_DECLINED: a plugin rejected (out as it
+ * was); NGX_AGAIN: not simple, the caller parses it; NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_ai_plugin_choices(ngx_http_ai_plugin_run_t *pr, const char *p,
+    size_t len, int answer, ai_buf_t *out)
+{
+    int                  rc, n, i, flush;
+    size_t               at, start, tlen, olen;
+    const char          *text, *o;
+    aigw_choice_span_t   c[NGX_HTTP_AI_PLUGIN_CHOICES], *ch;
+
+    n = aigw_json_choices(p, len, answer ? "message" : "delta", c,
+                          NGX_HTTP_AI_PLUGIN_CHOICES);
+    if (n < 0) {
+        return NGX_AGAIN;
+    }
+
+    start = out->len;
+    at = 0;
+
+    for (i = 0; i < n; i++) {
+        ch = &c[i];
+
+        if (ch->obj == 0 || (!ch->content_string && (answer || !ch->finish)))
+        {
+            continue;
+        }
+
+        flush = answer || ch->finish;
+        text = "";
+        tlen = 0;
+
+        if (ch->content_string) {
+            text = p + ch->vstart + 1;
+            tlen = ch->vend - ch->vstart - 2;
+
+            if (ch->content_escaped) {
+                pr->dec.len = 0;
+                if (ai_buf_reserve(&pr->dec, tlen) != 0
+                    || aigw_json_unescape(text, tlen, pr->dec.data, &tlen)
+                       != 0)
+                {
+                    /* not JSON to jansson either: the tree's way */
+                    out->len = start;
+                    return NGX_AGAIN;
+                }
+                text = pr->dec.data;
+            }
+        }
+
+        rc = ngx_http_ai_plugin_run_text(pr, (unsigned) ch->index, flush,
+                                         text, tlen, &o, &olen);
+        if (rc < 0) {
+            out->len = start;
+            return NGX_DECLINED;
+        }
+
+        if (rc == 0) {
+            continue;
+        }
+
+        if (ch->vstart != ch->vend) {
+            rc = ai_buf_append(out, p + at, ch->vstart - at) != 0
+                 || ai_buf_append(out, "\"", 1) != 0
+                 || ai_buf_append_jstr(out, o, olen) != 0
+                 || ai_buf_append(out, "\"", 1) != 0;
+            at = ch->vend;
+
+        } else {
+            rc = ai_buf_append(out, p + at, ch->obj - at) != 0
+                 || ai_buf_append(out, "\"content\":\"", 11) != 0
+                 || ai_buf_append_jstr(out, o, olen) != 0
+                 || ai_buf_append(out, ch->obj_empty ? "\"" : "\",", 
+                                  ch->obj_empty ? 1 : 2) != 0;
+            at = ch->obj;
+        }
+
+        if (rc) {
+            goto failed;
+        }
+    }
+
+    if (ai_buf_append(out, p + at, len - at) != 0) {
+        goto failed;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    out->len = start;
+    return NGX_ERROR;
 }
 
 
@@ -560,6 +788,28 @@ ngx_http_ai_plugin_event(void *data, const ai_sse_event_t *ev)
 
     if (ev->data_len == 6 && ngx_strncmp(ev->data, "[DONE]", 6) == 0) {
         return ai_buf_append(pr->out, "data: [DONE]\n\n", 14);
+    }
+
+    if (ai_buf_append(pr->out, "data: ", 6) != 0) {
+        return -1;
+    }
+
+    switch (ngx_http_ai_plugin_choices(pr, ev->data, ev->data_len, 0,
+                                       pr->out))
+    {
+    case NGX_OK:
+        return ai_buf_append(pr->out, "\n\n", 2);
+
+    case NGX_DECLINED:
+        pr->out->len -= 6;
+        return ngx_http_ai_plugin_reject(pr, pr->out, 1);
+
+    case NGX_AGAIN:
+        pr->out->len -= 6;
+        break;
+
+    default:
+        return -1;
     }
 
     root = json_loadb(ev->data, ev->data_len, 0, NULL);
@@ -644,10 +894,36 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     char      *s;
     size_t     i;
     json_t    *root, *choices, *c, *msg, *content;
+    ai_buf_t   res;
     unsigned   idx;
 
     if (pr == NULL || pr->run == NULL || out->len == 0) {
         return NGX_OK;
+    }
+
+    ngx_memzero(&res, sizeof(ai_buf_t));
+
+    if (ai_buf_reserve(&res, out->len + 64) != 0) {
+        return NGX_ERROR;
+    }
+
+    switch (ngx_http_ai_plugin_choices(pr, out->data, out->len, 1, &res)) {
+    case NGX_OK:
+        ai_buf_free(out);
+        *out = res;
+        return NGX_OK;
+
+    case NGX_DECLINED:
+        ai_buf_free(&res);
+        goto rejected;
+
+    case NGX_AGAIN:
+        ai_buf_free(&res);
+        break;
+
+    default:
+        ai_buf_free(&res);
+        return NGX_ERROR;
     }
 
     root = json_loadb(out->data, out->len, 0, NULL);
@@ -675,12 +951,7 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
         if (rc < 0) {
             json_decref(root);
-            ai_buf_free(out);
-            ngx_memzero(out, sizeof(ai_buf_t));
-            ngx_http_ai_plugin_reject(pr, out, 0);
-            ctx->plugin_status = pr->verdict.status ? pr->verdict.status
-                                                    : NGX_HTTP_BAD_REQUEST;
-            return NGX_DECLINED;
+            goto rejected;
         }
     }
 
@@ -703,4 +974,13 @@ ngx_http_ai_plugins_body(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     free(s);
 
     return NGX_OK;
+
+rejected:
+
+    ai_buf_free(out);
+    ngx_memzero(out, sizeof(ai_buf_t));
+    ngx_http_ai_plugin_reject(pr, out, 0);
+    ctx->plugin_status = pr->verdict.status ? pr->verdict.status
+                                            : NGX_HTTP_BAD_REQUEST;
+    return NGX_DECLINED;
 }

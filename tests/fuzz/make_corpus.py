@@ -290,6 +290,23 @@ def main():
           b"pattern=a=b\nstatus=403")
     write("fuzz_plugin_kv", "bad", b"=x\nkey with space=1")
 
+    write("fuzz_plugin_json", "answer", j({
+        "id": "x", "choices": [
+            {"index": 1, "message": {"role": "assistant",
+                                     "content": "hi \"you\" \u00e9\U0001F600"},
+             "finish_reason": "stop"},
+            {"message": {}, "index": 0}],
+        "usage": {"a": [1]}}))
+    write("fuzz_plugin_json", "chunk", j({
+        "choices": [{"index": 0, "delta": {"content": "a\nb"},
+                     "finish_reason": None}]}))
+    write("fuzz_plugin_json", "request", j({
+        "model": "m",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "x@y.com"}]}],
+        "prompt": ["a"], "input": [{"content": "b"}],
+        "instructions": "c"}))
+
     for text in ("Once upon a time, there was a little girl.",
                  "Lily said: \"Hi!\"\n\tTom smiled. caf\u00e9 \U0001F600",
                  "  two  spaces  "):

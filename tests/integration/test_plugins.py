@@ -49,6 +49,10 @@ def pgw(mock, deny_file):
             ai_gateway;
             ai_plugins pii_out;
         }
+        location /text/v1/ {
+            ai_gateway;
+            ai_plugins deny_in pii_in pii_out;
+        }
 """, env={"AIGW_TEST_KEY": PROVIDER_KEY}).start()
     yield g
     g.stop()
@@ -80,6 +84,67 @@ def test_request_denied_names_rule_not_text(pgw, mock):
     e = r.json()["error"]
     assert "secret-project" in e["message"]
     assert "Zebra" not in e["message"]
+    assert len(mock.requests()) == n
+
+
+# Only plugins that read texts: the gateway builds no tree.  What they
+# change is spliced into the client's bytes; everything else reaches the
+# provider byte for byte.
+TEXT_BODY = (
+    '{"model":"gpt-4o","temperature":0.70,"max_tokens":100,'
+    '"messages":[{"role":"system","content":"be \\"nice\\"\\n"},'
+    '{"role":"user","cont\\u0065nt":[{"type":"text","text":'
+    '"caf\\u00e9 \\ud83d\\ude00 mail jane.doe@example.com\\tnow"}]}],'
+    '"metadata":{"k":"jane.doe@example.com"}}')
+
+
+def test_text_plugins_splice_client_bytes(pgw, mock):
+    r = pgw.request("POST", "/text/v1/chat/completions", TEXT_BODY)
+    assert r.status == 200, r
+    raw = mock.last()["raw_body"]
+    # redacted in the prompt (its key was escaped), not in metadata
+    want = TEXT_BODY.replace(
+        'caf\\u00e9 \\ud83d\\ude00 mail jane.doe@example.com\\tnow',
+        'caf\u00e9 \U0001F600 mail [EMAIL]\\tnow').replace(
+        '"gpt-4o"', '"gpt-4o-mock"')
+    assert raw == want, raw
+    # the answer echoes the prompt: redacted on its way back
+    text = r.json()["choices"][0]["message"]["content"]
+    assert "[EMAIL]" in text and "jane.doe" not in text
+    assert "caf\u00e9 \U0001F600" in text
+
+
+def test_text_plugins_model_after_messages(pgw, mock):
+    # the model name is replaced where the splice moved it
+    body = ('{"messages":[{"role":"user","content":"to a@example.com and '
+            'b@example.com"}],"model":"gpt-4o","stream":false}')
+    r = pgw.request("POST", "/text/v1/chat/completions", body)
+    assert r.status == 200, r
+    assert mock.last()["raw_body"] == (
+        '{"messages":[{"role":"user","content":"to [EMAIL] and [EMAIL]"}],'
+        '"model":"gpt-4o-mock","stream":false}')
+
+
+def test_text_plugins_escaped_answer_stream(pgw):
+    body = chat('say "x"\n then jane.doe@example.com', model="slow",
+                stream=True)
+    r = pgw.request("POST", "/text/v1/chat/completions", body)
+    assert r.status == 200
+    ev = r.events()
+    assert ev[-1] == "[DONE]"
+    text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or ""
+                   for e in ev[:-1] if json.loads(e)["choices"])
+    assert text.startswith('Hello from mock! You said: say "x"\n then ')
+    assert "[EMAIL]" in text and "jane.doe" not in text
+
+
+def test_text_plugins_deny_escaped(pgw, mock):
+    n = len(mock.requests())
+    r = pgw.request("POST", "/text/v1/chat/completions",
+                    '{"model":"gpt-4o","messages":[{"role":"user",'
+                    '"content":"about Pro\\u006aect zebra"}]}')
+    assert r.status == 400
+    assert "secret-project" in r.json()["error"]["message"]
     assert len(mock.requests()) == n
 
 

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "aigw_plugin_host.h"
 
 #ifndef PLUGIN_DIR
@@ -158,6 +161,60 @@ req_content(const test_req_t *t, size_t i)
 }
 
 
+/*
+ * Runs the chain again from the body's bytes, as the gateway does, and
+ * checks that the outcome is the tree's: the same action and verdict, and
+ * a body that parses to the same document.
+ */
+static void
+check_bytes_mode(aigw_instance_t *const *inst, size_t n, const test_req_t *t,
+    const char *body, const char *tenant, aigw_action_t want,
+    const aigw_verdict_t *wv)
+{
+    size_t          len;
+    json_t         *got;
+    test_req_t      b;
+    aigw_run_t     *run;
+    const char     *out;
+    aigw_chain_t    chain = { inst, n };
+    aigw_action_t   rc;
+    aigw_verdict_t  v;
+
+    req_init(&b, body, tenant);
+    b.req.model = t->req.model;         /* the tree it points into goes */
+    json_decref(b.req.body);
+    b.req.body = NULL;
+
+    run = aigw_run_start(&chain, &b.req, &v);
+    CHECK(run != NULL);
+    if (run == NULL) {
+        return;
+    }
+
+    rc = aigw_run_request_bytes(run, body, strlen(body), &v);
+    CHECK_MSG(rc == want, "%d %d %s: %s", rc, want, v.message, body);
+    if (rc == AIGW_REJECT) {
+        CHECK(v.status == wv->status);
+        CHECK(strcmp(v.code, wv->code) == 0);
+        CHECK(strcmp(v.param, wv->param) == 0);
+        CHECK(strcmp(v.message, wv->message) == 0);
+
+    } else if (rc == AIGW_MODIFIED) {
+        if (b.req.body != NULL) {
+            got = json_incref(b.req.body);
+        } else {
+            CHECK(aigw_run_request_output(run, &out, &len) == 0);
+            got = json_loadb(out, len, 0, NULL);
+        }
+        CHECK_MSG(got != NULL && json_equal(got, t->req.body), "%s", body);
+        json_decref(got);
+    }
+
+    CHECK(b.nheaders == t->nheaders);
+    aigw_run_end(run);
+}
+
+
 /* Runs a chain of instances on a request body; returns the action. */
 static aigw_action_t
 run_request(aigw_instance_t *const *inst, size_t n, test_req_t *t,
@@ -175,6 +232,10 @@ run_request(aigw_instance_t *const *inst, size_t n, test_req_t *t,
 
     rc = aigw_run_request(run, v);
     aigw_run_end(run);
+
+    /* the same from the bytes (no tree when every plugin reads texts) */
+    check_bytes_mode(inst, n, t, body, tenant, rc, v);
+
     return rc;
 }
 
@@ -655,7 +716,7 @@ test_host_load_errors(void)
     inst = load(so, NULL, 0, err, sizeof(err));
     CHECK(inst == NULL);
     CHECK_MSG(strstr(err, "was built for plugin ABI 999, this gateway "
-                     "speaks 1") != NULL, "%s", err);
+                     "speaks 2") != NULL, "%s", err);
 
     CHECK(build_plugin("noconf",
         "#include \"aigw_plugin.h\"\n"
@@ -1095,6 +1156,297 @@ test_hello_plugin(void)
 }
 
 
+/*
+ * The byte reader: escapes, parts, nested content, escaped keys, odd
+ * layouts; the chain's outcome from the bytes must be the tree's (checked
+ * by run_request), and a text-only chain builds no tree.
+ */
+static void
+test_request_bytes(void)
+{
+    char              err[1024], arg[1100];
+    size_t            i, k, len;
+    test_req_t        t;
+    aigw_run_t       *run;
+    aigw_chain_t      chain;
+    aigw_verdict_t    v;
+    aigw_instance_t  *inst[2];
+    const char       *args[2], *out, *a;
+    static const char *bodies[] = {
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"mail a@example.com\\nnow \\\"quoted\\\" \\u00e9\\ud83d\\ude00 "
+        "b@example.org\"}]}",
+        " { \"messages\" : [ { \"content\" : [ \"x@example.com\" , "
+        "{ \"type\" : \"text\" , \"text\" : \"call +1 415 555 0132 \" } , "
+        "{ \"content\" : [ { \"text\" : \"ip 10.1.2.3\" } ] } , 42 , null ,"
+        " [ \"no\" ] ] } , 7 , \"s\" ] , \"model\" : \"m\" } ",
+        "{\"model\":\"m\",\"messages\":[{\"cont\\u0065nt\":\"c@example.com\"}]}",
+        "{\"model\":\"m\",\"prompt\":[\"d@example.com\",\"plain\"],"
+        "\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_text\","
+        "\"text\":\"e@example.com\"}]}],\"instructions\":\"f@example.com\"}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"nothing to see \\\\ here \\/ \\t\"}],\"tools\":[{\"type\":"
+        "\"function\",\"function\":{\"name\":\"x\",\"parameters\":{\"a\":"
+        "[1,2.5e3,true,false,null,{\"content\":\"g@example.com\"}]}}}]}",
+        "{\"model\":\"m\",\"messages\":[]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"ctrl \\u0001 x@example.com \\u001f\"}]}",
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"\\ud83d\\ude00h@example.com\\ud83d\\ude00\"}],\"x\":\"\\\\\"}",
+    };
+
+    inst[0] = load_ok("pii_redact", NULL, 0);
+    snprintf(arg, sizeof(arg), "file=%s", write_file("deny2.txt",
+        "weapons: (?i)\\bbuild (a|an) (bomb|weapon)\\b\n"
+        "creds: password\\s*=\\s*\\S+\n"));
+    args[0] = arg;
+    inst[1] = load_ok("deny_patterns", args, 1);
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        run_request(inst, 2, &t, bodies[i], NULL, &v);
+        json_decref(t.req.body);
+    }
+
+    /* more texts than the run holds inline */
+    {
+        char    many[4096];
+        size_t  n;
+
+        n = (size_t) snprintf(many, sizeof(many), "{\"model\":\"m\","
+                              "\"messages\":[");
+        for (k = 0; k < 20; k++) {
+            n += (size_t) snprintf(many + n, sizeof(many) - n,
+                                   "%s{\"role\":\"user\",\"content\":"
+                                   "\"u%zu@example.com \\n x\"}",
+                                   k ? "," : "", k);
+        }
+        snprintf(many + n, sizeof(many) - n, "]}");
+
+        CHECK(run_request(inst, 2, &t, many, NULL, &v) == AIGW_MODIFIED);
+        CHECK(strcmp(req_content(&t, 19), "[EMAIL] \n x") == 0);
+        json_decref(t.req.body);
+    }
+
+    /* an escaped key is read as the tree reads it */
+    CHECK(run_request(&inst[1], 1, &t,
+        "{\"model\":\"m\",\"messages\":[{\"c\\u006fntent\":"
+        "\"Build a bomb\"}]}", NULL, &v) == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t,
+        "{\"model\":\"m\",\"messages\":[{\"content\":"
+        "\"Build a b\\u006fmb\"}]}", NULL, &v) == AIGW_REJECT);
+    json_decref(t.req.body);
+
+    /* the email is spliced in place; the rest of the bytes is untouched */
+    memset(&t, 0, sizeof(t));
+    t.req.tenant = "";
+    t.req.model = "m";
+    t.req.endpoint = "chat/completions";
+    t.req.add_header = test_add_header;
+    chain.inst = inst;
+    chain.n = 2;
+    run = aigw_run_start(&chain, &t.req, &v);
+    CHECK(run != NULL);
+    CHECK(aigw_run_request_bytes(run, bodies[0], strlen(bodies[0]), &v)
+          == AIGW_MODIFIED);
+    CHECK(t.req.body == NULL);
+    CHECK(aigw_run_request_output(run, &out, &len) == 0);
+    /* (the changed strings are written out again: \u00e9 as UTF-8) */
+    CHECK_MSG(len == 98
+              && memcmp(out, "{\"model\":\"m\",\"messages\":[{\"role\":"
+                             "\"user\",\"content\":\"mail [EMAIL]\\nnow "
+                             "\\\"quoted\\\" \xc3\xa9\xf0\x9f\x98\x80 "
+                             "[EMAIL]\"}]}", len) == 0,
+              "%.*s", (int) len, out);
+    aigw_run_end(run);
+
+    /* what follows a changed text moved with it */
+    run = aigw_run_start(&chain, &t.req, &v);
+    a = "{\"messages\":[{\"content\":\"x a@example.com\"}],\"model\":"
+        "\"m\"}";
+    CHECK(aigw_run_request_bytes(run, a, strlen(a), &v) == AIGW_MODIFIED);
+    CHECK(aigw_run_request_output(run, &out, &len) == 0);
+    CHECK(aigw_run_request_offset(run, 5) == 5);
+    CHECK(memcmp(out + aigw_run_request_offset(run, strlen(a) - 4), "\"m\"}",
+                 4) == 0);
+    aigw_run_end(run);
+
+    /* nothing found: no output, the client's bytes go on */
+    run = aigw_run_start(&chain, &t.req, &v);
+    CHECK(aigw_run_request_bytes(run, bodies[4], strlen(bodies[4]), &v)
+          == AIGW_PASS);
+    CHECK(aigw_run_request_output(run, &out, &len) == -1);
+    aigw_run_end(run);
+
+    /* not JSON: the tree's verdict */
+    run = aigw_run_start(&chain, &t.req, &v);
+    CHECK(aigw_run_request_bytes(run, "{\"messages\":[", 13, &v)
+          == AIGW_REJECT);
+    CHECK(v.status == 400);
+    aigw_run_end(run);
+
+    /* ASCII text takes the rules' non-UTF twins; the rest stays UTF */
+    aigw_instance_free(inst[1]);
+    snprintf(arg, sizeof(arg), "file=%s", write_file("deny3.txt",
+        "dot: \\bcaf.!\n"
+        "kelvin: (?i)\\x{212A}elvin\n"
+        "sharp: stra\xc3\x9f" "e\n"));
+    args[0] = arg;
+    inst[1] = load_ok("deny_patterns", args, 1);
+
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"a cafe!\"}]}", NULL, &v) == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"a caf\xc3\xa9!\"}]}", NULL, &v) == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"40 KELVIN\"}]}", NULL, &v) == AIGW_REJECT);
+    CHECK(strstr(v.message, "kelvin") != NULL);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"die stra\xc3\x9f" "e\"}]}", NULL, &v)
+          == AIGW_REJECT);
+    json_decref(t.req.body);
+    CHECK(run_request(&inst[1], 1, &t, "{\"messages\":[{\"content\":"
+                      "\"die Strasse, ca\xc3\xa9\"}]}", NULL, &v)
+          == AIGW_PASS);
+    json_decref(t.req.body);
+
+    (void) err;
+    aigw_instance_free(inst[0]);
+    aigw_instance_free(inst[1]);
+}
+
+
+/*
+ * deny_patterns skips a rule on ASCII text that lacks a literal every match
+ * needs: for tricky patterns, its verdict must be PCRE2's own.
+ */
+static void
+test_deny_literal_prefilter(void)
+{
+    int                 ec, want;
+    char                arg[1100], body[512], file[300];
+    size_t              i, k;
+    PCRE2_SIZE          off;
+    test_req_t          t;
+    pcre2_code         *code;
+    aigw_verdict_t      v;
+    aigw_instance_t    *inst;
+    pcre2_match_data   *md;
+    const char         *args[1];
+    static const char  *pats[] = {
+        "(?i)\\bbuild (a|an) (bomb|weapon)\\b", "ab?cde", "ab*cde",
+        "ab+cde", "x{2}yzw", "abc{0,2}de", "[^^]|abcd", "[]abc]xyzw",
+        "[^]abc]xyzw", "(?:abc|def)ghi", "abcd|defg", "a\\.bc\\.de",
+        "\\x41bcd", "(?i)kelvin", "a(?i)bcde", "(?-i)abcd",
+        "a[[:alpha:]]bcd", "(?#c(omment)abcd", "\\Qab\\Ecdef",
+        "abc\\Kdef", "(?=abcd)ab", "abc(?!d)efg", "(?<=xyz)abcd",
+        "a\\sbcd", "pass\\nword", "ab{,2}cde", "ab{2}cde", "abc{1}de",
+        "(?i)PASSWORD\\s*=", "ab\\.?cde", "\\bsk-[a-z]{3}", "ab??cde",
+        "ab*?cde", "abcd{x", "(a)(?1)bcd", "abc\\d+efg", "\\Aabcd",
+    };
+    static const char  *texts[] = {
+        "acde", "abcde", "abbcde", "xxyzw", "abde", "abcccde",
+        "BUILD A BOMB", "Build an weapon.", "abcd", "ABCD", "kelvin",
+        "KELVIN", "a bcd", "abcdef", "abcefg", "xyzabcd", "^", "q", "]xyzw",
+        "axyzw", "ghi", "defghi", "a.bc.de", "aXbcd", "Abcd", "aBCDE",
+        "pass\nword", "password =", "PassWord=", "ab.cde", "sk-abc",
+        "abbbcde", "abcd{x", "aabcd", "abc12efg", "zabcd", "Abcde",
+    };
+
+    md = pcre2_match_data_create(1, NULL);
+
+    for (i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+        code = pcre2_compile((PCRE2_SPTR) pats[i], PCRE2_ZERO_TERMINATED,
+                             PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &off,
+                             NULL);
+        if (code == NULL) {
+            CHECK_MSG(0, "test pattern %s", pats[i]);
+            continue;
+        }
+
+        snprintf(file, sizeof(file), "deny-lit-%zu.txt", i);
+        snprintf(body, sizeof(body), "r: %s\n", pats[i]);
+        snprintf(arg, sizeof(arg), "file=%s", write_file(file, body));
+        args[0] = arg;
+        inst = load_ok("deny_patterns", args, 1);
+
+        for (k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+            json_t  *j = json_pack("{s:s,s:[{s:s}]}", "model", "m",
+                                   "messages", "content", texts[k]);
+            char    *b = json_dumps(j, JSON_COMPACT);
+
+            want = pcre2_match(code, (PCRE2_SPTR) texts[k], strlen(texts[k]),
+                               0, 0, md, NULL) >= 0;
+            CHECK_MSG((run_request(&inst, 1, &t, b, NULL, &v)
+                       == AIGW_REJECT) == want,
+                      "pattern %s, text %s: want %d", pats[i], texts[k],
+                      want);
+            json_decref(t.req.body);
+            json_decref(j);
+            free(b);
+        }
+
+        aigw_instance_free(inst);
+        pcre2_code_free(code);
+    }
+
+    pcre2_match_data_free(md);
+}
+
+
+static void
+test_json_helpers(void)
+{
+    int                  n;
+    char                 buf[256];
+    size_t               len;
+    aigw_choice_span_t   c[4];
+    const char          *a;
+
+    a = "{\"id\":\"x\",\"choices\":[{\"index\":1,\"message\":{\"role\":"
+        "\"assistant\",\"content\":\"hi \\\"you\\\"\"},\"finish_reason\":"
+        "\"stop\"},{\"message\":{},\"index\":0}],\"usage\":{\"a\":[1]}}";
+    n = aigw_json_choices(a, strlen(a), "message", c, 4);
+    CHECK(n == 2);
+    CHECK(c[0].index == 1 && c[0].finish && c[0].content_string
+          && c[0].content_escaped);
+    CHECK(memcmp(a + c[0].vstart, "\"hi ", 4) == 0
+          && a[c[0].vend - 1] == '"' && a[c[0].vend] == '}');
+    CHECK(c[1].index == 0 && c[1].obj_empty && c[1].vstart == c[1].vend
+          && a[c[1].obj - 1] == '{');
+
+    a = "{\"choices\":[{\"index\":0,\"delta\":{\"content\":null},"
+        "\"finish_reason\":null}]}";
+    n = aigw_json_choices(a, strlen(a), "delta", c, 4);
+    CHECK(n == 1 && !c[0].content_string && !c[0].finish
+          && memcmp(a + c[0].vstart, "null", 4) == 0);
+
+    /* what the reader leaves to the tree */
+    CHECK(aigw_json_choices("{\"choices\":[{\"delta\":{\"content\":\"a\","
+                            "\"content\":\"b\"}}]}", 41, "delta", c, 4) < 0);
+    CHECK(aigw_json_choices("{\"choices\":1}", 13, "delta", c, 4) < 0);
+    CHECK(aigw_json_choices("{\"x\":1}", 7, "delta", c, 4) < 0);
+    CHECK(aigw_json_choices("{\"choices\":[{}", 14, "delta", c, 4) < 0);
+    CHECK(aigw_json_choices("[]", 2, "delta", c, 4) < 0);
+
+    CHECK(aigw_json_unescape("a\\u00e9\\ud83d\\ude00\\n", 21, buf, &len)
+          == 0 && len == 8 && memcmp(buf, "a\xc3\xa9\xf0\x9f\x98\x80\n", 8)
+          == 0);
+    CHECK(aigw_json_unescape("\\ud83d", 6, buf, &len) == -1);
+    CHECK(aigw_json_unescape("\\u0000", 6, buf, &len) == -1);
+    CHECK(aigw_json_unescape("\\x", 2, buf, &len) == -1);
+    CHECK(aigw_json_unescape("ab\\", 3, buf, &len) == -1);
+
+    len = aigw_json_escape(buf, "q\"b\\n\n\x01\xc3\xa9", 9);
+    CHECK(len == aigw_json_escape(NULL, "q\"b\\n\n\x01\xc3\xa9", 9));
+    CHECK_MSG(len == 17 && memcmp(buf, "q\\\"b\\\\n\\n\\u0001\xc3\xa9", 17)
+              == 0, "%.*s", (int) len, buf);
+}
+
+
 int
 main(void)
 {
@@ -1115,6 +1467,9 @@ main(void)
     test_chain_order();
     test_two_pii_instances_and_choices();
     test_hello_plugin();
+    test_request_bytes();
+    test_json_helpers();
+    test_deny_literal_prefilter();
 
     printf("test_plugins: %d checks, %d failures\n", checks, failures);
     return failures != 0;
