@@ -19,6 +19,7 @@ typedef struct {
     int64_t      rows;
     int64_t      cols;
     size_t       row_size;
+    const void  *packed;    /* the same, repacked for the CPU kernels */
 } aie_tensor_t;
 
 typedef void (*aie_task_pt)(void *arg, int task, int thread);
@@ -56,5 +57,13 @@ struct aie_backend_s {
 
 
 aie_backend_t *aie_cpu_backend_new(int n_threads);
+
+/*
+ * Repacks a weight matrix for the fastest CPU kernels when they want it
+ * (t->packed, freed by aie_cpu_unpack_tensor()); leaves t->packed NULL when
+ * they do not.  Returns -1 when out of memory.
+ */
+int aie_cpu_pack_tensor(aie_tensor_t *t);
+void aie_cpu_unpack_tensor(aie_tensor_t *t);
 
 #endif /* AIE_BACKEND_H */

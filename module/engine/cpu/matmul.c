@@ -23,6 +23,8 @@ typedef struct {
     size_t                    xq_cap;
     void                     *xp;      /* the same, in the mm kernel's form */
     size_t                    xp_cap;
+    float                    *xd;      /* their block scales, for packed */
+    int32_t                  *xc;      /* -128 x their block sums */
 } aie_cpu_backend_t;
 
 typedef struct {
@@ -33,6 +35,9 @@ typedef struct {
     int                  n;
     aie_dot_pt           dot;
     aie_mm_pt            mm;
+    aie_mm_packed_pt     mm_packed;
+    const float         *xd;
+    const int32_t       *xc;
     int64_t              rows_per_task;
 } aie_matmul_job_t;
 
@@ -43,7 +48,7 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
     aie_matmul_job_t    *job = arg;
     const aie_tensor_t  *w = job->w;
     const char          *row;
-    int64_t              r, r0, r1;
+    int64_t              r, r0, r1, g1;
     int                  b;
 
     (void) thread;
@@ -51,6 +56,19 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
     r0 = (int64_t) task * job->rows_per_task;
     r1 = r0 + job->rows_per_task;
     r1 = r1 < w->rows ? r1 : w->rows;
+
+    if (job->mm_packed != NULL) {
+        /* whole groups from the packed copy, the last rows as stored */
+        g1 = (r1 < w->rows ? r1 : w->rows / 16 * 16) / 16;
+        if (r0 / 16 < g1) {
+            job->mm_packed(w->packed, r0 / 16, g1, w->cols,
+                           (const aie_block_q8_0_t *) job->x,
+                           job->x_stride / sizeof(aie_block_q8_0_t),
+                           job->xd, job->xc, job->n, job->out,
+                           (size_t) w->rows);
+        }
+        r0 = g1 * 16 > r0 ? g1 * 16 : r0;
+    }
 
     if (job->mm != NULL) {
         job->mm(w->data, w->row_size, r0, r1, w->cols, job->x, job->x_stride,
@@ -85,6 +103,7 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
     job.x = (const char *) x;
     job.x_stride = (size_t) w->cols * sizeof(float);
     job.mm = NULL;
+    job.mm_packed = NULL;
 
     switch (w->type) {
     case AIE_TYPE_F32:
@@ -106,6 +125,22 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
         if (need > cpu->xq_cap) {
             /* the caller broke its reserve() promise */
             abort();
+        }
+
+        if (w->packed != NULL && cpu->kernels->mm_q8_0_packed != NULL) {
+            for (b = 0; b < n; b++) {
+                cpu->kernels->q8_act(x + (size_t) b * w->cols, w->cols,
+                                     cpu->xq + (size_t) b * blocks,
+                                     cpu->xd + (size_t) b * blocks,
+                                     cpu->xc + (size_t) b * blocks);
+            }
+
+            job.x = (const char *) cpu->xq;
+            job.x_stride = blocks * sizeof(aie_block_q8_0_t);
+            job.mm_packed = cpu->kernels->mm_q8_0_packed;
+            job.xd = cpu->xd;
+            job.xc = cpu->xc;
+            break;
         }
 
         for (b = 0; b < n; b++) {
@@ -168,18 +203,29 @@ aie_cpu_reserve(aie_backend_t *be, int n, int64_t cols)
 {
     aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
     aie_block_q8_0_t   *xq;
+    float              *xd;
+    int32_t            *xc;
     void               *xp;
     size_t              need;
 
     need = (size_t) n * (size_t) (cols / AIE_QK + 1);
     if (need > cpu->xq_cap) {
         xq = malloc(need * sizeof(aie_block_q8_0_t));
-        if (xq == NULL) {
+        xd = malloc(need * sizeof(float));
+        xc = malloc(need * sizeof(int32_t));
+        if (xq == NULL || xd == NULL || xc == NULL) {
+            free(xq);
+            free(xd);
+            free(xc);
             return -1;
         }
 
         free(cpu->xq);
+        free(cpu->xd);
+        free(cpu->xc);
         cpu->xq = xq;
+        cpu->xd = xd;
+        cpu->xc = xc;
         cpu->xq_cap = need;
     }
 
@@ -216,6 +262,8 @@ aie_cpu_free(aie_backend_t *be)
 
     aie_pool_free(cpu->pool);
     free(cpu->xq);
+    free(cpu->xd);
+    free(cpu->xc);
     free(cpu->xp);
     free(cpu);
 }
@@ -248,4 +296,39 @@ aie_cpu_backend_new(int n_threads)
     cpu->base.free = aie_cpu_free;
 
     return &cpu->base;
+}
+
+
+int
+aie_cpu_pack_tensor(aie_tensor_t *t)
+{
+    const aie_dot_kernels_t  *k = aie_dot_kernels_best();
+    size_t                    size;
+    void                     *p;
+
+    t->packed = NULL;
+
+    if (t->type != AIE_TYPE_Q8_0 || k->q8_pack == NULL || t->rows < 16
+        || t->cols % AIE_QK != 0)
+    {
+        return 0;
+    }
+
+    size = k->q8_pack_size(t->rows, t->cols);
+    if (posix_memalign(&p, 64, size) != 0) {
+        return -1;
+    }
+
+    k->q8_pack(t->data, t->row_size, t->rows, t->cols, p);
+    t->packed = p;
+
+    return 0;
+}
+
+
+void
+aie_cpu_unpack_tensor(aie_tensor_t *t)
+{
+    free((void *) t->packed);
+    t->packed = NULL;
 }
