@@ -37,6 +37,14 @@ struct aie_backend_s {
     void  (*matmul)(aie_backend_t *be, float *out, const aie_tensor_t *w,
                     const float *x, int n);
 
+    /*
+     * the same for two or three matrices of the same input (w2 NULL: two),
+     * in one pass over the threads
+     */
+    void  (*matmul3)(aie_backend_t *be, float *out0, const aie_tensor_t *w0,
+                     float *out1, const aie_tensor_t *w1, float *out2,
+                     const aie_tensor_t *w2, const float *x, int n);
+
     /* sizes scratch for matmuls of up to n activations of cols each */
     int   (*reserve)(aie_backend_t *be, int n, int64_t cols);
 

@@ -27,9 +27,14 @@ typedef struct {
     int32_t                  *xc;      /* -128 x their block sums */
 } aie_cpu_backend_t;
 
+#define AIE_MATMUL_MAX_W  3
+
+
 typedef struct {
-    const aie_tensor_t  *w;
-    float               *out;
+    const aie_tensor_t  *ws[AIE_MATMUL_MAX_W];
+    float               *outs[AIE_MATMUL_MAX_W];
+    int64_t              rows_per_task[AIE_MATMUL_MAX_W];
+    int                  tasks_per_w;
     const char          *x;
     size_t               x_stride;
     int                  n;
@@ -38,7 +43,6 @@ typedef struct {
     aie_mm_packed_pt     mm_packed;
     const float         *xd;
     const int32_t       *xc;
-    int64_t              rows_per_task;
 } aie_matmul_job_t;
 
 
@@ -46,16 +50,22 @@ static void
 aie_cpu_matmul_task(void *arg, int task, int thread)
 {
     aie_matmul_job_t    *job = arg;
-    const aie_tensor_t  *w = job->w;
+    int                  i = task / job->tasks_per_w;
+    const aie_tensor_t  *w = job->ws[i];
+    float               *out = job->outs[i];
     const char          *row;
     int64_t              r, r0, r1, g1;
     int                  b;
 
     (void) thread;
 
-    r0 = (int64_t) task * job->rows_per_task;
-    r1 = r0 + job->rows_per_task;
+    r0 = (int64_t) (task % job->tasks_per_w) * job->rows_per_task[i];
+    r1 = r0 + job->rows_per_task[i];
     r1 = r1 < w->rows ? r1 : w->rows;
+
+    if (r0 >= r1) {
+        return;
+    }
 
     if (job->mm_packed != NULL) {
         /* whole groups from the packed copy, the last rows as stored */
@@ -64,7 +74,7 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
             job->mm_packed(w->packed, r0 / 16, g1, w->cols,
                            (const aie_block_q8_0_t *) job->x,
                            job->x_stride / sizeof(aie_block_q8_0_t),
-                           job->xd, job->xc, job->n, job->out,
+                           job->xd, job->xc, job->n, out,
                            (size_t) w->rows);
         }
         r0 = g1 * 16 > r0 ? g1 * 16 : r0;
@@ -72,7 +82,7 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
 
     if (job->mm != NULL) {
         job->mm(w->data, w->row_size, r0, r1, w->cols, job->x, job->x_stride,
-                job->n, job->out, (size_t) w->rows);
+                job->n, out, (size_t) w->rows);
         return;
     }
 
@@ -80,25 +90,44 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
         row = (const char *) w->data + (size_t) r * w->row_size;
 
         for (b = 0; b < job->n; b++) {
-            job->out[(size_t) b * w->rows + r] =
+            out[(size_t) b * w->rows + r] =
                 job->dot(row, job->x + (size_t) b * job->x_stride, w->cols);
         }
     }
 }
 
 
+/*
+ * Matrices that read the same activations (Q, K, V; gate, up) run as one
+ * job: the activations are quantised once and the threads are woken once.
+ */
 static void
-aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
-    const float *x, int n)
+aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
+    const aie_tensor_t **ws, const float *x, int n)
 {
-    aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
-    aie_matmul_job_t    job;
-    size_t              need, blocks, stride;
-    int                 b, n_tasks;
-    double              work;
+    aie_cpu_backend_t   *cpu = (aie_cpu_backend_t *) be;
+    const aie_tensor_t  *w = ws[0];
+    aie_matmul_job_t     job;
+    size_t               need, blocks, stride;
+    int                  b, i, n_tasks;
+    double               work;
 
-    job.w = w;
-    job.out = out;
+    for (i = 1; i < n_w; i++) {
+        if (ws[i]->type != w->type || ws[i]->cols != w->cols
+            || (ws[i]->packed == NULL) != (w->packed == NULL))
+        {
+            for (i = 0; i < n_w; i++) {
+                aie_cpu_matmul_many(be, 1, &outs[i], &ws[i], x, n);
+            }
+            return;
+        }
+    }
+
+    for (i = 0; i < n_w; i++) {
+        job.ws[i] = ws[i];
+        job.outs[i] = outs[i];
+    }
+
     job.n = n;
     job.x = (const char *) x;
     job.x_stride = (size_t) w->cols * sizeof(float);
@@ -189,12 +218,37 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
         }
     }
 
-    /* whole strips of 16 rows, so no row changes kernel path with n */
-    job.rows_per_task = (w->rows + n_tasks - 1) / n_tasks;
-    job.rows_per_task = (job.rows_per_task + 15) & ~(int64_t) 15;
-    n_tasks = (int) ((w->rows + job.rows_per_task - 1) / job.rows_per_task);
+    /*
+     * whole strips of 16 rows, so no row changes kernel path with n; a
+     * matrix with fewer strips than tasks leaves some tasks empty
+     */
+    job.tasks_per_w = n_tasks;
+    for (i = 0; i < n_w; i++) {
+        job.rows_per_task[i] = (ws[i]->rows + n_tasks - 1) / n_tasks;
+        job.rows_per_task[i] = (job.rows_per_task[i] + 15) & ~(int64_t) 15;
+    }
 
-    aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks);
+    aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks * n_w);
+}
+
+
+static void
+aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
+    const float *x, int n)
+{
+    aie_cpu_matmul_many(be, 1, &out, &w, x, n);
+}
+
+
+static void
+aie_cpu_matmul3(aie_backend_t *be, float *out0, const aie_tensor_t *w0,
+    float *out1, const aie_tensor_t *w1, float *out2, const aie_tensor_t *w2,
+    const float *x, int n)
+{
+    float               *outs[3] = { out0, out1, out2 };
+    const aie_tensor_t  *ws[3] = { w0, w1, w2 };
+
+    aie_cpu_matmul_many(be, w2 != NULL ? 3 : 2, outs, ws, x, n);
 }
 
 
@@ -289,6 +343,7 @@ aie_cpu_backend_new(int n_threads)
     cpu->base.name = cpu->kernels->name;
     cpu->base.n_threads = aie_pool_threads(cpu->pool);
     cpu->base.matmul = aie_cpu_matmul;
+    cpu->base.matmul3 = aie_cpu_matmul3;
     cpu->base.reserve = aie_cpu_reserve;
     cpu->base.parallel = aie_cpu_parallel;
     cpu->base.attention = cpu->kernels->attention;
