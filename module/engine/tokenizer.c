@@ -35,6 +35,30 @@ typedef struct {
     int            n;
 } aie_bigram_heap_t;
 
+/*
+ * Words seen earlier in the same text, with their tokens: English repeats
+ * its words, and a hit costs a hash and a memcmp instead of the merges.
+ */
+typedef struct {
+    const char  *word;
+    uint32_t     len;
+    uint32_t     hash;
+    int          first;     /* in tokens */
+    int          n;
+} aie_word_t;
+
+typedef struct {
+    aie_word_t  *words;     /* AIE_WORD_SLOTS, open addressing */
+    int         *tokens;
+    int          n_tokens;
+    int          cap_tokens;
+} aie_word_cache_t;
+
+#define AIE_WORD_SLOTS      8192    /* a power of two */
+#define AIE_WORD_MAX_LEN    48      /* longer words are not cached */
+#define AIE_WORD_MIN_TEXT   1024    /* shorter texts go without a cache */
+#define AIE_WORD_PROBES     8
+
 
 static void
 aie_tok_err(char *err, size_t errlen, const char *fmt, ...)
@@ -783,6 +807,74 @@ emit:
 }
 
 
+/* the word's tokens from the cache, or merged and remembered */
+static int
+aie_tokenizer_encode_word(const aie_tokenizer_t *tok, aie_word_cache_t *wc,
+    const char *word, size_t len, aie_symbol_t *sym, aie_bigram_heap_t *heap,
+    int *out, int max, int count)
+{
+    aie_word_t  *w, *free_slot = NULL;
+    uint32_t     hash, h;
+    int          i, done, n, *t;
+
+    if (wc == NULL || len > AIE_WORD_MAX_LEN) {
+        return aie_tokenizer_encode_span(tok, word, len, sym, heap, out, max,
+                                         count);
+    }
+
+    hash = aie_tok_hash(word, len);
+
+    for (i = 0; i < AIE_WORD_PROBES; i++) {
+        h = (hash + (uint32_t) i) & (AIE_WORD_SLOTS - 1);
+        w = &wc->words[h];
+
+        if (w->word == NULL) {
+            free_slot = w;
+            break;
+        }
+
+        if (w->hash == hash && w->len == len
+            && memcmp(w->word, word, len) == 0)
+        {
+            for (n = 0; n < w->n; n++, count++) {
+                if (count < max) {
+                    out[count] = wc->tokens[w->first + n];
+                }
+            }
+            return count;
+        }
+    }
+
+    done = aie_tokenizer_encode_span(tok, word, len, sym, heap, out, max,
+                                     count);
+    n = done - count;
+
+    if (free_slot == NULL || done > max) {
+        return done;
+    }
+
+    if (wc->n_tokens + n > wc->cap_tokens) {
+        t = realloc(wc->tokens, (size_t) (wc->cap_tokens * 2 + n + 64)
+                                * sizeof(int));
+        if (t == NULL) {
+            return done;
+        }
+        wc->tokens = t;
+        wc->cap_tokens = wc->cap_tokens * 2 + n + 64;
+    }
+
+    memcpy(wc->tokens + wc->n_tokens, out + count, (size_t) n * sizeof(int));
+    free_slot->word = word;
+    free_slot->len = (uint32_t) len;
+    free_slot->hash = hash;
+    free_slot->first = wc->n_tokens;
+    free_slot->n = n;
+    wc->n_tokens += n;
+
+    return done;
+}
+
+
 static int
 aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
     size_t len, int add_bos, int *out, int max, int split)
@@ -790,6 +882,7 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
     char               *buf;
     aie_symbol_t       *sym;
     aie_bigram_heap_t   heap;
+    aie_word_cache_t    cache, *wc;
     size_t              n, start, end, span;
     int                 count;
 
@@ -849,6 +942,14 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
                                           count);
 
     } else {
+        wc = NULL;
+        memset(&cache, 0, sizeof(cache));
+
+        if (n >= AIE_WORD_MIN_TEXT) {
+            cache.words = calloc(AIE_WORD_SLOTS, sizeof(aie_word_t));
+            wc = cache.words != NULL ? &cache : NULL;
+        }
+
         /* words: a span ends before a space that follows a non-space */
         for (start = 0; start < n; start = end) {
             end = start + 1;
@@ -856,9 +957,13 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
                 end++;
             }
 
-            count = aie_tokenizer_encode_span(tok, buf + start, end - start,
-                                              sym, &heap, out, max, count);
+            count = aie_tokenizer_encode_word(tok, wc, buf + start,
+                                              end - start, sym, &heap, out,
+                                              max, count);
         }
+
+        free(cache.words);
+        free(cache.tokens);
     }
 
     free(buf);

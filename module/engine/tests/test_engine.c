@@ -1340,6 +1340,65 @@ test_scalar_reference(void)
 }
 
 
+/*
+ * Long texts go through the word cache: repeated words, thousands of
+ * distinct ones (more than its probes hold), words too long for it, and an
+ * output buffer too small, all as the whole-text merge gives them.
+ */
+static void
+test_tokenizer_long(aie_model_t *bin, aie_model_t *gguf,
+    const char **texts, int n_texts)
+{
+    aie_model_t  *m[2] = { bin, gguf };
+    size_t        cap = 200000, len = 0, k;
+    char         *text = malloc(cap);
+    int          *a = malloc(cap * sizeof(int)), *b = malloc(cap * sizeof(int));
+    int           i, j, na, nb, same = 1;
+    unsigned      r = 12345;
+
+    printf("tokenizer: long texts through the word cache equal the "
+           "whole-text merge\n");
+
+    while (len + 200 < cap) {
+        i = (int) (r % (unsigned) (n_texts + 2));
+        r = r * 1103515245u + 12345u;
+        if (i < n_texts) {
+            k = strlen(texts[i]);
+            memcpy(text + len, texts[i], k);
+            len += k;
+        } else if (i == n_texts) {
+            /* a fresh word of 1..12 letters */
+            text[len++] = ' ';
+            for (k = 0; k < 1 + (r >> 8) % 12; k++) {
+                text[len++] = (char) ('a' + (r >> (k + 3)) % 26);
+            }
+        } else {
+            /* a word longer than the cache takes */
+            text[len++] = ' ';
+            for (k = 0; k < 60; k++) {
+                text[len++] = (char) ('a' + k % 7);
+            }
+        }
+    }
+
+    for (j = 0; j < 2; j++) {
+        na = aie_tokenize(m[j], text, len, 1, a, (int) cap);
+        nb = aie_tokenizer_encode_ref(m[j]->tokenizer, text, len, 1, b,
+                                      (int) cap);
+        same &= na > 0 && na == nb
+                && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+
+        na = aie_tokenize(m[j], text, len, 1, a, 1000);
+        same &= na == nb && memcmp(a, b, 1000 * sizeof(int)) == 0;
+    }
+    CHECK(same, "long text: word cache == whole text");
+
+    free(text);
+    free(a);
+    free(b);
+}
+
+
 static void
 test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
 {
@@ -1365,6 +1424,8 @@ test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
         }
     }
     CHECK(same, "word-by-word == whole text");
+
+    test_tokenizer_long(bin, gguf, texts, 7);
 }
 
 
