@@ -180,6 +180,83 @@ test_kernels(void)
 }
 
 
+/*
+ * The packed Q8_0 kernel: activations quantised as the scalar quantiser
+ * does, whole groups of 16 rows against the scalar dot, batch == one by one
+ */
+static void
+test_mm_packed(const aie_dot_kernels_t *k, const aie_block_q8_0_t *wq,
+    int rows, int cols, const float *x, float *out, float *out1)
+{
+    const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
+    static const int          ns[] = { 1, 3, 16 };
+    int                       nb = cols / 32, b, r, ni, n, same, act_same;
+    int                       groups = rows / 16;
+    aie_block_q8_0_t         *xq, *ref_q;
+    float                    *dx, ref, d, worst;
+    int32_t                  *cx;
+    void                     *wp;
+    int64_t                   sum;
+
+    wp = malloc(k->q8_pack_size(rows, cols) + 64);
+    xq = malloc((size_t) 16 * nb * sizeof(*xq));
+    ref_q = malloc((size_t) nb * sizeof(*ref_q));
+    dx = malloc((size_t) 16 * nb * sizeof(float));
+    cx = malloc((size_t) 16 * nb * sizeof(int32_t));
+
+    k->q8_pack(wq, (size_t) nb * sizeof(*wq), rows, cols, wp);
+
+    act_same = 1;
+    for (b = 0; b < 16; b++) {
+        k->q8_act(x + (size_t) b * cols, cols, xq + (size_t) b * nb,
+                  dx + (size_t) b * nb, cx + (size_t) b * nb);
+        aie_quantize_row_q8_0(x + (size_t) b * cols, ref_q, cols);
+        act_same &= memcmp(ref_q, xq + (size_t) b * nb,
+                           (size_t) nb * sizeof(*xq)) == 0;
+        for (r = 0; r < nb; r++) {
+            sum = 0;
+            for (ni = 0; ni < 32; ni++) {
+                sum += ref_q[r].qs[ni];
+            }
+            act_same &= cx[b * nb + r] == -128 * sum
+                        && dx[b * nb + r] == aie_fp16_to_fp32(ref_q[r].d);
+        }
+    }
+    CHECK(act_same, "%s q8_act cols %d: the scalar quantiser's blocks",
+          k->name, cols);
+
+    for (ni = 0; ni < 3; ni++) {
+        n = ns[ni];
+        k->mm_q8_0_packed(wp, 0, groups, cols, xq, (size_t) nb, dx, cx, n,
+                          out, (size_t) rows);
+        worst = 0;
+        same = 1;
+        for (b = 0; b < n; b++) {
+            k->mm_q8_0_packed(wp, 1, groups, cols, xq + (size_t) b * nb,
+                              (size_t) nb, dx + (size_t) b * nb,
+                              cx + (size_t) b * nb, 1, out1, (size_t) rows);
+            for (r = 0; r < groups * 16; r++) {
+                ref = s->dot_q8_0(wq + (size_t) r * nb, xq + (size_t) b * nb,
+                                  cols);
+                d = fabsf(ref - out[b * rows + r]) / (1 + fabsf(ref));
+                worst = d > worst ? d : worst;
+                same &= r < 16 || out1[r] == out[b * rows + r];
+            }
+        }
+        CHECK(worst < 1e-5f, "%s mm_q8_0_packed cols %d n %d: %g", k->name,
+              cols, n, worst);
+        CHECK(same, "%s mm_q8_0_packed cols %d n %d: batch == one by one",
+              k->name, cols, n);
+    }
+
+    free(wp);
+    free(xq);
+    free(ref_q);
+    free(dx);
+    free(cx);
+}
+
+
 /* the multi-row kernels against the scalar dot, and batch == one by one */
 static void
 test_mm_one(const aie_dot_kernels_t *k)
@@ -275,6 +352,10 @@ test_mm_one(const aie_dot_kernels_t *k)
                 CHECK(same, "%s mm_q8_0 cols %d n %d: batch == one by one",
                       k->name, cols, n);
             }
+        }
+
+        if (k->mm_q8_0_packed != NULL && cols % 32 == 0) {
+            test_mm_packed(k, wq, rows, cols, x, out, out1);
         }
 
         free(w);
