@@ -6,6 +6,7 @@
  */
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -31,6 +32,28 @@ aie_pool_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+
+/*
+ * Whether a spin that ends at `until` is over; in its second half it yields
+ * the core at each check, so spinning costs little when other processes
+ * want the core (NGINX workers, builds).
+ */
+static int
+aie_pool_spin_over(long until)
+{
+    long  now = aie_pool_now_ns();
+
+    if (now > until) {
+        return 1;
+    }
+
+    if (until - now < aie_pool_spin_ns / 2) {
+        sched_yield();
+    }
+
+    return 0;
 }
 
 
@@ -119,7 +142,7 @@ aie_pool_worker(void *data)
                 if (__atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE)
                     != seen
                     || __atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE)
-                    || (spin % 32 == 0 && aie_pool_now_ns() > until))
+                    || (spin % 32 == 0 && aie_pool_spin_over(until)))
                 {
                     break;
                 }
@@ -296,7 +319,7 @@ aie_pool_run(aie_pool_t *pool, aie_task_pt fn, void *arg, int n_tasks)
             if ((__atomic_load_n(&pool->done_tasks, __ATOMIC_ACQUIRE)
                  >= n_tasks
                  && __atomic_load_n(&pool->active, __ATOMIC_ACQUIRE) == 0)
-                || (i % 32 == 0 && aie_pool_now_ns() > until))
+                || (i % 32 == 0 && aie_pool_spin_over(until)))
             {
                 break;
             }
