@@ -591,29 +591,44 @@ aie_attention_avx2(float *out, const float *q, const float *k,
     sum = aie_hsum8_avx2(sv);
     inv = 1.0f / sum;
 
-    /* out = inv * sum_t att[t] * v_t */
-    for (d = 0; d < hs; d += 8) {
+    /*
+     * out = inv * sum_t att[t] * v_t, 32 dimensions per pass with one
+     * accumulator each: every value row is read front to back once per
+     * pass (the cache holds thousands of rows for a batch of sequences,
+     * so reading them in order matters more than the FMA chains)
+     */
+    for (d = 0; d + 32 <= hs; d += 32) {
         const float  *vd = v + d;
 
         p0 = p1 = p2 = p3 = _mm256_setzero_ps();
 
-        for (t = 0; t + 4 <= n; t += 4) {
-            p0 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t),
-                     _mm256_loadu_ps(vd + (size_t) t * kv_stride), p0);
-            p1 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t + 1),
-                     _mm256_loadu_ps(vd + (size_t) (t + 1) * kv_stride), p1);
-            p2 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t + 2),
-                     _mm256_loadu_ps(vd + (size_t) (t + 2) * kv_stride), p2);
-            p3 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t + 3),
-                     _mm256_loadu_ps(vd + (size_t) (t + 3) * kv_stride), p3);
+        for (t = 0; t < n; t++) {
+            const float  *vt = vd + (size_t) t * kv_stride;
+
+            e = _mm256_broadcast_ss(att + t);
+            p0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt), p0);
+            p1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 8), p1);
+            p2 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 16), p2);
+            p3 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 24), p3);
         }
 
-        for ( /* void */ ; t < n; t++) {
+        mv = _mm256_set1_ps(inv);
+        _mm256_storeu_ps(out + d, _mm256_mul_ps(p0, mv));
+        _mm256_storeu_ps(out + d + 8, _mm256_mul_ps(p1, mv));
+        _mm256_storeu_ps(out + d + 16, _mm256_mul_ps(p2, mv));
+        _mm256_storeu_ps(out + d + 24, _mm256_mul_ps(p3, mv));
+    }
+
+    for ( /* void */ ; d < hs; d += 8) {
+        const float  *vd = v + d;
+
+        p0 = _mm256_setzero_ps();
+
+        for (t = 0; t < n; t++) {
             p0 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t),
                      _mm256_loadu_ps(vd + (size_t) t * kv_stride), p0);
         }
 
-        p0 = _mm256_add_ps(_mm256_add_ps(p0, p1), _mm256_add_ps(p2, p3));
         _mm256_storeu_ps(out + d, _mm256_mul_ps(p0, _mm256_set1_ps(inv)));
     }
 }

@@ -212,7 +212,7 @@ aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
     n_tasks = 1;
 
     if (work >= AIE_MATMUL_MIN_PARALLEL && cpu->base.n_threads > 1) {
-        n_tasks = cpu->base.n_threads * 4;
+        n_tasks = cpu->base.n_threads * 8;
         if (n_tasks > w->rows) {
             n_tasks = (int) w->rows;
         }
