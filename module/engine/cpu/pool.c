@@ -164,7 +164,7 @@ aie_pool_worker(void *data)
         fn = pool->fn;
         arg = pool->arg;
         n_tasks = pool->n_tasks;
-        pool->active++;
+        __atomic_store_n(&pool->active, pool->active + 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&pool->lock);
 
         aie_pool_work(pool, fn, arg, n_tasks, index);
