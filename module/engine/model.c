@@ -345,6 +345,34 @@ aie_model_validate(aie_model_t *model, char *err, size_t errlen)
 }
 
 
+/*
+ * Repacks one matrix and lets its mapped pages go: the fast kernels read
+ * the packed copy, and what still reads the mapping (the scalar
+ * reference, embedding rows, the rows after the last group of 16) faults
+ * the pages back in from the page cache.
+ */
+static int
+aie_model_pack_tensor(aie_tensor_t *t)
+{
+    uintptr_t  start, end, page = (uintptr_t) sysconf(_SC_PAGESIZE);
+
+    if (aie_cpu_pack_tensor(t) != 0) {
+        return -1;
+    }
+
+    if (t->packed != NULL) {
+        start = ((uintptr_t) t->data + page - 1) & ~(page - 1);
+        end = ((uintptr_t) t->data + (size_t) (t->rows / 16 * 16)
+                                     * t->row_size) & ~(page - 1);
+        if (end > start) {
+            (void) madvise((void *) start, end - start, MADV_DONTNEED);
+        }
+    }
+
+    return 0;
+}
+
+
 /* the matmul weights, in the layout the CPU kernels read fastest */
 static int
 aie_model_pack(aie_model_t *model)
@@ -355,19 +383,19 @@ aie_model_pack(aie_model_t *model)
     for (l = 0; l < model->config.n_layers; l++) {
         w = &model->layers[l];
 
-        if (aie_cpu_pack_tensor(&w->wq) != 0
-            || aie_cpu_pack_tensor(&w->wk) != 0
-            || aie_cpu_pack_tensor(&w->wv) != 0
-            || aie_cpu_pack_tensor(&w->wo) != 0
-            || aie_cpu_pack_tensor(&w->w_gate) != 0
-            || aie_cpu_pack_tensor(&w->w_up) != 0
-            || aie_cpu_pack_tensor(&w->w_down) != 0)
+        if (aie_model_pack_tensor(&w->wq) != 0
+            || aie_model_pack_tensor(&w->wk) != 0
+            || aie_model_pack_tensor(&w->wv) != 0
+            || aie_model_pack_tensor(&w->wo) != 0
+            || aie_model_pack_tensor(&w->w_gate) != 0
+            || aie_model_pack_tensor(&w->w_up) != 0
+            || aie_model_pack_tensor(&w->w_down) != 0)
         {
             return -1;
         }
     }
 
-    return aie_cpu_pack_tensor(&model->output);
+    return aie_model_pack_tensor(&model->output);
 }
 
 
