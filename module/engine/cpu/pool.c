@@ -36,9 +36,10 @@ aie_pool_now_ns(void)
 
 
 /*
- * Whether a spin that ends at `until` is over; in its second half it yields
- * the core at each check, so spinning costs little when other processes
- * want the core (NGINX workers, builds).
+ * Whether a spin that ends at `until` is over; after its first couple of
+ * microseconds (back-to-back jobs) it yields the core at each check, so
+ * spinning costs little when other processes want the core (NGINX
+ * workers, builds) and a wake-up is still a cache-line read when not.
  */
 static int
 aie_pool_spin_over(long until)
@@ -49,7 +50,7 @@ aie_pool_spin_over(long until)
         return 1;
     }
 
-    if (until - now < aie_pool_spin_ns / 2) {
+    if (until - now < aie_pool_spin_ns - 2000) {
         sched_yield();
     }
 
