@@ -1427,15 +1427,15 @@ test_scalar_reference(void)
  * output buffer too small, all as the whole-text merge gives them.
  */
 static void
-test_tokenizer_long(aie_model_t *bin, aie_model_t *gguf,
-    const char **texts, int n_texts)
+test_tokenizer_long(aie_model_t **m, int n_models, const char **texts,
+    int n_texts)
 {
-    aie_model_t  *m[2] = { bin, gguf };
     size_t        cap = 200000, len = 0, k;
     char         *text = malloc(cap);
     int          *a = malloc(cap * sizeof(int)), *b = malloc(cap * sizeof(int));
-    int           i, j, na, nb, same = 1;
+    int           i, j, na, nb, same = 1, same_pairs = 1;
     unsigned      r = 12345;
+    uint64_t     *pairs;
 
     printf("tokenizer: long texts through the word cache equal the "
            "whole-text merge\n");
@@ -1462,7 +1462,7 @@ test_tokenizer_long(aie_model_t *bin, aie_model_t *gguf,
         }
     }
 
-    for (j = 0; j < 2; j++) {
+    for (j = 0; j < n_models; j++) {
         na = aie_tokenize(m[j], text, len, 1, a, (int) cap);
         nb = aie_tokenizer_encode_ref(m[j]->tokenizer, text, len, 1, b,
                                       (int) cap);
@@ -1471,12 +1471,64 @@ test_tokenizer_long(aie_model_t *bin, aie_model_t *gguf,
 
         na = aie_tokenize(m[j], text, len, 1, a, 1000);
         same &= na == nb && memcmp(a, b, 1000 * sizeof(int)) == 0;
+
+        /* merges found by token-id pairs == by looking up the joined text */
+        pairs = m[j]->tokenizer->pairs;
+        CHECK(pairs != NULL, "the vocabulary has a pair table");
+        m[j]->tokenizer->pairs = NULL;
+        na = aie_tokenize(m[j], text, len, 1, a, (int) cap);
+        m[j]->tokenizer->pairs = pairs;
+        same_pairs &= na == nb && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
     }
     CHECK(same, "long text: word cache == whole text");
+    CHECK(same_pairs, "long text: pair table == text lookups");
 
     free(text);
     free(a);
     free(b);
+}
+
+
+/*
+ * A synthetic vocabulary (aie-mkrandom's, path in AIE_MKRANDOM) where most
+ * ASCII characters, the space among them, are no token but start tokens
+ * (" a"): the pair table's stand-in ids for such characters.
+ */
+static void
+test_tokenizer_random(const char **texts, int n_texts)
+{
+    const char   *tool = getenv("AIE_MKRANDOM");
+    char          path[] = "/tmp/aie_test_vocab_XXXXXX", cmd[1024], err[256];
+    aie_model_t  *m;
+    int           fd;
+
+    if (tool == NULL) {
+        printf("SKIP tokenizer on a synthetic vocabulary: no AIE_MKRANDOM\n");
+        return;
+    }
+
+    fd = mkstemp(path);
+    CHECK(fd >= 0, "temporary file");
+    if (fd < 0) {
+        return;
+    }
+    close(fd);
+
+    snprintf(cmd, sizeof(cmd), "%s -o %s --dim 64 --layers 1 --hidden 128 "
+             "--heads 4 --kv-heads 4 --vocab 4000 --ctx 64 >/dev/null",
+             tool, path);
+    CHECK(system(cmd) == 0, "aie-mkrandom");
+
+    m = aie_model_load(path, NULL, err, sizeof(err));
+    CHECK(m != NULL, "synthetic model: %s", err);
+    if (m != NULL) {
+        CHECK(m->tokenizer->ascii_id[' '] >= m->tokenizer->n_vocab,
+              "the synthetic vocabulary has no space token");
+        test_tokenizer_long(&m, 1, texts, n_texts);
+        aie_model_free(m);
+    }
+
+    unlink(path);
 }
 
 
@@ -1506,7 +1558,8 @@ test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
     }
     CHECK(same, "word-by-word == whole text");
 
-    test_tokenizer_long(bin, gguf, texts, 7);
+    test_tokenizer_long(m, 2, texts, 7);
+    test_tokenizer_random(texts, 7);
 }
 
 
