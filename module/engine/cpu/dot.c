@@ -952,6 +952,9 @@ aie_mm_q8_0_vnni(const void *w, size_t row_size, int64_t r0, int64_t r1,
  */
 
 #define AIE_Q8P_ROWS   16
+#ifndef AIE_Q8P_PREFETCH
+#define AIE_Q8P_PREFETCH  1024
+#endif
 #define AIE_Q8P_BLOCK  (AIE_Q8P_ROWS * sizeof(aie_block_q8_0_t))
 
 
@@ -1078,6 +1081,14 @@ aie_mm_q8p_vnni_group(const uint8_t *q, int64_t nb,
 
     for (b = 0; b < nb; b++) {
         const uint8_t  *qb = q + b * 512;
+
+        if (NB >= 4) {
+            /* a batch spends long on a block: fetch the one after next */
+            for (j = 0; j < 512; j += 64) {
+                _mm_prefetch((const char *) qb + AIE_Q8P_PREFETCH + j,
+                             _MM_HINT_T0);
+            }
+        }
 
         w0 = _mm512_loadu_si512(qb);
         w1 = _mm512_loadu_si512(qb + 64);
