@@ -228,6 +228,14 @@ aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
         job.rows_per_task[i] = (job.rows_per_task[i] + 15) & ~(int64_t) 15;
     }
 
+    if (n_tasks == 1) {
+        /* too small to wake the pool for, even two or three of them */
+        for (i = 0; i < n_w; i++) {
+            aie_cpu_matmul_task(&job, i, 0);
+        }
+        return;
+    }
+
     aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks * n_w);
 }
 
