@@ -19,6 +19,7 @@ typedef struct {
     int64_t      rows;
     int64_t      cols;
     size_t       row_size;
+    const void  *packed;    /* the same, repacked for the CPU kernels */
 } aie_tensor_t;
 
 typedef void (*aie_task_pt)(void *arg, int task, int thread);
@@ -35,6 +36,14 @@ struct aie_backend_s {
      */
     void  (*matmul)(aie_backend_t *be, float *out, const aie_tensor_t *w,
                     const float *x, int n);
+
+    /*
+     * the same for two or three matrices of the same input (w2 NULL: two),
+     * in one pass over the threads
+     */
+    void  (*matmul3)(aie_backend_t *be, float *out0, const aie_tensor_t *w0,
+                     float *out1, const aie_tensor_t *w1, float *out2,
+                     const aie_tensor_t *w2, const float *x, int n);
 
     /* sizes scratch for matmuls of up to n activations of cols each */
     int   (*reserve)(aie_backend_t *be, int n, int64_t cols);
@@ -56,5 +65,13 @@ struct aie_backend_s {
 
 
 aie_backend_t *aie_cpu_backend_new(int n_threads);
+
+/*
+ * Repacks a weight matrix for the fastest CPU kernels when they want it
+ * (t->packed, freed by aie_cpu_unpack_tensor()); leaves t->packed NULL when
+ * they do not.  Returns -1 when out of memory.
+ */
+int aie_cpu_pack_tensor(aie_tensor_t *t);
+void aie_cpu_unpack_tensor(aie_tensor_t *t);
 
 #endif /* AIE_BACKEND_H */

@@ -284,9 +284,8 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
                         w->attn_norm.data, dim, c->rms_eps);
         }
 
-        be->matmul(be, st->q, &w->wq, st->xb, n);
-        be->matmul(be, st->k, &w->wk, st->xb, n);
-        be->matmul(be, st->v, &w->wv, st->xb, n);
+        be->matmul3(be, st->q, &w->wq, st->k, &w->wk, st->v, &w->wv, st->xb,
+                    n);
 
         for (i = 0; i < n; i++) {
             cs = st->rope + (size_t) i * c->rope_dim;
@@ -329,8 +328,8 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
                         w->ffn_norm.data, dim, c->rms_eps);
         }
 
-        be->matmul(be, st->hb, &w->w_gate, st->xb, n);
-        be->matmul(be, st->hb2, &w->w_up, st->xb, n);
+        be->matmul3(be, st->hb, &w->w_gate, st->hb2, &w->w_up, NULL, NULL,
+                    st->xb, n);
 
         be->silu_mul(st->hb, st->hb2, (int64_t) n * hidden);
 

@@ -345,6 +345,81 @@ aie_model_validate(aie_model_t *model, char *err, size_t errlen)
 }
 
 
+/*
+ * Repacks one matrix and lets its mapped pages go: the fast kernels read
+ * the packed copy, and what still reads the mapping (the scalar
+ * reference, embedding rows, the rows after the last group of 16) faults
+ * the pages back in from the page cache.
+ */
+static int
+aie_model_pack_tensor(aie_tensor_t *t)
+{
+    uintptr_t  start, end, page = (uintptr_t) sysconf(_SC_PAGESIZE);
+
+    if (aie_cpu_pack_tensor(t) != 0) {
+        return -1;
+    }
+
+    if (t->packed != NULL) {
+        start = ((uintptr_t) t->data + page - 1) & ~(page - 1);
+        end = ((uintptr_t) t->data + (size_t) (t->rows / 16 * 16)
+                                     * t->row_size) & ~(page - 1);
+        if (end > start) {
+            (void) madvise((void *) start, end - start, MADV_DONTNEED);
+        }
+    }
+
+    return 0;
+}
+
+
+/* the matmul weights, in the layout the CPU kernels read fastest */
+static int
+aie_model_pack(aie_model_t *model)
+{
+    aie_layer_t  *w;
+    int           l;
+
+    for (l = 0; l < model->config.n_layers; l++) {
+        w = &model->layers[l];
+
+        if (aie_model_pack_tensor(&w->wq) != 0
+            || aie_model_pack_tensor(&w->wk) != 0
+            || aie_model_pack_tensor(&w->wv) != 0
+            || aie_model_pack_tensor(&w->wo) != 0
+            || aie_model_pack_tensor(&w->w_gate) != 0
+            || aie_model_pack_tensor(&w->w_up) != 0
+            || aie_model_pack_tensor(&w->w_down) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return aie_model_pack_tensor(&model->output);
+}
+
+
+static void
+aie_model_unpack(aie_model_t *model)
+{
+    aie_layer_t  *w;
+    int           l;
+
+    for (l = 0; model->layers != NULL && l < model->config.n_layers; l++) {
+        w = &model->layers[l];
+        aie_cpu_unpack_tensor(&w->wq);
+        aie_cpu_unpack_tensor(&w->wk);
+        aie_cpu_unpack_tensor(&w->wv);
+        aie_cpu_unpack_tensor(&w->wo);
+        aie_cpu_unpack_tensor(&w->w_gate);
+        aie_cpu_unpack_tensor(&w->w_up);
+        aie_cpu_unpack_tensor(&w->w_down);
+    }
+
+    aie_cpu_unpack_tensor(&model->output);
+}
+
+
 aie_model_t *
 aie_model_load(const char *path, const char *tokenizer_path, char *err,
     size_t errlen)
@@ -403,6 +478,11 @@ aie_model_load(const char *path, const char *tokenizer_path, char *err,
         rc = aie_model_validate(model, err, errlen);
     }
 
+    if (rc == 0 && aie_model_pack(model) != 0) {
+        aie_model_err(err, errlen, "model: out of memory");
+        rc = -1;
+    }
+
     if (rc == 0) {
         model->backend = aie_cpu_backend_new(1);
         if (model->backend == NULL) {
@@ -431,6 +511,7 @@ aie_model_free(aie_model_t *model)
         model->backend->free(model->backend);
     }
 
+    aie_model_unpack(model);
     aie_tokenizer_free(model->tokenizer);
     free(model->layers);
 

@@ -207,6 +207,47 @@ aie_top_k(aie_candidate_t *c, int n, int k)
 }
 
 
+/*
+ * The first index of the largest value, as a scan with ">" finds it (NaN
+ * never wins), with eight independent maxima instead of one long
+ * dependency chain: greedy decoding does this over the vocabulary per
+ * token and sequence.
+ */
+static int
+aie_argmax(const float *l, int n)
+{
+    float  m[8], max;
+    int    i, k;
+
+    for (k = 0; k < 8; k++) {
+        m[k] = l[0];
+    }
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        for (k = 0; k < 8; k++) {
+            m[k] = l[i + k] > m[k] ? l[i + k] : m[k];
+        }
+    }
+
+    max = m[0];
+    for (k = 1; k < 8; k++) {
+        max = m[k] > max ? m[k] : max;
+    }
+
+    for ( /* void */ ; i < n; i++) {
+        max = l[i] > max ? l[i] : max;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (l[i] == max) {
+            return i;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 aie_sampler_sample(aie_sampler_t *s, const float *in)
 {
@@ -215,6 +256,12 @@ aie_sampler_sample(aie_sampler_t *s, const float *in)
     aie_candidate_t             *c = s->cand;
     int                          i, n, best;
     float                        max, sum, cum, r;
+
+    if ((p->temperature <= 0.0f || p->top_k == 1)
+        && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f)
+    {
+        return aie_argmax(in, s->vocab_size);
+    }
 
     for (i = 0; i < s->vocab_size; i++) {
         l[i] = in[i];

@@ -21,6 +21,7 @@ typedef struct {
     int          next;
     const char  *text;
     int          n;          /* 0 once merged into its left neighbour */
+    int          id;         /* the token with this text, or -1 */
 } aie_symbol_t;
 
 typedef struct {
@@ -28,12 +29,38 @@ typedef struct {
     int    right;
     float  score;
     int    size;
+    int    id;
 } aie_bigram_t;
 
 typedef struct {
     aie_bigram_t  *items;
     int            n;
 } aie_bigram_heap_t;
+
+/*
+ * Words seen earlier in the same text, with their tokens: English repeats
+ * its words, and a hit costs a hash and a memcmp instead of the merges.
+ */
+typedef struct {
+    const char  *word;
+    uint32_t     len;
+    uint32_t     hash;
+    int          first;     /* in tokens */
+    int          n;
+} aie_word_t;
+
+typedef struct {
+    aie_word_t  *words;     /* open addressing */
+    uint32_t     mask;      /* slots - 1 */
+    int         *tokens;
+    int          n_tokens;
+    int          cap_tokens;
+} aie_word_cache_t;
+
+#define AIE_WORD_MAX_SLOTS  65536   /* one per 8 bytes of text, up to this */
+#define AIE_WORD_MAX_LEN    48      /* longer words are not cached */
+#define AIE_WORD_MIN_TEXT   1024    /* shorter texts go without a cache */
+#define AIE_WORD_PROBES     8
 
 
 static void
@@ -252,6 +279,112 @@ aie_tokenizer_build_map(aie_tokenizer_t *tok)
 }
 
 
+/*
+ * Every way to write a token as two symbols, keyed by their ids: a merge
+ * during encoding is then one probe on two integers instead of hashing and
+ * comparing the joined text.  A symbol is a token (the id find() returns)
+ * or a single character that is no token: an ASCII one has the id
+ * n_vocab + its code, others none (their pairs are looked up by text), so
+ * the pair gives what find() on the joined text gives.  Vocabularies over
+ * 65535 - 128 tokens (keys past 32 bits) go without it.
+ */
+static inline uint32_t
+aie_pair_slot(uint32_t key, uint32_t mask)
+{
+    return (key * 2654435761u) >> 7 & mask;
+}
+
+
+static int
+aie_tokenizer_build_pairs(aie_tokenizer_t *tok)
+{
+    uint32_t     size = 1024, n = 0, key, h, k, len;
+    int          id, a, b, c;
+    const char  *t;
+
+    for (c = 0; c < 128; c++) {
+        char  ch = (char) c;
+
+        tok->ascii_id[c] = aie_tokenizer_find(tok, &ch, 1);
+        if (tok->ascii_id[c] < 0) {
+            tok->ascii_id[c] = tok->n_vocab + c;
+        }
+    }
+
+    if (tok->n_vocab > 65535 - 128) {
+        return 0;
+    }
+
+    for (id = 0; id < tok->n_vocab; id++) {
+        n += tok->text_len[id] > 1 ? tok->text_len[id] - 1 : 0;
+    }
+
+    while (size < n * 2) {
+        size <<= 1;
+    }
+
+    tok->pairs = calloc(size, sizeof(uint64_t));
+    if (tok->pairs == NULL) {
+        return -1;
+    }
+
+    tok->pairs_mask = size - 1;
+
+    for (id = 0; id < tok->n_vocab; id++) {
+        t = tok->text + tok->text_off[id];
+        len = tok->text_len[id];
+
+        if (len < 2 || aie_tokenizer_find(tok, t, len) != id) {
+            continue;
+        }
+
+        for (k = 1; k < len; k++) {
+            a = k == 1 && (unsigned char) t[0] < 128
+                ? tok->ascii_id[(unsigned char) t[0]]
+                : aie_tokenizer_find(tok, t, k);
+            b = len - k == 1 && (unsigned char) t[k] < 128
+                ? tok->ascii_id[(unsigned char) t[k]]
+                : aie_tokenizer_find(tok, t + k, len - k);
+            if (a < 0 || b < 0) {
+                continue;
+            }
+
+            key = (uint32_t) a * (uint32_t) (tok->n_vocab + 128)
+                  + (uint32_t) b + 1;
+            h = aie_pair_slot(key, tok->pairs_mask);
+
+            while (tok->pairs[h] != 0 && tok->pairs[h] >> 32 != key) {
+                h = (h + 1) & tok->pairs_mask;
+            }
+
+            tok->pairs[h] = (uint64_t) key << 32 | (uint32_t) id;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the token that joins tokens a and b, or -1 */
+static inline int
+aie_tokenizer_pair(const aie_tokenizer_t *tok, int a, int b)
+{
+    uint32_t  key, h;
+
+    key = (uint32_t) a * (uint32_t) (tok->n_vocab + 128) + (uint32_t) b + 1;
+    h = aie_pair_slot(key, tok->pairs_mask);
+
+    while (tok->pairs[h] != 0) {
+        if (tok->pairs[h] >> 32 == key) {
+            return (int) (uint32_t) tok->pairs[h];
+        }
+        h = (h + 1) & tok->pairs_mask;
+    }
+
+    return -1;
+}
+
+
 int
 aie_tokenizer_find(const aie_tokenizer_t *tok, const char *text,
     size_t len)
@@ -346,7 +479,9 @@ aie_tokenizer_load_llama2c(const char *path, int n_vocab, char *err,
         off += (size_t) len;
     }
 
-    if (aie_tokenizer_build_map(tok) != 0) {
+    if (aie_tokenizer_build_map(tok) != 0
+        || aie_tokenizer_build_pairs(tok) != 0)
+    {
         aie_tok_err(err, errlen, "tokenizer: out of memory");
         goto failed;
     }
@@ -472,7 +607,9 @@ aie_tokenizer_load_gguf(const aie_gguf_t *gguf, char *err, size_t errlen)
         p += 8 + len;
     }
 
-    if (aie_tokenizer_build_map(tok) != 0) {
+    if (aie_tokenizer_build_map(tok) != 0
+        || aie_tokenizer_build_pairs(tok) != 0)
+    {
         aie_tokenizer_free(tok);
         aie_tok_err(err, errlen, "tokenizer: out of memory");
         return NULL;
@@ -496,6 +633,7 @@ aie_tokenizer_free(aie_tokenizer_t *tok)
     free(tok->types);
     free(tok->map);
     free(tok->map_hash);
+    free(tok->pairs);
     free(tok);
 }
 
@@ -581,6 +719,20 @@ aie_bigram_pop(aie_bigram_heap_t *heap)
 }
 
 
+/* the token that joins symbols left and right, or -1 */
+static inline int
+aie_symbol_pair(const aie_tokenizer_t *tok, const aie_symbol_t *sym,
+    int left, int right)
+{
+    if (tok->pairs == NULL || sym[left].id < 0 || sym[right].id < 0) {
+        return aie_tokenizer_find(tok, sym[left].text,
+                                  (size_t) (sym[left].n + sym[right].n));
+    }
+
+    return aie_tokenizer_pair(tok, sym[left].id, sym[right].id);
+}
+
+
 static void
 aie_bigram_try(const aie_tokenizer_t *tok, aie_bigram_heap_t *heap,
     const aie_symbol_t *sym, int left, int right)
@@ -593,7 +745,7 @@ aie_bigram_try(const aie_tokenizer_t *tok, aie_bigram_heap_t *heap,
     }
 
     bg.size = sym[left].n + sym[right].n;
-    id = aie_tokenizer_find(tok, sym[left].text, (size_t) bg.size);
+    id = aie_symbol_pair(tok, sym, left, right);
     if (id < 0) {
         return;
     }
@@ -601,6 +753,7 @@ aie_bigram_try(const aie_tokenizer_t *tok, aie_bigram_heap_t *heap,
     bg.left = left;
     bg.right = right;
     bg.score = tok->scores[id];
+    bg.id = id;
     aie_bigram_push(heap, bg);
 }
 
@@ -616,7 +769,7 @@ aie_utf8_len(unsigned char c)
 #define AIE_SMALL_SPAN  64
 
 
-/* the score of the pair (i, its next), or 0 when that is no token */
+/* the token of the pair (i, its next) and its score, or -1 */
 static int
 aie_pair_score(const aie_tokenizer_t *tok, const aie_symbol_t *sym, int i,
     float *score)
@@ -624,17 +777,15 @@ aie_pair_score(const aie_tokenizer_t *tok, const aie_symbol_t *sym, int i,
     int  id;
 
     if (i < 0 || sym[i].next < 0) {
-        return 0;
+        return -1;
     }
 
-    id = aie_tokenizer_find(tok, sym[i].text,
-                            (size_t) (sym[i].n + sym[sym[i].next].n));
-    if (id < 0) {
-        return 0;
+    id = aie_symbol_pair(tok, sym, i, sym[i].next);
+    if (id >= 0) {
+        *score = tok->scores[id];
     }
 
-    *score = tok->scores[id];
-    return 1;
+    return id;
 }
 
 
@@ -648,17 +799,17 @@ aie_tokenizer_merge_small(const aie_tokenizer_t *tok, aie_symbol_t *sym,
     int n_sym)
 {
     float  sc[AIE_SMALL_SPAN];
-    char   has[AIE_SMALL_SPAN];
+    int    pid[AIE_SMALL_SPAN];
     int    i, best, r;
 
     for (i = 0; i < n_sym; i++) {
-        has[i] = (char) aie_pair_score(tok, sym, i, &sc[i]);
+        pid[i] = aie_pair_score(tok, sym, i, &sc[i]);
     }
 
     for ( ;; ) {
         best = -1;
         for (i = 0; i >= 0; i = sym[i].next) {
-            if (has[i] && (best < 0 || sc[i] > sc[best])) {
+            if (pid[i] >= 0 && (best < 0 || sc[i] > sc[best])) {
                 best = i;
             }
         }
@@ -669,16 +820,17 @@ aie_tokenizer_merge_small(const aie_tokenizer_t *tok, aie_symbol_t *sym,
 
         r = sym[best].next;
         sym[best].n += sym[r].n;
+        sym[best].id = pid[best];
         sym[r].n = 0;
         sym[best].next = sym[r].next;
         if (sym[r].next >= 0) {
             sym[sym[r].next].prev = best;
         }
 
-        has[best] = (char) aie_pair_score(tok, sym, best, &sc[best]);
+        pid[best] = aie_pair_score(tok, sym, best, &sc[best]);
         if (sym[best].prev >= 0) {
-            has[sym[best].prev] = (char) aie_pair_score(tok, sym,
-                                      sym[best].prev, &sc[sym[best].prev]);
+            pid[sym[best].prev] = aie_pair_score(tok, sym, sym[best].prev,
+                                                 &sc[sym[best].prev]);
         }
     }
 }
@@ -714,6 +866,9 @@ aie_tokenizer_encode_span(const aie_tokenizer_t *tok, const char *buf,
 
         sym[n_sym].text = buf + off;
         sym[n_sym].n = clen;
+        sym[n_sym].id = clen == 1 && (unsigned char) buf[off] < 128
+                        ? tok->ascii_id[(unsigned char) buf[off]]
+                        : aie_tokenizer_find(tok, buf + off, (size_t) clen);
         sym[n_sym].prev = n_sym - 1;
         sym[n_sym].next = (off + (size_t) clen < n) ? n_sym + 1 : -1;
         n_sym++;
@@ -740,6 +895,7 @@ aie_tokenizer_encode_span(const aie_tokenizer_t *tok, const char *buf,
         }
 
         sym[bg.left].n += sym[bg.right].n;
+        sym[bg.left].id = bg.id;
         sym[bg.right].n = 0;
         sym[bg.left].next = sym[bg.right].next;
         if (sym[bg.right].next >= 0) {
@@ -761,7 +917,7 @@ emit:
     } while (0)
 
     for (i = 0; i >= 0; i = sym[i].next) {
-        id = aie_tokenizer_find(tok, sym[i].text, (size_t) sym[i].n);
+        id = sym[i].id < tok->n_vocab ? sym[i].id : -1;
 
         if (id >= 0) {
             aie_emit(id);
@@ -783,6 +939,74 @@ emit:
 }
 
 
+/* the word's tokens from the cache, or merged and remembered */
+static int
+aie_tokenizer_encode_word(const aie_tokenizer_t *tok, aie_word_cache_t *wc,
+    const char *word, size_t len, aie_symbol_t *sym, aie_bigram_heap_t *heap,
+    int *out, int max, int count)
+{
+    aie_word_t  *w, *free_slot = NULL;
+    uint32_t     hash, h;
+    int          i, done, n, *t;
+
+    if (wc == NULL || len > AIE_WORD_MAX_LEN) {
+        return aie_tokenizer_encode_span(tok, word, len, sym, heap, out, max,
+                                         count);
+    }
+
+    hash = aie_tok_hash(word, len);
+
+    for (i = 0; i < AIE_WORD_PROBES; i++) {
+        h = (hash + (uint32_t) i) & wc->mask;
+        w = &wc->words[h];
+
+        if (w->word == NULL) {
+            free_slot = w;
+            break;
+        }
+
+        if (w->hash == hash && w->len == len
+            && memcmp(w->word, word, len) == 0)
+        {
+            for (n = 0; n < w->n; n++, count++) {
+                if (count < max) {
+                    out[count] = wc->tokens[w->first + n];
+                }
+            }
+            return count;
+        }
+    }
+
+    done = aie_tokenizer_encode_span(tok, word, len, sym, heap, out, max,
+                                     count);
+    n = done - count;
+
+    if (free_slot == NULL || done > max) {
+        return done;
+    }
+
+    if (wc->n_tokens + n > wc->cap_tokens) {
+        t = realloc(wc->tokens, (size_t) (wc->cap_tokens * 2 + n + 64)
+                                * sizeof(int));
+        if (t == NULL) {
+            return done;
+        }
+        wc->tokens = t;
+        wc->cap_tokens = wc->cap_tokens * 2 + n + 64;
+    }
+
+    memcpy(wc->tokens + wc->n_tokens, out + count, (size_t) n * sizeof(int));
+    free_slot->word = word;
+    free_slot->len = (uint32_t) len;
+    free_slot->hash = hash;
+    free_slot->first = wc->n_tokens;
+    free_slot->n = n;
+    wc->n_tokens += n;
+
+    return done;
+}
+
+
 static int
 aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
     size_t len, int add_bos, int *out, int max, int split)
@@ -790,6 +1014,7 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
     char               *buf;
     aie_symbol_t       *sym;
     aie_bigram_heap_t   heap;
+    aie_word_cache_t    cache, *wc;
     size_t              n, start, end, span;
     int                 count;
 
@@ -849,6 +1074,19 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
                                           count);
 
     } else {
+        wc = NULL;
+        memset(&cache, 0, sizeof(cache));
+
+        if (n >= AIE_WORD_MIN_TEXT) {
+            cache.mask = 127;
+            while (cache.mask < AIE_WORD_MAX_SLOTS - 1 && cache.mask < n / 8) {
+                cache.mask = cache.mask * 2 + 1;
+            }
+
+            cache.words = calloc(cache.mask + 1, sizeof(aie_word_t));
+            wc = cache.words != NULL ? &cache : NULL;
+        }
+
         /* words: a span ends before a space that follows a non-space */
         for (start = 0; start < n; start = end) {
             end = start + 1;
@@ -856,9 +1094,13 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
                 end++;
             }
 
-            count = aie_tokenizer_encode_span(tok, buf + start, end - start,
-                                              sym, &heap, out, max, count);
+            count = aie_tokenizer_encode_word(tok, wc, buf + start,
+                                              end - start, sym, &heap, out,
+                                              max, count);
         }
+
+        free(cache.words);
+        free(cache.tokens);
     }
 
     free(buf);

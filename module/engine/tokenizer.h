@@ -35,6 +35,11 @@ typedef struct {
     int32_t   *map;           /* open addressing: token id + 1, 0 empty */
     uint32_t  *map_hash;      /* the full hash of each slot's text */
     uint32_t   map_mask;
+    uint64_t  *pairs;         /* (left id, right id) -> their merge: key in
+                                 the high half (0 empty), token id low */
+    uint32_t   pairs_mask;
+    int32_t    ascii_id[128]; /* the token of each ASCII character, or
+                                 n_vocab + the character when none */
     int        bos_id;
     int        eos_id;
     int        unk_id;

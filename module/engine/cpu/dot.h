@@ -30,6 +30,33 @@ typedef size_t (*aie_q8_prep_size_pt)(int64_t cols);
 typedef void (*aie_q8_prep_pt)(const aie_block_q8_0_t *xq, int64_t cols,
     void *dst);
 
+/*
+ * Q8_0 weights repacked once at load for the kernel below (see dot.c): rows
+ * in groups of 16, rows beyond the last whole group are not packed.
+ */
+typedef size_t (*aie_q8_pack_size_pt)(int64_t rows, int64_t cols);
+typedef void (*aie_q8_pack_pt)(const void *w, size_t row_size, int64_t rows,
+    int64_t cols, void *dst);
+
+/*
+ * One activation row to Q8_0 blocks, bit for bit as aie_quantize_row_q8_0(),
+ * with each block's scale as a float (dx) and -128 times the sum of its
+ * quants (cx), what the packed kernel needs per block.
+ */
+typedef void (*aie_q8_act_pt)(const float *x, int64_t cols,
+    aie_block_q8_0_t *y, float *dx, int32_t *cx);
+
+/*
+ * Row groups g0..g1 of packed weights against n activations:
+ * out[b * out_stride + r] for 16 g0 <= r < 16 g1; activation b's blocks at
+ * x + b * x_stride, its dx and cx at b * nb.  As with aie_mm_pt, one
+ * (row, activation) pair gives the same bits whatever n is.
+ */
+typedef void (*aie_mm_packed_pt)(const void *wp, int64_t g0, int64_t g1,
+    int64_t cols, const aie_block_q8_0_t *x, size_t x_stride,
+    const float *dx, const int32_t *cx, int n, float *out,
+    size_t out_stride);
+
 /* one attention head: out = softmax(q.K^T * scale) . V over n positions */
 typedef void (*aie_attn_pt)(float *out, const float *q, const float *k,
     const float *v, size_t kv_stride, int n, int hs, float scale,
@@ -52,6 +79,12 @@ typedef struct {
     aie_q8_prep_pt       q8_prep;
     aie_attn_pt          attention;
     aie_silu_mul_pt      silu_mul;
+
+    /* optional: packed Q8_0 weights (all four or none) */
+    aie_q8_pack_size_pt  q8_pack_size;
+    aie_q8_pack_pt       q8_pack;
+    aie_q8_act_pt        q8_act;
+    aie_mm_packed_pt     mm_q8_0_packed;
 } aie_dot_kernels_t;
 
 

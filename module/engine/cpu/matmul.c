@@ -23,17 +23,26 @@ typedef struct {
     size_t                    xq_cap;
     void                     *xp;      /* the same, in the mm kernel's form */
     size_t                    xp_cap;
+    float                    *xd;      /* their block scales, for packed */
+    int32_t                  *xc;      /* -128 x their block sums */
 } aie_cpu_backend_t;
 
+#define AIE_MATMUL_MAX_W  3
+
+
 typedef struct {
-    const aie_tensor_t  *w;
-    float               *out;
+    const aie_tensor_t  *ws[AIE_MATMUL_MAX_W];
+    float               *outs[AIE_MATMUL_MAX_W];
+    int64_t              rows_per_task[AIE_MATMUL_MAX_W];
+    int                  tasks_per_w;
     const char          *x;
     size_t               x_stride;
     int                  n;
     aie_dot_pt           dot;
     aie_mm_pt            mm;
-    int64_t              rows_per_task;
+    aie_mm_packed_pt     mm_packed;
+    const float         *xd;
+    const int32_t       *xc;
 } aie_matmul_job_t;
 
 
@@ -41,20 +50,39 @@ static void
 aie_cpu_matmul_task(void *arg, int task, int thread)
 {
     aie_matmul_job_t    *job = arg;
-    const aie_tensor_t  *w = job->w;
+    int                  i = task / job->tasks_per_w;
+    const aie_tensor_t  *w = job->ws[i];
+    float               *out = job->outs[i];
     const char          *row;
-    int64_t              r, r0, r1;
+    int64_t              r, r0, r1, g1;
     int                  b;
 
     (void) thread;
 
-    r0 = (int64_t) task * job->rows_per_task;
-    r1 = r0 + job->rows_per_task;
+    r0 = (int64_t) (task % job->tasks_per_w) * job->rows_per_task[i];
+    r1 = r0 + job->rows_per_task[i];
     r1 = r1 < w->rows ? r1 : w->rows;
+
+    if (r0 >= r1) {
+        return;
+    }
+
+    if (job->mm_packed != NULL) {
+        /* whole groups from the packed copy, the last rows as stored */
+        g1 = (r1 < w->rows ? r1 : w->rows / 16 * 16) / 16;
+        if (r0 / 16 < g1) {
+            job->mm_packed(w->packed, r0 / 16, g1, w->cols,
+                           (const aie_block_q8_0_t *) job->x,
+                           job->x_stride / sizeof(aie_block_q8_0_t),
+                           job->xd, job->xc, job->n, out,
+                           (size_t) w->rows);
+        }
+        r0 = g1 * 16 > r0 ? g1 * 16 : r0;
+    }
 
     if (job->mm != NULL) {
         job->mm(w->data, w->row_size, r0, r1, w->cols, job->x, job->x_stride,
-                job->n, job->out, (size_t) w->rows);
+                job->n, out, (size_t) w->rows);
         return;
     }
 
@@ -62,29 +90,49 @@ aie_cpu_matmul_task(void *arg, int task, int thread)
         row = (const char *) w->data + (size_t) r * w->row_size;
 
         for (b = 0; b < job->n; b++) {
-            job->out[(size_t) b * w->rows + r] =
+            out[(size_t) b * w->rows + r] =
                 job->dot(row, job->x + (size_t) b * job->x_stride, w->cols);
         }
     }
 }
 
 
+/*
+ * Matrices that read the same activations (Q, K, V; gate, up) run as one
+ * job: the activations are quantised once and the threads are woken once.
+ */
 static void
-aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
-    const float *x, int n)
+aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
+    const aie_tensor_t **ws, const float *x, int n)
 {
-    aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
-    aie_matmul_job_t    job;
-    size_t              need, blocks, stride;
-    int                 b, n_tasks;
-    double              work;
+    aie_cpu_backend_t   *cpu = (aie_cpu_backend_t *) be;
+    const aie_tensor_t  *w = ws[0];
+    aie_matmul_job_t     job;
+    size_t               need, blocks, stride;
+    int                  b, i, n_tasks;
+    double               work;
 
-    job.w = w;
-    job.out = out;
+    for (i = 1; i < n_w; i++) {
+        if (ws[i]->type != w->type || ws[i]->cols != w->cols
+            || (ws[i]->packed == NULL) != (w->packed == NULL))
+        {
+            for (i = 0; i < n_w; i++) {
+                aie_cpu_matmul_many(be, 1, &outs[i], &ws[i], x, n);
+            }
+            return;
+        }
+    }
+
+    for (i = 0; i < n_w; i++) {
+        job.ws[i] = ws[i];
+        job.outs[i] = outs[i];
+    }
+
     job.n = n;
     job.x = (const char *) x;
     job.x_stride = (size_t) w->cols * sizeof(float);
     job.mm = NULL;
+    job.mm_packed = NULL;
 
     switch (w->type) {
     case AIE_TYPE_F32:
@@ -106,6 +154,22 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
         if (need > cpu->xq_cap) {
             /* the caller broke its reserve() promise */
             abort();
+        }
+
+        if (w->packed != NULL && cpu->kernels->mm_q8_0_packed != NULL) {
+            for (b = 0; b < n; b++) {
+                cpu->kernels->q8_act(x + (size_t) b * w->cols, w->cols,
+                                     cpu->xq + (size_t) b * blocks,
+                                     cpu->xd + (size_t) b * blocks,
+                                     cpu->xc + (size_t) b * blocks);
+            }
+
+            job.x = (const char *) cpu->xq;
+            job.x_stride = blocks * sizeof(aie_block_q8_0_t);
+            job.mm_packed = cpu->kernels->mm_q8_0_packed;
+            job.xd = cpu->xd;
+            job.xc = cpu->xc;
+            break;
         }
 
         for (b = 0; b < n; b++) {
@@ -148,18 +212,51 @@ aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
     n_tasks = 1;
 
     if (work >= AIE_MATMUL_MIN_PARALLEL && cpu->base.n_threads > 1) {
-        n_tasks = cpu->base.n_threads * 4;
+        n_tasks = cpu->base.n_threads * 8;
         if (n_tasks > w->rows) {
             n_tasks = (int) w->rows;
         }
     }
 
-    /* whole strips of 16 rows, so no row changes kernel path with n */
-    job.rows_per_task = (w->rows + n_tasks - 1) / n_tasks;
-    job.rows_per_task = (job.rows_per_task + 15) & ~(int64_t) 15;
-    n_tasks = (int) ((w->rows + job.rows_per_task - 1) / job.rows_per_task);
+    /*
+     * whole strips of 16 rows, so no row changes kernel path with n; a
+     * matrix with fewer strips than tasks leaves some tasks empty
+     */
+    job.tasks_per_w = n_tasks;
+    for (i = 0; i < n_w; i++) {
+        job.rows_per_task[i] = (ws[i]->rows + n_tasks - 1) / n_tasks;
+        job.rows_per_task[i] = (job.rows_per_task[i] + 15) & ~(int64_t) 15;
+    }
 
-    aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks);
+    if (n_tasks == 1) {
+        /* too small to wake the pool for, even two or three of them */
+        for (i = 0; i < n_w; i++) {
+            aie_cpu_matmul_task(&job, i, 0);
+        }
+        return;
+    }
+
+    aie_pool_run(cpu->pool, aie_cpu_matmul_task, &job, n_tasks * n_w);
+}
+
+
+static void
+aie_cpu_matmul(aie_backend_t *be, float *out, const aie_tensor_t *w,
+    const float *x, int n)
+{
+    aie_cpu_matmul_many(be, 1, &out, &w, x, n);
+}
+
+
+static void
+aie_cpu_matmul3(aie_backend_t *be, float *out0, const aie_tensor_t *w0,
+    float *out1, const aie_tensor_t *w1, float *out2, const aie_tensor_t *w2,
+    const float *x, int n)
+{
+    float               *outs[3] = { out0, out1, out2 };
+    const aie_tensor_t  *ws[3] = { w0, w1, w2 };
+
+    aie_cpu_matmul_many(be, w2 != NULL ? 3 : 2, outs, ws, x, n);
 }
 
 
@@ -168,18 +265,29 @@ aie_cpu_reserve(aie_backend_t *be, int n, int64_t cols)
 {
     aie_cpu_backend_t  *cpu = (aie_cpu_backend_t *) be;
     aie_block_q8_0_t   *xq;
+    float              *xd;
+    int32_t            *xc;
     void               *xp;
     size_t              need;
 
     need = (size_t) n * (size_t) (cols / AIE_QK + 1);
     if (need > cpu->xq_cap) {
         xq = malloc(need * sizeof(aie_block_q8_0_t));
-        if (xq == NULL) {
+        xd = malloc(need * sizeof(float));
+        xc = malloc(need * sizeof(int32_t));
+        if (xq == NULL || xd == NULL || xc == NULL) {
+            free(xq);
+            free(xd);
+            free(xc);
             return -1;
         }
 
         free(cpu->xq);
+        free(cpu->xd);
+        free(cpu->xc);
         cpu->xq = xq;
+        cpu->xd = xd;
+        cpu->xc = xc;
         cpu->xq_cap = need;
     }
 
@@ -216,6 +324,8 @@ aie_cpu_free(aie_backend_t *be)
 
     aie_pool_free(cpu->pool);
     free(cpu->xq);
+    free(cpu->xd);
+    free(cpu->xc);
     free(cpu->xp);
     free(cpu);
 }
@@ -241,6 +351,7 @@ aie_cpu_backend_new(int n_threads)
     cpu->base.name = cpu->kernels->name;
     cpu->base.n_threads = aie_pool_threads(cpu->pool);
     cpu->base.matmul = aie_cpu_matmul;
+    cpu->base.matmul3 = aie_cpu_matmul3;
     cpu->base.reserve = aie_cpu_reserve;
     cpu->base.parallel = aie_cpu_parallel;
     cpu->base.attention = cpu->kernels->attention;
@@ -248,4 +359,39 @@ aie_cpu_backend_new(int n_threads)
     cpu->base.free = aie_cpu_free;
 
     return &cpu->base;
+}
+
+
+int
+aie_cpu_pack_tensor(aie_tensor_t *t)
+{
+    const aie_dot_kernels_t  *k = aie_dot_kernels_best();
+    size_t                    size;
+    void                     *p;
+
+    t->packed = NULL;
+
+    if (t->type != AIE_TYPE_Q8_0 || k->q8_pack == NULL || t->rows < 16
+        || t->cols % AIE_QK != 0)
+    {
+        return 0;
+    }
+
+    size = k->q8_pack_size(t->rows, t->cols);
+    if (posix_memalign(&p, 64, size) != 0) {
+        return -1;
+    }
+
+    k->q8_pack(t->data, t->row_size, t->rows, t->cols, p);
+    t->packed = p;
+
+    return 0;
+}
+
+
+void
+aie_cpu_unpack_tensor(aie_tensor_t *t)
+{
+    free((void *) t->packed);
+    t->packed = NULL;
 }

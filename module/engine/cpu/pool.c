@@ -6,20 +6,56 @@
  */
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "pool.h"
 
 
 /*
- * Jobs come in bursts (a forward pass posts one per matmul, hundreds per
- * token), so a thread spins this many pauses (tens of microseconds) for the
+ * Jobs come in bursts (a forward pass posts a few per layer, hundreds per
+ * token, a few microseconds apart), so a thread spins this long for the
  * next job, or for the last task of its own, before it sleeps: a futex
- * wake-up per matmul costs more than a small matmul.
+ * wake-up per matmul (tens of microseconds in a VM) costs more than a small
+ * matmul.  AIE_POOL_SPIN_US in the environment changes it (0: never spin).
  */
-#define AIE_POOL_SPIN  aie_pool_spin
+#define AIE_POOL_SPIN_US_DEFAULT  50
 
-static int  aie_pool_spin = 0;
+static long  aie_pool_spin_ns = AIE_POOL_SPIN_US_DEFAULT * 1000L;
+
+
+static inline long
+aie_pool_now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+
+/*
+ * Whether a spin that ends at `until` is over; after its first couple of
+ * microseconds (back-to-back jobs) it yields the core at each check, so
+ * spinning costs little when other processes want the core (NGINX
+ * workers, builds) and a wake-up is still a cache-line read when not.
+ */
+static int
+aie_pool_spin_over(long until)
+{
+    long  now = aie_pool_now_ns();
+
+    if (now > until) {
+        return 1;
+    }
+
+    if (until - now < aie_pool_spin_ns - 2000) {
+        sched_yield();
+    }
+
+    return 0;
+}
 
 
 static inline void
@@ -97,15 +133,17 @@ aie_pool_worker(void *data)
     pthread_mutex_lock(&pool->lock);
 
     for ( ;; ) {
-        if (!pool->stop && pool->generation == seen) {
-            int  spin;
+        if (!pool->stop && pool->generation == seen && aie_pool_spin_ns) {
+            long      until = aie_pool_now_ns() + aie_pool_spin_ns;
+            unsigned  spin;
 
             pthread_mutex_unlock(&pool->lock);
 
-            for (spin = 0; spin < AIE_POOL_SPIN; spin++) {
+            for (spin = 1; ; spin++) {
                 if (__atomic_load_n(&pool->generation, __ATOMIC_ACQUIRE)
                     != seen
-                    || __atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE))
+                    || __atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE)
+                    || (spin % 32 == 0 && aie_pool_spin_over(until)))
                 {
                     break;
                 }
@@ -127,7 +165,7 @@ aie_pool_worker(void *data)
         fn = pool->fn;
         arg = pool->arg;
         n_tasks = pool->n_tasks;
-        pool->active++;
+        __atomic_store_n(&pool->active, pool->active + 1, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&pool->lock);
 
         aie_pool_work(pool, fn, arg, n_tasks, index);
@@ -158,8 +196,8 @@ aie_pool_new(int n_threads)
 
     pool->n_threads = n_threads < 1 ? 1 : n_threads;
 
-    if (getenv("AIE_POOL_SPIN") != NULL) {
-        aie_pool_spin = atoi(getenv("AIE_POOL_SPIN"));
+    if (getenv("AIE_POOL_SPIN_US") != NULL) {
+        aie_pool_spin_ns = atol(getenv("AIE_POOL_SPIN_US")) * 1000L;
     }
     pthread_mutex_init(&pool->run_lock, NULL);
     pthread_mutex_init(&pool->lock, NULL);
@@ -275,13 +313,19 @@ aie_pool_run(aie_pool_t *pool, aie_task_pt fn, void *arg, int n_tasks)
 
     aie_pool_work(pool, fn, arg, n_tasks, 0);
 
-    for (i = 0; i < AIE_POOL_SPIN; i++) {
-        if (__atomic_load_n(&pool->done_tasks, __ATOMIC_ACQUIRE) >= n_tasks
-            && __atomic_load_n(&pool->active, __ATOMIC_ACQUIRE) == 0)
-        {
-            break;
+    if (aie_pool_spin_ns) {
+        long  until = aie_pool_now_ns() + aie_pool_spin_ns;
+
+        for (i = 1; ; i++) {
+            if ((__atomic_load_n(&pool->done_tasks, __ATOMIC_ACQUIRE)
+                 >= n_tasks
+                 && __atomic_load_n(&pool->active, __ATOMIC_ACQUIRE) == 0)
+                || (i % 32 == 0 && aie_pool_spin_over(until)))
+            {
+                break;
+            }
+            aie_pool_pause();
         }
-        aie_pool_pause();
     }
 
     pthread_mutex_lock(&pool->lock);

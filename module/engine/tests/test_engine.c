@@ -180,6 +180,83 @@ test_kernels(void)
 }
 
 
+/*
+ * The packed Q8_0 kernel: activations quantised as the scalar quantiser
+ * does, whole groups of 16 rows against the scalar dot, batch == one by one
+ */
+static void
+test_mm_packed(const aie_dot_kernels_t *k, const aie_block_q8_0_t *wq,
+    int rows, int cols, const float *x, float *out, float *out1)
+{
+    const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
+    static const int          ns[] = { 1, 3, 16 };
+    int                       nb = cols / 32, b, r, ni, n, same, act_same;
+    int                       groups = rows / 16;
+    aie_block_q8_0_t         *xq, *ref_q;
+    float                    *dx, ref, d, worst;
+    int32_t                  *cx;
+    void                     *wp;
+    int64_t                   sum;
+
+    wp = malloc(k->q8_pack_size(rows, cols) + 64);
+    xq = malloc((size_t) 16 * nb * sizeof(*xq));
+    ref_q = malloc((size_t) nb * sizeof(*ref_q));
+    dx = malloc((size_t) 16 * nb * sizeof(float));
+    cx = malloc((size_t) 16 * nb * sizeof(int32_t));
+
+    k->q8_pack(wq, (size_t) nb * sizeof(*wq), rows, cols, wp);
+
+    act_same = 1;
+    for (b = 0; b < 16; b++) {
+        k->q8_act(x + (size_t) b * cols, cols, xq + (size_t) b * nb,
+                  dx + (size_t) b * nb, cx + (size_t) b * nb);
+        aie_quantize_row_q8_0(x + (size_t) b * cols, ref_q, cols);
+        act_same &= memcmp(ref_q, xq + (size_t) b * nb,
+                           (size_t) nb * sizeof(*xq)) == 0;
+        for (r = 0; r < nb; r++) {
+            sum = 0;
+            for (ni = 0; ni < 32; ni++) {
+                sum += ref_q[r].qs[ni];
+            }
+            act_same &= cx[b * nb + r] == -128 * sum
+                        && dx[b * nb + r] == aie_fp16_to_fp32(ref_q[r].d);
+        }
+    }
+    CHECK(act_same, "%s q8_act cols %d: the scalar quantiser's blocks",
+          k->name, cols);
+
+    for (ni = 0; ni < 3; ni++) {
+        n = ns[ni];
+        k->mm_q8_0_packed(wp, 0, groups, cols, xq, (size_t) nb, dx, cx, n,
+                          out, (size_t) rows);
+        worst = 0;
+        same = 1;
+        for (b = 0; b < n; b++) {
+            k->mm_q8_0_packed(wp, 1, groups, cols, xq + (size_t) b * nb,
+                              (size_t) nb, dx + (size_t) b * nb,
+                              cx + (size_t) b * nb, 1, out1, (size_t) rows);
+            for (r = 0; r < groups * 16; r++) {
+                ref = s->dot_q8_0(wq + (size_t) r * nb, xq + (size_t) b * nb,
+                                  cols);
+                d = fabsf(ref - out[b * rows + r]) / (1 + fabsf(ref));
+                worst = d > worst ? d : worst;
+                same &= r < 16 || out1[r] == out[b * rows + r];
+            }
+        }
+        CHECK(worst < 1e-5f, "%s mm_q8_0_packed cols %d n %d: %g", k->name,
+              cols, n, worst);
+        CHECK(same, "%s mm_q8_0_packed cols %d n %d: batch == one by one",
+              k->name, cols, n);
+    }
+
+    free(wp);
+    free(xq);
+    free(ref_q);
+    free(dx);
+    free(cx);
+}
+
+
 /* the multi-row kernels against the scalar dot, and batch == one by one */
 static void
 test_mm_one(const aie_dot_kernels_t *k)
@@ -275,6 +352,10 @@ test_mm_one(const aie_dot_kernels_t *k)
                 CHECK(same, "%s mm_q8_0 cols %d n %d: batch == one by one",
                       k->name, cols, n);
             }
+        }
+
+        if (k->mm_q8_0_packed != NULL && cols % 32 == 0) {
+            test_mm_packed(k, wq, rows, cols, x, out, out1);
         }
 
         free(w);
@@ -1340,6 +1421,117 @@ test_scalar_reference(void)
 }
 
 
+/*
+ * Long texts go through the word cache: repeated words, thousands of
+ * distinct ones (more than its probes hold), words too long for it, and an
+ * output buffer too small, all as the whole-text merge gives them.
+ */
+static void
+test_tokenizer_long(aie_model_t **m, int n_models, const char **texts,
+    int n_texts)
+{
+    size_t        cap = 200000, len = 0, k;
+    char         *text = malloc(cap);
+    int          *a = malloc(cap * sizeof(int)), *b = malloc(cap * sizeof(int));
+    int           i, j, na, nb, same = 1, same_pairs = 1;
+    unsigned      r = 12345;
+    uint64_t     *pairs;
+
+    printf("tokenizer: long texts through the word cache equal the "
+           "whole-text merge\n");
+
+    while (len + 200 < cap) {
+        i = (int) (r % (unsigned) (n_texts + 2));
+        r = r * 1103515245u + 12345u;
+        if (i < n_texts) {
+            k = strlen(texts[i]);
+            memcpy(text + len, texts[i], k);
+            len += k;
+        } else if (i == n_texts) {
+            /* a fresh word of 1..12 letters */
+            text[len++] = ' ';
+            for (k = 0; k < 1 + (r >> 8) % 12; k++) {
+                text[len++] = (char) ('a' + (r >> (k + 3)) % 26);
+            }
+        } else {
+            /* a word longer than the cache takes */
+            text[len++] = ' ';
+            for (k = 0; k < 60; k++) {
+                text[len++] = (char) ('a' + k % 7);
+            }
+        }
+    }
+
+    for (j = 0; j < n_models; j++) {
+        na = aie_tokenize(m[j], text, len, 1, a, (int) cap);
+        nb = aie_tokenizer_encode_ref(m[j]->tokenizer, text, len, 1, b,
+                                      (int) cap);
+        same &= na > 0 && na == nb
+                && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+
+        na = aie_tokenize(m[j], text, len, 1, a, 1000);
+        same &= na == nb && memcmp(a, b, 1000 * sizeof(int)) == 0;
+
+        /* merges found by token-id pairs == by looking up the joined text */
+        pairs = m[j]->tokenizer->pairs;
+        CHECK(pairs != NULL, "the vocabulary has a pair table");
+        m[j]->tokenizer->pairs = NULL;
+        na = aie_tokenize(m[j], text, len, 1, a, (int) cap);
+        m[j]->tokenizer->pairs = pairs;
+        same_pairs &= na == nb && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+    }
+    CHECK(same, "long text: word cache == whole text");
+    CHECK(same_pairs, "long text: pair table == text lookups");
+
+    free(text);
+    free(a);
+    free(b);
+}
+
+
+/*
+ * A synthetic vocabulary (aie-mkrandom's, path in AIE_MKRANDOM) where most
+ * ASCII characters, the space among them, are no token but start tokens
+ * (" a"): the pair table's stand-in ids for such characters.
+ */
+static void
+test_tokenizer_random(const char **texts, int n_texts)
+{
+    const char   *tool = getenv("AIE_MKRANDOM");
+    char          path[] = "/tmp/aie_test_vocab_XXXXXX", cmd[1024], err[256];
+    aie_model_t  *m;
+    int           fd;
+
+    if (tool == NULL) {
+        printf("SKIP tokenizer on a synthetic vocabulary: no AIE_MKRANDOM\n");
+        return;
+    }
+
+    fd = mkstemp(path);
+    CHECK(fd >= 0, "temporary file");
+    if (fd < 0) {
+        return;
+    }
+    close(fd);
+
+    snprintf(cmd, sizeof(cmd), "%s -o %s --dim 64 --layers 1 --hidden 128 "
+             "--heads 4 --kv-heads 4 --vocab 4000 --ctx 64 >/dev/null",
+             tool, path);
+    CHECK(system(cmd) == 0, "aie-mkrandom");
+
+    m = aie_model_load(path, NULL, err, sizeof(err));
+    CHECK(m != NULL, "synthetic model: %s", err);
+    if (m != NULL) {
+        CHECK(m->tokenizer->ascii_id[' '] >= m->tokenizer->n_vocab,
+              "the synthetic vocabulary has no space token");
+        test_tokenizer_long(&m, 1, texts, n_texts);
+        aie_model_free(m);
+    }
+
+    unlink(path);
+}
+
+
 static void
 test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
 {
@@ -1365,6 +1557,9 @@ test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
         }
     }
     CHECK(same, "word-by-word == whole text");
+
+    test_tokenizer_long(m, 2, texts, 7);
+    test_tokenizer_random(texts, 7);
 }
 
 

@@ -354,6 +354,24 @@ tok_rate(aie_model_t *model, const char *text, size_t len, int *out,
 }
 
 
+/* the 1-minute load average: other work on the machine skews every figure */
+static double
+load_avg(void)
+{
+    FILE    *f = fopen("/proc/loadavg", "r");
+    double   l = -1;
+
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &l) != 1) {
+            l = -1;
+        }
+        fclose(f);
+    }
+
+    return l;
+}
+
+
 static void
 cpu_info(char *model, size_t cap, char *flags, size_t fcap)
 {
@@ -409,7 +427,7 @@ main(int argc, char **argv)
     aie_model_info_t   info;
     text_t             text = { NULL, 0, 0 };
     double             story[2][2], bw, copy_bw = 0, dec[2], agg, one_engine;
-    double             bytes_tok, tok_mb[2], t_ms;
+    double             bytes_tok, tok_mb[2], t_ms, load0, load1;
     char              *big;
     size_t             big_len, plen;
     int               *toks, n_toks[2];
@@ -445,6 +463,7 @@ main(int argc, char **argv)
     }
 
     cpu_info(cpu, sizeof(cpu), flags, sizeof(flags));
+    load0 = load_avg();
 
     /* 1. stories260K, one stream, one thread */
     for (i = 0; i < 2; i++) {
@@ -564,6 +583,8 @@ main(int argc, char **argv)
     n_tok = n_toks[0];
     (void) n_tok;
 
+    load1 = load_avg();
+
     /* the report */
     if (out_path != NULL) {
         out = fopen(out_path, "w");
@@ -581,10 +602,12 @@ main(int argc, char **argv)
         "Written by `bench/engine/run.sh` (`make -C module/engine bench`); "
         "edits are lost.\n\n"
         "Run: %s%s. Machine: %s, %ld cores online, flags: %s. "
+        "Load average (1 min) at the start and at the end of the run: "
+        "%.2f, %.2f. "
         "Fast kernels: `%s`; reference: the engine's scalar path "
         "(`AIE_FORCE_SCALAR=1`), measured in the same run.\n\n",
         when, quick ? " (--quick)" : "", cpu,
-        sysconf(_SC_NPROCESSORS_ONLN), flags, kern[0]);
+        sysconf(_SC_NPROCESSORS_ONLN), flags, load0, load1, kern[0]);
 
     fprintf(out,
         "| benchmark | scalar reference | fast | speed-up | target | |\n"
