@@ -805,11 +805,12 @@ on_signal(int sig)
 }
 
 
+/* every worker binds its own sockets with SO_REUSEPORT: the kernel spreads
+ * the connections evenly over the workers */
 static int
 open_listeners(int port)
 {
     struct sockaddr_in  sa;
-    socklen_t           sl;
     int                 i, fd, one;
     char                addr[32];
 
@@ -817,6 +818,7 @@ open_listeners(int port)
         fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         memset(&sa, 0, sizeof(sa));
         sa.sin_family = AF_INET;
         sa.sin_port = htons(port);
@@ -831,14 +833,33 @@ open_listeners(int port)
             }
             return -1;
         }
-        if (i == 0) {
-            sl = sizeof(sa);
-            getsockname(fd, (struct sockaddr *) &sa, &sl);
-            port = ntohs(sa.sin_port);
-        }
         listen_fds[i] = fd;
     }
     nlisten = opt_naddr;
+    return 0;
+}
+
+
+/* a port that is free on 127.0.0.1 .. 127.0.0.<naddr> right now */
+static int
+pick_port(void)
+{
+    struct sockaddr_in  sa;
+    socklen_t           sl;
+    int                 fd, port;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *) &sa, &sl);
+    port = ntohs(sa.sin_port);
+    close(fd);
     return port;
 }
 
@@ -848,7 +869,8 @@ main(int argc, char **argv)
 {
     struct rlimit  rl;
     pid_t          kids[MAX_WORKERS];
-    int            opt, i, port, tries;
+    int            opt, i, port, tries, pfd[2];
+    char           ok;
 
     while ((opt = getopt(argc, argv, "p:l:w:k:i:")) != -1) {
         switch (opt) {
@@ -875,32 +897,62 @@ main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
-    port = -1;
-    for (tries = 0; tries < 50 && port < 0; tries++) {
-        port = open_listeners(opt_port);
-        if (opt_port != 0) {
-            break;
-        }
-    }
-    if (port < 0) {
-        perror("stream_mock: listen");
-        return 1;
-    }
-
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
 
+    /* the first worker binds (retrying another port if 0 was asked);
+     * the others join its port; each says "ok" through a pipe */
+    port = opt_port;
+    for (tries = 0; tries < 50; tries++) {
+        if (opt_port == 0) {
+            port = pick_port();
+        }
+        if (port > 0 && open_listeners(port) == 0) {
+            for (i = 0; i < nlisten; i++) {
+                close(listen_fds[i]);
+            }
+            break;
+        }
+        port = -1;
+        if (opt_port != 0) {
+            break;
+        }
+    }
+    if (port < 0 || pipe(pfd) != 0) {
+        perror("stream_mock: listen");
+        return 1;
+    }
+    /* the probe above closed its sockets: a worker that cannot bind
+     * the same port now reports it */
     for (i = 0; i < opt_workers; i++) {
         kids[i] = fork();
         if (kids[i] == 0) {
             prctl(PR_SET_PDEATHSIG, SIGTERM);
+            close(pfd[0]);
+            ok = open_listeners(port) == 0 ? 'y' : 'n';
+            if (write(pfd[1], &ok, 1) != 1 || ok != 'y') {
+                _exit(1);
+            }
+            close(pfd[1]);
             worker_loop();
             _exit(0);
         }
     }
-    printf("READY %d\n", port);
-    fflush(stdout);
+    close(pfd[1]);
+    for (i = 0; i < opt_workers; i++) {
+        if (read(pfd[0], &ok, 1) != 1 || ok != 'y') {
+            fprintf(stderr, "stream_mock: a worker could not listen on "
+                            "port %d\n", port);
+            stop = 1;
+            break;
+        }
+    }
+    close(pfd[0]);
+    if (!stop) {
+        printf("READY %d\n", port);
+        fflush(stdout);
+    }
 
     while (!stop) {
         pause();
