@@ -169,7 +169,9 @@ def model_name(scenario):
     return "load-chunks%d-interval%d" % (CHUNKS[scenario], INTERVAL[scenario])
 
 
-PEAK_MODEL = "load-chunks5-interval10"
+# the soak's streams: 5 chunks back to back (the peak is the system's, not
+# a product of the concurrency and the chunk interval)
+PEAK_MODEL = "load-chunks5-interval0"
 
 
 class Nginx:
@@ -395,7 +397,7 @@ def soak(nginx):
             duration=PEAK_SECONDS, procs=1))
         rps = res["rps"]
         log("soak: peak %.0f streams/s (%s, 200 concurrent streams of 5 "
-            "chunks 10 ms apart, closed loop, %d s; %d failed)"
+            "chunks back to back, closed loop, %d s; %d failed)"
             % (rps, nginx.name, PEAK_SECONDS, res["failed"]))
     rate = rps / 2.0
     log("soak: %d s at %.0f streams/s (50 %% of peak) through %s"
@@ -479,7 +481,12 @@ def main():
     return 0 if ok else 1
 
 
+def on_term(sig, frame):
+    raise SystemExit(143)       # runs main's finally: everything stops
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, on_term)
     try:
         sys.exit(main())
     except RuntimeError as e:
