@@ -10,7 +10,9 @@ aigw), interleaved over LOAD_ROUNDS rounds: a short warm-up, then the
 client opens the streams (ramping up at LOAD_RAMP streams/s), and the
 target's worker processes are sampled every 0.5 s from /proc (RSS summed
 over the workers, open descriptors summed over the workers) before, during
-and 3 s after.  Memory per stream = (peak worker RSS - RSS before) / streams.
+and 3 s after.  Each measurement starts the target afresh.  Memory per
+stream = (RSS - RSS before) / streams held, at the sample with the most
+descriptors; streams held = (descriptors - descriptors before) / 2.
 
 Soak (LOAD_SOAK=1): the peak rate of short streams through aigw is measured
 for LOAD_PEAK_SECONDS (or taken from LOAD_SOAK_RPS), then aigw carries 50 %
@@ -318,22 +320,29 @@ def measure_on(nginx, scenario):
     after = nginx.sample()
     peak_rss = max(s[1] for s in samples) if samples else before[0]
     peak_fds = max(s[2] for s in samples) if samples else before[1]
+    # streams held by the target at its busiest sample: two descriptors
+    # each (client and upstream); with a slow ramp not all N are open at
+    # once, and dividing by N would flatter the figure
+    top = max(samples, key=lambda s: s[2]) if samples else None
+    held = (top[2] - before[1]) // 2 if top else 0
     r = dict(res)
     r.update(target=nginx.name, scenario=scenario, streams=n, chunks=chunks,
              rss_before_kb=before[0], rss_peak_kb=peak_rss,
              rss_after_kb=after[0], fds_before=before[1], fds_peak=peak_fds,
              fds_after=after[1], workers=before[2],
-             kb_per_stream=(peak_rss - before[0]) / float(n),
+             kb_per_stream=(top[1] - before[0]) / float(held)
+             if held > 0 else 0.0, held=held,
              all_concurrent=res["last_start_s"] < res["first_finish_s"],
              crashes=nginx.crashed())
     log("  %-5s %-6s %6d streams: ok %d failed %d, chunks %d/%d, peak %d "
         "open, TTFB p50 %.2f p99 %.2f ms, gap p50 %.1f p99 %.1f max %.1f "
-        "ms, RSS %d -> %d -> %d KB (%.1f KB/stream), fds %d -> %d -> %d%s"
+        "ms, RSS %d -> %d -> %d KB (%.1f KB/stream over %d held), fds %d -> "
+        "%d -> %d%s"
         % (nginx.name, scenario, n, r["ok"], r["failed"],
            r["chunks_received"], r["chunks_expected"], r["peak_active"],
            r["ttfb_p50_ms"], r["ttfb_p99_ms"], r["gap_p50_ms"],
            r["gap_p99_ms"], r["gap_max_ms"], before[0], peak_rss, after[0],
-           r["kb_per_stream"], before[1], peak_fds, after[1],
+           r["kb_per_stream"], held, before[1], peak_fds, after[1],
            "" if not r["crashes"] else " CRASH: %s" % r["crashes"]))
     if r["failed"]:
         for line in out.splitlines():
