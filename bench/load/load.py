@@ -12,7 +12,7 @@ target's worker processes are sampled every 0.5 s from /proc (RSS summed
 over the workers, open descriptors summed over the workers) before, during
 and 3 s after.  Each measurement starts the target afresh.  Memory per
 stream = (RSS - RSS before) / streams held, at the sample with the most
-descriptors; streams held = (descriptors - descriptors before) / 2.
+descriptors; streams held = (descriptors - those of the fresh workers) / 2.
 
 Soak (LOAD_SOAK=1): the peak rate of short streams through aigw is measured
 for LOAD_PEAK_SECONDS (or taken from LOAD_SOAK_RPS), then aigw carries 50 %
@@ -309,6 +309,7 @@ def measure_on(nginx, scenario):
     n = STREAMS[scenario]
     chunks = CHUNKS[scenario]
     model = model_name(scenario)
+    fresh = nginx.sample()
     # warm-up: a few streams, so that both targets start from used workers
     run_client(nginx, client_args(nginx.url, 200, 200, model, 2, rate=2000,
                                   procs=1))
@@ -321,10 +322,12 @@ def measure_on(nginx, scenario):
     peak_rss = max(s[1] for s in samples) if samples else before[0]
     peak_fds = max(s[2] for s in samples) if samples else before[1]
     # streams held by the target at its busiest sample: two descriptors
-    # each (client and upstream); with a slow ramp not all N are open at
-    # once, and dividing by N would flatter the figure
+    # each (client and upstream) over those of the fresh workers (the
+    # warm-up's idle keepalive connections are among the upstream ones);
+    # with a slow ramp not all N are open at once, and dividing by N would
+    # flatter the figure
     top = max(samples, key=lambda s: s[2]) if samples else None
-    held = (top[2] - before[1]) // 2 if top else 0
+    held = (top[2] - fresh[1]) // 2 if top else 0
     r = dict(res)
     r.update(target=nginx.name, scenario=scenario, streams=n, chunks=chunks,
              rss_before_kb=before[0], rss_peak_kb=peak_rss,
