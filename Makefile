@@ -19,7 +19,8 @@ MODULE_SRCS = $(wildcard module/*.c module/*.h module/engine/*.c \
               module/engine/*.h module/engine/cpu/*.c) config
 
 .PHONY: all deps module engine plugins keys run test unit integration bench \
-        bench-engine fuzz fuzz-smoke test-asan valgrind clean
+        bench-engine bench-load load-tools test-growth fuzz fuzz-smoke test-asan \
+        valgrind clean
 
 all: module engine plugins keys
 
@@ -62,7 +63,7 @@ build/unit/%: tests/unit/%.c $(PURE_SRCS) $(PURE_HDRS)
 	@mkdir -p build/unit
 	$(CC) $(CFLAGS_UNIT) -o $@ $< $(PURE_SRCS) -ljansson -lcrypto
 
-integration: module
+integration: module load-tools
 	$(PYTHON) -m pytest -q -x tests/integration tests/mocks tests/redis
 
 bench: deps all
@@ -70,6 +71,27 @@ bench: deps all
 
 bench-engine: engine
 	@bench/engine/run.sh
+
+# the load proof (issue 11): 20,000 streams at 1 chunk/s and 5,000 at
+# 1 chunk/100 ms through aigw and bare nginx (knobs: bench/load/load.py)
+bench-load: deps module
+	@bench/load/run.sh
+
+# the load tools: the epoll mock provider and the libcurl stream client
+LOAD_TOOLS = build/load/stream_mock build/load/stream_client
+load-tools: $(LOAD_TOOLS)
+
+build/load/stream_mock: bench/load/stream_mock.c
+	@mkdir -p build/load
+	$(CC) -O2 -g -Wall -Wextra -Werror -o $@ $<
+
+build/load/stream_client: bench/load/stream_client.c
+	@mkdir -p build/load
+	$(CC) -O2 -g -Wall -Wextra -Werror -o $@ $< -lcurl
+
+# worker RSS and descriptors across 10,000 repetitions of every fault kind
+test-growth: module build/load/stream_mock
+	$(PYTHON) bench/load/growth.py
 
 FUZZ_SECONDS ?= 60
 
