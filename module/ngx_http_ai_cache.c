@@ -1185,6 +1185,16 @@ ngx_http_ai_cache_tee(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
 
+    if (amcf->cache && ctx->acc.cap == 0 && r->upstream
+        && r->upstream->headers_in.content_length_n > 0
+        && r->upstream->headers_in.content_length_n
+           <= (off_t) amcf->cache->max_entry)
+    {
+        /* one allocation for the whole answer */
+        (void) ai_buf_reserve(&ctx->acc,
+                            (size_t) r->upstream->headers_in.content_length_n);
+    }
+
     if (amcf->cache == NULL || ctx->acc.len + len > amcf->cache->max_entry
         || ai_buf_append(&ctx->acc, (char *) p, len) != 0)
     {
