@@ -263,6 +263,20 @@ ai_translate_request(int format, json_t *openai,
 }
 
 
+int
+ai_translate_request_raw(int format, const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out, ai_buf_t *path)
+{
+    if (format == AI_FORMAT_ANTHROPIC && o->endpoint == AI_EP_CHAT
+        && !o->tree_only)
+    {
+        return ai_anthropic_request_raw(body, len, o, out, path);
+    }
+
+    return 1;
+}
+
+
 static int
 ai_passthrough_request(json_t *req, const ai_translate_opts_t *o,
     ai_buf_t *out, ai_buf_t *path)
@@ -378,6 +392,7 @@ ai_stream_alloc(int format, const ai_translate_opts_t *o)
 
     s->format = format;
     s->include_usage = o->include_usage;
+    s->tree_only = o->tree_only;
     s->created = ai_created(o);
 
     s->client_model = malloc(o->client_model_len + 1);
@@ -478,6 +493,7 @@ ai_stream_free(ai_stream_t *s)
     }
 
     ai_sse_free(&s->sse);
+    ai_jdoc_free(&s->doc);
     free(s->chunk_pre);
     free(s->block_tool);
     free(s->client_model);
@@ -536,12 +552,45 @@ ai_chunk(ai_stream_t *s, int index, json_t *delta, const char *finish,
 }
 
 
+/*
+ * What every chunk starts with, written as json_pack() and a compact dump
+ * would write it: data: {"id":...,"object":...,"created":...,
+ * "model":...,"choices":[
+ */
+
+int
+ai_chunk_head(ai_stream_t *s, ai_buf_t *out)
+{
+    int   n;
+    char  num[96];
+
+    n = snprintf(num, sizeof(num),
+                 "\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                 "\"model\":\"", (long long) s->created);
+
+    if (n < 0 || (size_t) n >= sizeof(num)
+        || ai_buf_append_str(out, "data: {\"id\":\"") != 0
+        || ai_buf_append_jstr(out, s->id, strlen(s->id)) != 0
+        || ai_buf_append(out, num, n) != 0
+        || ai_buf_append_jstr(out, s->client_model, strlen(s->client_model))
+           != 0
+        || ai_buf_append_str(out, "\",\"choices\":[") != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* the usage chunk (when asked for) and "[DONE]" */
 
 int
 ai_stream_close(ai_stream_t *s, ai_buf_t *out)
 {
-    json_t  *chunk;
+    int     n;
+    size_t  mark;
+    char    num[256];
 
     if (s->done) {
         return 0;
@@ -550,18 +599,28 @@ ai_stream_close(ai_stream_t *s, ai_buf_t *out)
     s->done = 1;
 
     if (s->include_usage) {
-        chunk = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}",
-                          "id", s->id,
-                          "object", "chat.completion.chunk",
-                          "created", (json_int_t) s->created,
-                          "model", s->client_model,
-                          "choices",
-                          "usage",
-                          ai_openai_usage(s->usage.prompt_tokens,
-                                          s->usage.completion_tokens,
-                                          s->usage.cached_tokens));
+        mark = out->len;
 
-        if (ai_sse_emit(out, NULL, chunk) != 0) {
+        n = snprintf(num, sizeof(num),
+                     "],\"usage\":{\"prompt_tokens\":%lld,"
+                     "\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+                     "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}}"
+                     "\n\n",
+                     (long long) s->usage.prompt_tokens,
+                     (long long) s->usage.completion_tokens,
+                     (long long) (s->usage.prompt_tokens
+                                  + s->usage.completion_tokens),
+                     (long long) s->usage.cached_tokens);
+
+        if (n < 0 || (size_t) n >= sizeof(num)
+            || ai_chunk_head(s, out) != 0
+            || ai_buf_append(out, num, n) != 0)
+        {
+            if (out->data) {
+                out->len = mark;
+                out->data[mark] = '\0';
+            }
+
             return -1;
         }
     }

@@ -155,6 +155,21 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ctx->process = 1;
     ctx->hold_headers = ctx->plugins_text && !ctx->stream;
 
+    ngx_memzero(&out, sizeof(ai_buf_t));
+    ngx_memzero(&path, sizeof(ai_buf_t));
+
+    if (ctx->in_format == AI_FORMAT_OPENAI && !ctx->body_modified
+        && ai_translate_request_raw((int) p->format, (char *) body->data,
+                                    body->len, &ctx->opts, &out, &path)
+           == 0)
+    {
+        /* the common shapes, straight from the client's bytes */
+        goto translated;
+    }
+
+    ai_buf_free(&out);
+    ai_buf_free(&path);
+
     root = ngx_http_ai_request_json(r, ctx);
     if (root == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -238,6 +253,8 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                                       : "The request cannot be sent to "
                                         "this provider.");
     }
+
+translated:
 
     if (p->format == NGX_HTTP_AI_FORMAT_OPENAI
         || p->format == NGX_HTTP_AI_FORMAT_AZURE)
@@ -750,6 +767,10 @@ send:
         if (ctx->stream && !complete) {
             /* the error event ends the body cleanly; the connection closes */
             head->buf->last_buf = 1;
+
+        } else if (complete) {
+            /* the last buffer follows at once: one write for both */
+            head->buf->flush = 0;
         }
 
         (void) ngx_http_output_filter(r, head);
