@@ -23,6 +23,18 @@ typedef struct {
 
 
 static int ai_jtok_value(ai_jparser_t *jp);
+
+/* bytes a string holds as they are: printable ASCII but '"' and '\\' */
+static const unsigned char  ai_jtok_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
 static int ai_jtok_string(ai_jparser_t *jp, uint32_t t);
 static int ai_jtok_number(ai_jparser_t *jp, uint32_t t);
 
@@ -326,9 +338,7 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
     for ( ;; ) {
         /* the common run of plain ASCII */
 
-        while (p < last && *p >= 0x20 && *p < 0x80 && *p != '"'
-               && *p != '\\')
-        {
+        while (p < last && ai_jtok_plain[*p]) {
             p++;
         }
 
