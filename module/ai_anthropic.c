@@ -1680,6 +1680,10 @@ ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
 
     static const char  suffix[] = "\"},\"logprobs\":null,"
                                   "\"finish_reason\":null}]}\n\n";
+    static const char  head[] = "{\"type\":\"content_block_delta\","
+                                "\"index\":";
+    static const char  delta[] = ",\"delta\":{\"type\":\"text_delta\","
+                                 "\"text\":";
 
     if (!(s->roles & 1)) {
         return 0;
@@ -1688,7 +1692,23 @@ ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
     sc.p = (const unsigned char *) ev->data;
     sc.last = sc.p + ev->data_len;
 
-    if (!ai_anth_lits(&sc, "{")
+    /* Anthropic's own compact form first, in two comparisons */
+
+    if (ev->data_len > sizeof(head) - 1
+        && memcmp(sc.p, head, sizeof(head) - 1) == 0)
+    {
+        sc.p += sizeof(head) - 1;
+
+        if (!ai_anth_small_int(&sc)
+            || (size_t) (sc.last - sc.p) < sizeof(delta) - 1
+            || memcmp(sc.p, delta, sizeof(delta) - 1) != 0)
+        {
+            return 0;
+        }
+
+        sc.p += sizeof(delta) - 1;
+
+    } else if (!ai_anth_lits(&sc, "{")
         || !ai_anth_lits(&sc, "\"type\"") || !ai_anth_lits(&sc, ":")
         || !ai_anth_lits(&sc, "\"content_block_delta\"")
         || !ai_anth_lits(&sc, ",")
@@ -2749,7 +2769,8 @@ ai_anthropic_request_raw(const char *body, size_t len,
     root = AI_JDOC_ROOT;
     rc = -1;
 
-    if (ai_jdoc_parse(&doc, body, len) != 0 || doc.key_escaped
+    if (ai_jdoc_parse(&doc, body, len, AI_JDOC_VALID) != 0
+        || doc.key_escaped
         || ai_jdoc_type(&doc, root) != AI_JT_OBJECT
         || ai_anth_fast_messages(&doc, ai_jdoc_gets(&doc, root, "messages"),
                                  &bl) != 0)
@@ -2907,7 +2928,7 @@ ai_anth_fast_response(int status, const char *body, size_t len,
     mark = out->len;
     rc = AI_ANTH_DECLINED;
 
-    if (ai_jdoc_parse(&doc, body, len) != 0 || doc.key_escaped
+    if (ai_jdoc_parse(&doc, body, len, 0) != 0 || doc.key_escaped
         || ai_jdoc_type(&doc, root) != AI_JT_OBJECT)
     {
         goto done;
@@ -3100,7 +3121,8 @@ ai_anth_fast_event(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
     doc = &s->doc;
     root = AI_JDOC_ROOT;
 
-    if (ai_jdoc_parse(doc, ev->data, ev->data_len) != 0 || doc->key_escaped
+    if (ai_jdoc_parse(doc, ev->data, ev->data_len, 0) != 0
+        || doc->key_escaped
         || ai_jdoc_type(doc, root) != AI_JT_OBJECT)
     {
         return 0;

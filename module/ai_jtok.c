@@ -97,7 +97,7 @@ ai_jtok_new(ai_jparser_t *jp, int type)
 
 
 int
-ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len)
+ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len, int flags)
 {
     ai_jparser_t  jp;
 
@@ -110,6 +110,7 @@ ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len)
     doc->len = len;
     doc->n = 1;
     doc->key_escaped = 0;
+    doc->valid = (flags & AI_JDOC_VALID) != 0;
 
     memset(&doc->tok[0], 0, sizeof(ai_jtok_t));
     doc->tok[0].next = 1;
@@ -335,6 +336,36 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
     p = jp->p + 1;
     last = jp->last;
 
+    if (jp->doc->valid) {
+        /* known JSON: the first quote without a backslash before it */
+
+        for ( ;; ) {
+            const unsigned char  *q, *bs;
+
+            q = memchr(p, '"', last - p);
+
+            if (q == NULL) {
+                return -1;
+            }
+
+            bs = memchr(p, '\\', q - p);
+
+            if (bs == NULL) {
+                p = q + 1;
+                break;
+            }
+
+            jp->doc->tok[t].escaped = 1;
+            p = bs + 2;
+
+            if (p > last) {
+                return -1;
+            }
+        }
+
+        goto done;
+    }
+
     for ( ;; ) {
         /* the common run of plain ASCII */
 
@@ -443,6 +474,8 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
 
         p += n;
     }
+
+done:
 
     jp->p = p;
     jp->doc->tok[t].end = (uint32_t) (p - jp->doc->data);

@@ -46,12 +46,19 @@ typedef struct {
     uint32_t              n;
     uint32_t              cap;
     unsigned              key_escaped:1;    /* some key holds an escape */
+    unsigned              valid:1;          /* AI_JDOC_VALID */
     ai_jtok_t             inline_tok[AI_JTOK_INLINE];
 } ai_jdoc_t;
 
 
-/* doc must be zeroed (or freed) first; it may be parsed into again */
-int ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len);
+/*
+ * doc must be zeroed (or freed) first; it may be parsed into again.
+ * AI_JDOC_VALID: the bytes are known to be JSON (ai_scan() or jansson
+ * accepted them), and strings are only looked through for their end.
+ */
+#define AI_JDOC_VALID  1
+
+int ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len, int flags);
 void ai_jdoc_free(ai_jdoc_t *doc);
 
 /* the value of key in object obj (the last one, as jansson keeps); 0: none */

@@ -71,7 +71,8 @@ int ai_translate_request(int format, json_t *openai,
     ai_json_error_t *err);
 
 /*
- * The same from the request's bytes (a body ai_scan() accepted), without
+ * The same from the request's bytes (a body ai_scan() or jansson accepted:
+ * they are not checked again), without
  * a jansson tree, for the common shapes: returns 0 with out and path
  * filled exactly as ai_translate_request() fills them, or 1 (out and path
  * unchanged) for anything else, errors included; then the caller builds

@@ -23,7 +23,11 @@ static ngx_int_t ngx_http_ai_emit(ngx_http_request_t *r, ngx_chain_t ***ll,
 static void ngx_http_ai_translate_cleanup(void *data);
 
 
-/* SSE events in a run of OpenAI output: each is about one token */
+/*
+ * SSE events in a run of OpenAI output (whole events, as the translators
+ * write them): each is about one token.  A line that starts "data: " is
+ * one.
+ */
 
 static ngx_uint_t
 ngx_http_ai_count_events(const char *p, size_t len)
@@ -34,10 +38,15 @@ ngx_http_ai_count_events(const char *p, size_t len)
     n = 0;
     last = p + len;
 
-    for (q = p; (q = memchr(q, 'd', last - q)) != NULL; q++) {
+    for (q = p; q < last; q++) {
         if (last - q >= 6 && ngx_strncmp(q, "data: ", 6) == 0) {
             n++;
-            q += 5;
+        }
+
+        q = memchr(q, '\n', last - q);
+
+        if (q == NULL) {
+            break;
         }
     }
 
@@ -561,7 +570,12 @@ ngx_http_ai_translate_data(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     rc = 0;
 
     if (ctx->stream_out) {
-        rc = ai_stream_feed(ctx->stream_out, (char *) p, len, &out);
+        /* room for what comes out, about as long as what went in */
+        rc = ai_buf_reserve(&out, len + len / 2 + 1024);
+
+        if (rc == 0) {
+            rc = ai_stream_feed(ctx->stream_out, (char *) p, len, &out);
+        }
 
     } else {
         rc = ai_buf_append(&out, (char *) p, len);
