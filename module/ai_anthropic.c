@@ -1925,12 +1925,34 @@ ai_anth_truncate(ai_buf_t *b, size_t mark)
 /* a real as jansson's dump writes it: "%.17g", ".0" or "e" kept, and the
  * exponent without '+' and leading zeros (jsonp_dtostr()) */
 
+typedef struct {
+    unsigned char  in_len;
+    unsigned char  out_len;
+    char           in[24];
+    char           out[32];
+} ai_anth_real_t;
+
+
 static int
 ai_anth_real(ai_buf_t *out, const unsigned char *p, size_t len)
 {
-    int     n;
-    char   *e, *start, *end, num[64], buf[64];
-    double  d;
+    int              n;
+    char            *e, *start, *end, num[64], buf[64];
+    double           d;
+    ai_anth_real_t  *c;
+
+    /*
+     * The same few values (temperature 0.7, top_p 0.9) come again and
+     * again: their last writing is kept, per worker, and printf spared.
+     */
+
+    static ai_anth_real_t  cache[8];
+
+    c = &cache[(len + p[len - 1]) & 7];
+
+    if (c->in_len == len && memcmp(c->in, p, len) == 0) {
+        return ai_buf_append(out, c->out, c->out_len);
+    }
 
     if (len >= sizeof(num)) {
         return -1;
@@ -1972,6 +1994,13 @@ ai_anth_real(ai_buf_t *out, const unsigned char *p, size_t len)
             memmove(start, end, n - (end - buf) + 1);
             n -= end - start;
         }
+    }
+
+    if (len <= sizeof(c->in) && (size_t) n <= sizeof(c->out)) {
+        memcpy(c->in, p, len);
+        memcpy(c->out, buf, n);
+        c->in_len = (unsigned char) len;
+        c->out_len = (unsigned char) n;
     }
 
     return ai_buf_append(out, buf, n);
@@ -2482,9 +2511,8 @@ static int
 ai_anth_fast_params(const ai_jdoc_t *doc, const ai_translate_opts_t *o,
     ai_buf_t *out)
 {
-    int        n;
     uint32_t   root, v, rf, j, k;
-    char       num[64];
+    long long  max;
 
     root = AI_JDOC_ROOT;
 
@@ -2525,17 +2553,14 @@ ai_anth_fast_params(const ai_jdoc_t *doc, const ai_translate_opts_t *o,
             return -1;
         }
 
-        n = snprintf(num, sizeof(num), ",\"max_tokens\":%lld",
-                     ai_jdoc_int(doc, v));
+        max = ai_jdoc_int(doc, v);
 
     } else {
-        n = snprintf(num, sizeof(num), ",\"max_tokens\":%ld",
-                     o->default_max_tokens > 0 ? o->default_max_tokens
-                                               : 4096L);
+        max = o->default_max_tokens > 0 ? o->default_max_tokens : 4096L;
     }
 
-    if (n < 0 || (size_t) n >= sizeof(num)
-        || ai_buf_append(out, num, n) != 0)
+    if (ai_buf_append_str(out, ",\"max_tokens\":") != 0
+        || ai_buf_append_int(out, max) != 0)
     {
         return -1;
     }

@@ -84,6 +84,28 @@ ai_buf_append_str(ai_buf_t *b, const char *s)
 
 
 int
+ai_buf_append_int(ai_buf_t *b, long long v)
+{
+    char                 num[24], *p;
+    unsigned long long   u;
+
+    p = num + sizeof(num);
+    u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    return ai_buf_append(b, p, num + sizeof(num) - p);
+}
+
+
+int
 ai_buf_append_json(ai_buf_t *b, json_t *v)
 {
     if (v == NULL) {
@@ -561,17 +583,12 @@ ai_chunk(ai_stream_t *s, int index, json_t *delta, const char *finish,
 int
 ai_chunk_head(ai_stream_t *s, ai_buf_t *out)
 {
-    int   n;
-    char  num[96];
-
-    n = snprintf(num, sizeof(num),
-                 "\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
-                 "\"model\":\"", (long long) s->created);
-
-    if (n < 0 || (size_t) n >= sizeof(num)
-        || ai_buf_append_str(out, "data: {\"id\":\"") != 0
+    if (ai_buf_append_str(out, "data: {\"id\":\"") != 0
         || ai_buf_append_jstr(out, s->id, strlen(s->id)) != 0
-        || ai_buf_append(out, num, n) != 0
+        || ai_buf_append_str(out, "\",\"object\":\"chat.completion.chunk\","
+                             "\"created\":") != 0
+        || ai_buf_append_int(out, s->created) != 0
+        || ai_buf_append_str(out, ",\"model\":\"") != 0
         || ai_buf_append_jstr(out, s->client_model, strlen(s->client_model))
            != 0
         || ai_buf_append_str(out, "\",\"choices\":[") != 0)
@@ -588,9 +605,7 @@ ai_chunk_head(ai_stream_t *s, ai_buf_t *out)
 int
 ai_stream_close(ai_stream_t *s, ai_buf_t *out)
 {
-    int     n;
     size_t  mark;
-    char    num[256];
 
     if (s->done) {
         return 0;
@@ -601,20 +616,18 @@ ai_stream_close(ai_stream_t *s, ai_buf_t *out)
     if (s->include_usage) {
         mark = out->len;
 
-        n = snprintf(num, sizeof(num),
-                     "],\"usage\":{\"prompt_tokens\":%lld,"
-                     "\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-                     "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}}"
-                     "\n\n",
-                     (long long) s->usage.prompt_tokens,
-                     (long long) s->usage.completion_tokens,
-                     (long long) (s->usage.prompt_tokens
-                                  + s->usage.completion_tokens),
-                     (long long) s->usage.cached_tokens);
-
-        if (n < 0 || (size_t) n >= sizeof(num)
-            || ai_chunk_head(s, out) != 0
-            || ai_buf_append(out, num, n) != 0)
+        if (ai_chunk_head(s, out) != 0
+            || ai_buf_append_str(out, "],\"usage\":{\"prompt_tokens\":") != 0
+            || ai_buf_append_int(out, s->usage.prompt_tokens) != 0
+            || ai_buf_append_str(out, ",\"completion_tokens\":") != 0
+            || ai_buf_append_int(out, s->usage.completion_tokens) != 0
+            || ai_buf_append_str(out, ",\"total_tokens\":") != 0
+            || ai_buf_append_int(out, (long long) s->usage.prompt_tokens
+                                      + s->usage.completion_tokens) != 0
+            || ai_buf_append_str(out, ",\"prompt_tokens_details\":"
+                                 "{\"cached_tokens\":") != 0
+            || ai_buf_append_int(out, s->usage.cached_tokens) != 0
+            || ai_buf_append_str(out, "}}}\n\n") != 0)
         {
             if (out->data) {
                 out->len = mark;

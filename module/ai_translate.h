@@ -46,6 +46,7 @@ typedef struct {
 int ai_buf_append(ai_buf_t *b, const char *p, size_t len);
 int ai_buf_append_str(ai_buf_t *b, const char *s);
 int ai_buf_append_json(ai_buf_t *b, json_t *v);
+int ai_buf_append_int(ai_buf_t *b, long long v);      /* as "%lld" */
 void ai_buf_free(ai_buf_t *b);
 
 /* room for len more bytes (and the NUL) without changing b->len */
