@@ -33,6 +33,12 @@ static int ai_anth_stream_finish(ai_stream_t *s, int complete,
     ai_buf_t *out);
 static void ai_anth_usage(ai_usage_t *u, json_t *usage);
 static int ai_anth_block_tool(ai_stream_t *s, json_t *index, int tool);
+static int ai_anth_block_tool_at(ai_stream_t *s, long long index,
+    int tool);
+static int ai_anth_fast_response(int status, const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out);
+static int ai_anth_fast_event(ai_stream_t *s, const ai_sse_event_t *ev,
+    ai_buf_t *out);
 static int ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev,
     ai_buf_t *out);
 static int ai_anth_chunk_prefix(ai_stream_t *s);
@@ -834,6 +840,12 @@ ai_anthropic_response(int status, const char *body, size_t len,
     ai_usage_t   usage;
     const char  *btype, *type, *code, *s;
 
+    rc = ai_anth_fast_response(status, body, len, o, out);
+
+    if (rc != 1) {
+        return rc;
+    }
+
     root = json_loadb(body, len, 0, NULL);
     s = ai_json_str(root, "type");
 
@@ -1174,16 +1186,27 @@ ai_anth_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
     json_t      *root, *m, *b, *d, *e, *idx;
     const char  *type, *dtype, *str, *etype, *code;
 
-    /* the bulk of a stream: text deltas, without a JSON tree */
+    /*
+     * The bulk of a stream, text deltas, in their exact usual shape; then
+     * the other common events from the span index; jansson for the rest.
+     */
 
-    rc = ai_anth_text_delta(s, ev, out);
+    if (!s->tree_only) {
+        rc = ai_anth_text_delta(s, ev, out);
 
-    if (rc != 0) {
-        return rc < 0 ? -1 : 0;
-    }
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
 
-    if (ai_anth_quick_event(ev)) {
-        return 0;
+        if (ai_anth_quick_event(ev)) {
+            return 0;
+        }
+
+        rc = ai_anth_fast_event(s, ev, out);
+
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
     }
 
     root = json_loadb(ev->data, ev->data_len, 0, NULL);
@@ -1657,6 +1680,10 @@ ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
 
     static const char  suffix[] = "\"},\"logprobs\":null,"
                                   "\"finish_reason\":null}]}\n\n";
+    static const char  head[] = "{\"type\":\"content_block_delta\","
+                                "\"index\":";
+    static const char  delta[] = ",\"delta\":{\"type\":\"text_delta\","
+                                 "\"text\":";
 
     if (!(s->roles & 1)) {
         return 0;
@@ -1665,7 +1692,23 @@ ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
     sc.p = (const unsigned char *) ev->data;
     sc.last = sc.p + ev->data_len;
 
-    if (!ai_anth_lits(&sc, "{")
+    /* Anthropic's own compact form first, in two comparisons */
+
+    if (ev->data_len > sizeof(head) - 1
+        && memcmp(sc.p, head, sizeof(head) - 1) == 0)
+    {
+        sc.p += sizeof(head) - 1;
+
+        if (!ai_anth_small_int(&sc)
+            || (size_t) (sc.last - sc.p) < sizeof(delta) - 1
+            || memcmp(sc.p, delta, sizeof(delta) - 1) != 0)
+        {
+            return 0;
+        }
+
+        sc.p += sizeof(delta) - 1;
+
+    } else if (!ai_anth_lits(&sc, "{")
         || !ai_anth_lits(&sc, "\"type\"") || !ai_anth_lits(&sc, ":")
         || !ai_anth_lits(&sc, "\"content_block_delta\"")
         || !ai_anth_lits(&sc, ",")
@@ -1723,52 +1766,33 @@ ai_anth_text_delta(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
 }
 
 
-/* what ai_chunk() would send before the text of a content delta */
+/*
+ * What ai_chunk() would send before the text of a content delta, kept
+ * until the id changes; its first chunk_head_len bytes are the head of
+ * every chunk (ai_chunk_head()).
+ */
 
 static int
 ai_anth_chunk_prefix(ai_stream_t *s)
 {
-    int          rc;
-    char        *pre;
-    json_t      *chunk;
-    ai_buf_t     b;
+    char      *pre;
+    ai_buf_t   b;
 
-    static const char  tail[] = "\"content\":\"\"},\"logprobs\":null,"
-                                "\"finish_reason\":null}]}";
-
-    chunk = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s},s:n,s:n}]}",
-                      "id", s->id,
-                      "object", "chat.completion.chunk",
-                      "created", (json_int_t) s->created,
-                      "model", s->client_model,
-                      "choices",
-                        "index", 0,
-                        "delta", "content", "",
-                        "logprobs",
-                        "finish_reason");
-
-    if (chunk == NULL) {
-        return -1;
-    }
+    static const char  delta[] = "{\"index\":0,\"delta\":{\"content\":\"";
 
     memset(&b, 0, sizeof(ai_buf_t));
 
-    rc = ai_buf_append_str(&b, "data: ") != 0
-         || ai_buf_append_json(&b, chunk) != 0;
-
-    json_decref(chunk);
-
-    if (rc || b.len < sizeof(tail) - 1
-        || memcmp(b.data + b.len - (sizeof(tail) - 1), tail,
-                  sizeof(tail) - 1) != 0)
-    {
+    if (ai_chunk_head(s, &b) != 0) {
         ai_buf_free(&b);
         return -1;
     }
 
-    /* keep up to and including "content":" */
+    s->chunk_head_len = b.len;
 
-    b.len -= sizeof(tail) - 1 - (sizeof("\"content\":\"") - 1);
+    if (ai_buf_append(&b, delta, sizeof(delta) - 1) != 0) {
+        ai_buf_free(&b);
+        return -1;
+    }
 
     pre = realloc(s->chunk_pre, b.len);
 
@@ -1821,16 +1845,25 @@ ai_anth_quick_event(const ai_sse_event_t *ev)
 static int
 ai_anth_block_tool(ai_stream_t *s, json_t *index, int tool)
 {
-    int      *nb;
-    size_t    i, n;
-
-    if (!json_is_integer(index) || json_integer_value(index) < 0
-        || json_integer_value(index) >= AI_MAX_BLOCKS)
-    {
+    if (!json_is_integer(index)) {
         return -1;
     }
 
-    n = (size_t) json_integer_value(index);
+    return ai_anth_block_tool_at(s, json_integer_value(index), tool);
+}
+
+
+static int
+ai_anth_block_tool_at(ai_stream_t *s, long long index, int tool)
+{
+    int      *nb;
+    size_t    i, n;
+
+    if (index < 0 || index >= AI_MAX_BLOCKS) {
+        return -1;
+    }
+
+    n = (size_t) index;
 
     if (n >= s->nblocks) {
         nb = realloc(s->block_tool, (n + 1) * sizeof(int));
@@ -1865,4 +1898,1474 @@ ai_anth_stream_finish(ai_stream_t *s, int complete, ai_buf_t *out)
     return ai_stream_error(s, "The upstream stream ended before it was "
                            "complete.", "server_error", "upstream_incomplete",
                            out);
+}
+
+
+/*
+ * The fast paths: the common shapes of requests, answers and events read
+ * from the span index of ai_jtok.h and written straight into the output,
+ * byte for byte as the jansson paths above write them.  Whatever they do
+ * not handle exactly (errors included) returns "declined", and the
+ * jansson path decides.
+ */
+
+#define AI_ANTH_DECLINED  1
+
+
+static void
+ai_anth_truncate(ai_buf_t *b, size_t mark)
+{
+    if (b->data) {
+        b->len = mark;
+        b->data[mark] = '\0';
+    }
+}
+
+
+/* a real as jansson's dump writes it: "%.17g", ".0" or "e" kept, and the
+ * exponent without '+' and leading zeros (jsonp_dtostr()) */
+
+typedef struct {
+    unsigned char  in_len;
+    unsigned char  out_len;
+    char           in[24];
+    char           out[32];
+} ai_anth_real_t;
+
+
+static int
+ai_anth_real(ai_buf_t *out, const unsigned char *p, size_t len)
+{
+    int              n;
+    char            *e, *start, *end, num[64], buf[64];
+    double           d;
+    ai_anth_real_t  *c;
+
+    /*
+     * The same few values (temperature 0.7, top_p 0.9) come again and
+     * again: their last writing is kept, per worker, and printf spared.
+     */
+
+    static ai_anth_real_t  cache[8];
+
+    c = &cache[(len + p[len - 1]) & 7];
+
+    if (c->in_len == len && memcmp(c->in, p, len) == 0) {
+        return ai_buf_append(out, c->out, c->out_len);
+    }
+
+    if (len >= sizeof(num)) {
+        return -1;
+    }
+
+    memcpy(num, p, len);
+    num[len] = '\0';
+
+    d = strtod(num, NULL);
+
+    n = snprintf(buf, sizeof(buf), "%.17g", d);
+
+    if (n < 0 || (size_t) n + 3 >= sizeof(buf) || strchr(buf, ',') != NULL)
+    {
+        return -1;
+    }
+
+    if (strchr(buf, '.') == NULL && strchr(buf, 'e') == NULL) {
+        buf[n++] = '.';
+        buf[n++] = '0';
+        buf[n] = '\0';
+    }
+
+    e = strchr(buf, 'e');
+
+    if (e) {
+        start = e + 1;
+        end = start + 1;
+
+        if (*start == '-') {
+            start++;
+        }
+
+        while (*end == '0') {
+            end++;
+        }
+
+        if (end != start) {
+            memmove(start, end, n - (end - buf) + 1);
+            n -= end - start;
+        }
+    }
+
+    if (len <= sizeof(c->in) && (size_t) n <= sizeof(c->out)) {
+        memcpy(c->in, p, len);
+        memcpy(c->out, buf, n);
+        c->in_len = (unsigned char) len;
+        c->out_len = (unsigned char) n;
+    }
+
+    return ai_buf_append(out, buf, n);
+}
+
+
+/* the inside of string token i, as jansson dumps what it decodes */
+
+static int
+ai_anth_str_in(const ai_jdoc_t *doc, uint32_t i, ai_buf_t *out)
+{
+    long             n;
+    ai_anth_scan_t   sc;
+
+    if (!doc->tok[i].escaped) {
+        return ai_buf_append(out, ai_jdoc_str(doc, i),
+                             ai_jdoc_str_len(doc, i));
+    }
+
+    sc.p = doc->data + doc->tok[i].start;
+    sc.last = doc->data + doc->tok[i].end;
+
+    n = ai_anth_string(&sc, out);
+
+    if (n < 0) {
+        return -1;
+    }
+
+    out->len += n;
+    out->data[out->len] = '\0';
+
+    return 0;
+}
+
+
+/* value i in jansson's compact dump; -1 when that cannot be done exactly */
+
+static int
+ai_anth_dump(const ai_jdoc_t *doc, uint32_t i, ai_buf_t *out)
+{
+    uint32_t              j, k, m, q;
+    const ai_jtok_t      *t;
+    const unsigned char  *raw;
+
+    t = &doc->tok[i];
+    raw = doc->data + t->start;
+
+    switch (t->type) {
+
+    case AI_JT_STRING:
+        return ai_buf_append(out, "\"", 1) != 0
+               || ai_anth_str_in(doc, i, out) != 0
+               || ai_buf_append(out, "\"", 1) != 0 ? -1 : 0;
+
+    case AI_JT_INTEGER:
+        if (t->end - t->start == 2 && raw[0] == '-' && raw[1] == '0') {
+            return ai_buf_append(out, "0", 1);
+        }
+
+        return ai_buf_append(out, (const char *) raw, t->end - t->start);
+
+    case AI_JT_REAL:
+        return ai_anth_real(out, raw, t->end - t->start);
+
+    case AI_JT_TRUE:
+    case AI_JT_FALSE:
+    case AI_JT_NULL:
+        return ai_buf_append(out, (const char *) raw, t->end - t->start);
+
+    case AI_JT_ARRAY:
+        if (ai_buf_append(out, "[", 1) != 0) {
+            return -1;
+        }
+
+        for (j = i + 1, k = 0; k < t->count; k++, j = doc->tok[j].next) {
+            if ((k && ai_buf_append(out, ",", 1) != 0)
+                || ai_anth_dump(doc, j, out) != 0)
+            {
+                return -1;
+            }
+        }
+
+        return ai_buf_append(out, "]", 1);
+
+    case AI_JT_OBJECT:
+        /* a repeated key keeps its first place in jansson: not here */
+        if (t->count > 64 || ai_buf_append(out, "{", 1) != 0) {
+            return -1;
+        }
+
+        for (j = i + 1, k = 0; k < t->count; k++, j = doc->tok[j + 1].next) {
+            for (q = i + 1, m = 0; m < k; m++, q = doc->tok[q + 1].next) {
+                if (doc->tok[q].end - doc->tok[q].start
+                    == doc->tok[j].end - doc->tok[j].start
+                    && memcmp(doc->data + doc->tok[q].start,
+                              doc->data + doc->tok[j].start,
+                              doc->tok[j].end - doc->tok[j].start) == 0)
+                {
+                    return -1;
+                }
+            }
+
+            if ((k && ai_buf_append(out, ",", 1) != 0)
+                || ai_anth_dump(doc, j, out) != 0
+                || ai_buf_append(out, ":", 1) != 0
+                || ai_anth_dump(doc, j + 1, out) != 0)
+            {
+                return -1;
+            }
+        }
+
+        return ai_buf_append(out, "}", 1);
+    }
+
+    return -1;
+}
+
+
+/* ---- requests ---------------------------------------------------------- */
+
+typedef struct {
+    uint32_t      tok;          /* a text string, or a system content */
+    char          role;         /* 'u', 'a'; 's' for a system text */
+} ai_anth_fblock_t;
+
+
+typedef struct {
+    ai_anth_fblock_t  *b;
+    size_t             n;
+    size_t             cap;
+    ai_anth_fblock_t   inline_b[16];
+} ai_anth_fblocks_t;
+
+
+static int
+ai_anth_fblock_add(ai_anth_fblocks_t *bl, uint32_t tok, char role)
+{
+    ai_anth_fblock_t  *nb;
+
+    if (bl->n == bl->cap) {
+        if (bl->cap >= 1u << 20) {
+            return -1;
+        }
+
+        if (bl->b == bl->inline_b) {
+            nb = malloc(bl->cap * 2 * sizeof(ai_anth_fblock_t));
+
+            if (nb != NULL) {
+                memcpy(nb, bl->b, bl->n * sizeof(ai_anth_fblock_t));
+            }
+
+        } else {
+            nb = realloc(bl->b, bl->cap * 2 * sizeof(ai_anth_fblock_t));
+        }
+
+        if (nb == NULL) {
+            return -1;
+        }
+
+        bl->b = nb;
+        bl->cap *= 2;
+    }
+
+    bl->b[bl->n].tok = tok;
+    bl->b[bl->n].role = role;
+    bl->n++;
+
+    return 0;
+}
+
+
+/*
+ * A system message's content, as ai_text_of() reads it: 1 with text, 0
+ * empty, -1 declined (not text, or an error for jansson to word).
+ */
+
+static int
+ai_anth_fast_system(const ai_jdoc_t *doc, uint32_t content)
+{
+    uint32_t  j, k, part, type, text;
+
+    switch (ai_jdoc_type(doc, content)) {
+
+    case AI_JT_NONE:
+    case AI_JT_NULL:
+        return 0;
+
+    case AI_JT_STRING:
+        return ai_jdoc_str_len(doc, content) > 0;
+
+    case AI_JT_ARRAY:
+        break;
+
+    default:
+        return -1;
+    }
+
+    for (j = content + 1, k = 0; k < doc->tok[content].count;
+         k++, j = doc->tok[j].next)
+    {
+        part = j;
+        type = ai_jdoc_gets(doc, part, "type");
+        text = ai_jdoc_gets(doc, part, "text");
+
+        if (ai_jdoc_type(doc, text) != AI_JT_STRING
+            || (ai_jdoc_type(doc, type) == AI_JT_STRING
+                && !ai_jdoc_iss(doc, type, "text")))
+        {
+            return -1;
+        }
+    }
+
+    /* parts are joined with "\n": two make a text, however empty */
+
+    if (doc->tok[content].count > 1) {
+        return 1;
+    }
+
+    if (doc->tok[content].count == 1) {
+        text = ai_jdoc_gets(doc, content + 1, "text");
+        return ai_jdoc_str_len(doc, text) > 0;
+    }
+
+    return 0;
+}
+
+
+/* the inside of a system text (a string, or text parts joined by "\n") */
+
+static int
+ai_anth_fast_system_text(const ai_jdoc_t *doc, uint32_t content,
+    ai_buf_t *out)
+{
+    uint32_t  j, k;
+
+    if (ai_jdoc_type(doc, content) == AI_JT_STRING) {
+        return ai_anth_str_in(doc, content, out);
+    }
+
+    for (j = content + 1, k = 0; k < doc->tok[content].count;
+         k++, j = doc->tok[j].next)
+    {
+        if ((k && ai_buf_append(out, "\\n", 2) != 0)
+            || ai_anth_str_in(doc, ai_jdoc_gets(doc, j, "text"), out) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a user or assistant message's text blocks; -1: declined */
+
+static int
+ai_anth_fast_content(const ai_jdoc_t *doc, uint32_t content, char role,
+    ai_anth_fblocks_t *bl)
+{
+    uint32_t  j, k, type, text;
+
+    switch (ai_jdoc_type(doc, content)) {
+
+    case AI_JT_NONE:
+    case AI_JT_NULL:
+        return 0;
+
+    case AI_JT_STRING:
+        if (ai_jdoc_str_len(doc, content) == 0) {
+            return 0;
+        }
+
+        return ai_anth_fblock_add(bl, content, role);
+
+    case AI_JT_ARRAY:
+        break;
+
+    default:
+        return -1;
+    }
+
+    for (j = content + 1, k = 0; k < doc->tok[content].count;
+         k++, j = doc->tok[j].next)
+    {
+        type = ai_jdoc_gets(doc, j, "type");
+
+        if (ai_jdoc_iss(doc, type, "text")) {
+            text = ai_jdoc_gets(doc, j, "text");
+
+        } else if (ai_jdoc_iss(doc, type, "refusal")) {
+            text = ai_jdoc_gets(doc, j, "refusal");
+
+        } else {
+            /* images, other parts and errors: jansson's way */
+            return -1;
+        }
+
+        if (ai_jdoc_type(doc, text) != AI_JT_STRING) {
+            return -1;
+        }
+
+        if (ai_jdoc_str_len(doc, text) > 0
+            && ai_anth_fblock_add(bl, text, role) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+ai_anth_fast_messages(const ai_jdoc_t *doc, uint32_t messages,
+    ai_anth_fblocks_t *bl)
+{
+    int       rc;
+    uint32_t  m, k, role, content, calls;
+
+    if (ai_jdoc_type(doc, messages) != AI_JT_ARRAY) {
+        return -1;
+    }
+
+    for (m = messages + 1, k = 0; k < doc->tok[messages].count;
+         k++, m = doc->tok[m].next)
+    {
+        if (ai_jdoc_type(doc, m) != AI_JT_OBJECT) {
+            return -1;
+        }
+
+        role = ai_jdoc_gets(doc, m, "role");
+        content = ai_jdoc_gets(doc, m, "content");
+
+        if (ai_jdoc_iss(doc, role, "system")
+            || ai_jdoc_iss(doc, role, "developer"))
+        {
+            rc = ai_anth_fast_system(doc, content);
+
+            if (rc < 0 || (rc == 1 && ai_anth_fblock_add(bl, content, 's')
+                                      != 0))
+            {
+                return -1;
+            }
+
+            continue;
+        }
+
+        if (ai_jdoc_iss(doc, role, "assistant")) {
+            calls = ai_jdoc_gets(doc, m, "tool_calls");
+
+            if (ai_jdoc_type(doc, calls) != AI_JT_NONE
+                && ai_jdoc_type(doc, calls) != AI_JT_NULL)
+            {
+                return -1;
+            }
+
+            if (ai_anth_fast_content(doc, content, 'a', bl) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
+        if (ai_jdoc_iss(doc, role, "user")) {
+            if (ai_anth_fast_content(doc, content, 'u', bl) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
+        /* tool results, unknown roles, errors */
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ai_anth_fast_write_messages(const ai_jdoc_t *doc, ai_anth_fblocks_t *bl,
+    ai_buf_t *out)
+{
+    size_t  i, j, n, runs;
+
+    if (ai_buf_append_str(out, "\"messages\":[") != 0) {
+        return -1;
+    }
+
+    runs = 0;
+
+    for (i = 0; i < bl->n; i = j) {
+        if (bl->b[i].role == 's') {
+            j = i + 1;
+            continue;
+        }
+
+        /* a run of blocks of one role, system texts aside, is one turn */
+
+        n = 0;
+
+        for (j = i; j < bl->n && (bl->b[j].role == 's'
+                                  || bl->b[j].role == bl->b[i].role); j++)
+        {
+            n += (bl->b[j].role != 's');
+        }
+
+        if ((runs && ai_buf_append(out, ",", 1) != 0)
+            || ai_buf_append_str(out, bl->b[i].role == 'u'
+                                      ? "{\"role\":\"user\",\"content\":"
+                                      : "{\"role\":\"assistant\","
+                                        "\"content\":") != 0)
+        {
+            return -1;
+        }
+
+        runs++;
+
+        if (n == 1) {
+            if (ai_anth_dump(doc, bl->b[i].tok, out) != 0
+                || ai_buf_append(out, "}", 1) != 0)
+            {
+                return -1;
+            }
+
+            continue;
+        }
+
+        if (ai_buf_append(out, "[", 1) != 0) {
+            return -1;
+        }
+
+        for (n = 0; i < j; i++) {
+            if (bl->b[i].role == 's') {
+                continue;
+            }
+
+            if ((n++ && ai_buf_append(out, ",", 1) != 0)
+                || ai_buf_append_str(out, "{\"type\":\"text\",\"text\":")
+                   != 0
+                || ai_anth_dump(doc, bl->b[i].tok, out) != 0
+                || ai_buf_append(out, "}", 1) != 0)
+            {
+                return -1;
+            }
+        }
+
+        if (ai_buf_append_str(out, "]}") != 0) {
+            return -1;
+        }
+    }
+
+    if (runs == 0) {
+        /* "at least one message that is not a system message" */
+        return -1;
+    }
+
+    return ai_buf_append(out, "]", 1);
+}
+
+
+static int
+ai_anth_fast_system_write(const ai_jdoc_t *doc, ai_anth_fblocks_t *bl,
+    ai_buf_t *out)
+{
+    size_t  i, n, k;
+
+    for (i = 0, n = 0; i < bl->n; i++) {
+        n += (bl->b[i].role == 's');
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    /* one system text goes as a string, several as text blocks */
+
+    if (ai_buf_append_str(out, n == 1 ? "\"system\":\"" : "\"system\":[")
+        != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0, k = 0; i < bl->n; i++) {
+        if (bl->b[i].role != 's') {
+            continue;
+        }
+
+        if (n == 1) {
+            return ai_anth_fast_system_text(doc, bl->b[i].tok, out) != 0
+                   || ai_buf_append_str(out, "\",") != 0 ? -1 : 0;
+        }
+
+        if ((k++ && ai_buf_append(out, ",", 1) != 0)
+            || ai_buf_append_str(out, "{\"type\":\"text\",\"text\":\"") != 0
+            || ai_anth_fast_system_text(doc, bl->b[i].tok, out) != 0
+            || ai_buf_append_str(out, "\"}") != 0)
+        {
+            return -1;
+        }
+    }
+
+    return ai_buf_append_str(out, "],");
+}
+
+
+static int
+ai_anth_fast_params(const ai_jdoc_t *doc, const ai_translate_opts_t *o,
+    ai_buf_t *out)
+{
+    uint32_t   root, v, rf, j, k;
+    long long  max;
+
+    root = AI_JDOC_ROOT;
+
+    /* what the tree path refuses, jansson words */
+
+    v = ai_jdoc_gets(doc, root, "n");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_INTEGER && ai_jdoc_int(doc, v) != 1) {
+        return -1;
+    }
+
+    rf = ai_jdoc_gets(doc, root, "response_format");
+    v = ai_jdoc_gets(doc, rf, "type");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_STRING && !ai_jdoc_iss(doc, v, "text"))
+    {
+        return -1;
+    }
+
+    if (ai_jdoc_type(doc, ai_jdoc_gets(doc, root, "logprobs")) == AI_JT_TRUE)
+    {
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, root, "max_completion_tokens");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_NONE
+        || ai_jdoc_type(doc, v) == AI_JT_NULL)
+    {
+        v = ai_jdoc_gets(doc, root, "max_tokens");
+    }
+
+    if (ai_jdoc_type(doc, v) != AI_JT_NONE
+        && ai_jdoc_type(doc, v) != AI_JT_NULL)
+    {
+        if (ai_jdoc_type(doc, v) != AI_JT_INTEGER || ai_jdoc_int(doc, v) < 1)
+        {
+            return -1;
+        }
+
+        max = ai_jdoc_int(doc, v);
+
+    } else {
+        max = o->default_max_tokens > 0 ? o->default_max_tokens : 4096L;
+    }
+
+    if (ai_buf_append_str(out, ",\"max_tokens\":") != 0
+        || ai_buf_append_int(out, max) != 0)
+    {
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, root, "stop");
+
+    switch (ai_jdoc_type(doc, v)) {
+
+    case AI_JT_NONE:
+    case AI_JT_NULL:
+        break;
+
+    case AI_JT_STRING:
+        if (ai_buf_append_str(out, ",\"stop_sequences\":[") != 0
+            || ai_anth_dump(doc, v, out) != 0
+            || ai_buf_append(out, "]", 1) != 0)
+        {
+            return -1;
+        }
+
+        break;
+
+    case AI_JT_ARRAY:
+        for (j = v + 1, k = 0; k < doc->tok[v].count;
+             k++, j = doc->tok[j].next)
+        {
+            if (ai_jdoc_type(doc, j) != AI_JT_STRING) {
+                return -1;
+            }
+        }
+
+        if (doc->tok[v].count
+            && (ai_buf_append_str(out, ",\"stop_sequences\":") != 0
+                || ai_anth_dump(doc, v, out) != 0))
+        {
+            return -1;
+        }
+
+        break;
+
+    default:
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, root, "temperature");
+
+    if ((ai_jdoc_type(doc, v) == AI_JT_INTEGER
+         || ai_jdoc_type(doc, v) == AI_JT_REAL)
+        && (ai_buf_append_str(out, ",\"temperature\":") != 0
+            || ai_anth_dump(doc, v, out) != 0))
+    {
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, root, "top_p");
+
+    if ((ai_jdoc_type(doc, v) == AI_JT_INTEGER
+         || ai_jdoc_type(doc, v) == AI_JT_REAL)
+        && (ai_buf_append_str(out, ",\"top_p\":") != 0
+            || ai_anth_dump(doc, v, out) != 0))
+    {
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, root, "user");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_STRING && ai_jdoc_str_len(doc, v)
+        && (ai_buf_append_str(out, ",\"metadata\":{\"user_id\":") != 0
+            || ai_anth_dump(doc, v, out) != 0
+            || ai_buf_append(out, "}", 1) != 0))
+    {
+        return -1;
+    }
+
+    if (ai_jdoc_type(doc, ai_jdoc_gets(doc, root, "stream")) == AI_JT_TRUE
+        && ai_buf_append_str(out, ",\"stream\":true") != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ai_anth_fast_tools(const ai_jdoc_t *doc, ai_buf_t *out)
+{
+    uint32_t  root, tools, t, k, type, fn, name, desc, params, choice;
+
+    root = AI_JDOC_ROOT;
+    tools = ai_jdoc_gets(doc, root, "tools");
+
+    switch (ai_jdoc_type(doc, tools)) {
+
+    case AI_JT_NONE:
+    case AI_JT_NULL:
+        return 0;
+
+    case AI_JT_ARRAY:
+        if (doc->tok[tools].count == 0) {
+            return 0;
+        }
+
+        break;
+
+    default:
+        return -1;
+    }
+
+    if (ai_buf_append_str(out, ",\"tools\":[") != 0) {
+        return -1;
+    }
+
+    for (t = tools + 1, k = 0; k < doc->tok[tools].count;
+         k++, t = doc->tok[t].next)
+    {
+        type = ai_jdoc_gets(doc, t, "type");
+        fn = ai_jdoc_gets(doc, t, "function");
+        name = ai_jdoc_gets(doc, fn, "name");
+
+        if ((ai_jdoc_type(doc, type) == AI_JT_STRING
+             && !ai_jdoc_iss(doc, type, "function"))
+            || ai_jdoc_type(doc, name) != AI_JT_STRING)
+        {
+            return -1;
+        }
+
+        desc = ai_jdoc_gets(doc, fn, "description");
+        params = ai_jdoc_gets(doc, fn, "parameters");
+
+        if ((k && ai_buf_append(out, ",", 1) != 0)
+            || ai_buf_append_str(out, "{\"name\":") != 0
+            || ai_anth_dump(doc, name, out) != 0)
+        {
+            return -1;
+        }
+
+        if (ai_jdoc_type(doc, desc) == AI_JT_STRING
+            && (ai_buf_append_str(out, ",\"description\":") != 0
+                || ai_anth_dump(doc, desc, out) != 0))
+        {
+            return -1;
+        }
+
+        if (ai_jdoc_type(doc, params) == AI_JT_OBJECT) {
+            if (ai_buf_append_str(out, ",\"input_schema\":") != 0
+                || ai_anth_dump(doc, params, out) != 0
+                || ai_buf_append(out, "}", 1) != 0)
+            {
+                return -1;
+            }
+
+        } else if (ai_buf_append_str(out, ",\"input_schema\":{\"type\":"
+                                     "\"object\",\"properties\":{}}}") != 0)
+        {
+            return -1;
+        }
+    }
+
+    if (ai_buf_append_str(out, "],\"tool_choice\":{\"type\":") != 0) {
+        return -1;
+    }
+
+    choice = ai_jdoc_gets(doc, root, "tool_choice");
+
+    if (ai_jdoc_type(doc, choice) == AI_JT_NONE
+        || ai_jdoc_type(doc, choice) == AI_JT_NULL
+        || ai_jdoc_iss(doc, choice, "auto"))
+    {
+        type = 'a';
+
+    } else if (ai_jdoc_iss(doc, choice, "none")) {
+        type = 'n';
+
+    } else if (ai_jdoc_iss(doc, choice, "required")) {
+        type = 'r';
+
+    } else if (ai_jdoc_type(doc, choice) == AI_JT_OBJECT) {
+        name = ai_jdoc_gets(doc, ai_jdoc_gets(doc, choice, "function"),
+                            "name");
+
+        if (ai_jdoc_type(doc, name) != AI_JT_STRING) {
+            return -1;
+        }
+
+        type = 't';
+
+    } else {
+        return -1;
+    }
+
+    if (ai_buf_append_str(out, type == 'a' ? "\"auto\""
+                               : type == 'n' ? "\"none\""
+                               : type == 'r' ? "\"any\""
+                               : "\"tool\",\"name\":") != 0
+        || (type == 't' && ai_anth_dump(doc, name, out) != 0))
+    {
+        return -1;
+    }
+
+    if (type != 'n'
+        && ai_jdoc_type(doc, ai_jdoc_gets(doc, root, "parallel_tool_calls"))
+           == AI_JT_FALSE
+        && ai_buf_append_str(out, ",\"disable_parallel_tool_use\":true")
+           != 0)
+    {
+        return -1;
+    }
+
+    return ai_buf_append(out, "}", 1);
+}
+
+
+int
+ai_anthropic_request_raw(const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out, ai_buf_t *path)
+{
+    int                rc;
+    size_t             mark, pmark;
+    uint32_t           root, model;
+    ai_jdoc_t          doc;
+    ai_anth_fblocks_t  bl;
+
+    doc.tok = NULL;
+    bl.b = bl.inline_b;
+    bl.n = 0;
+    bl.cap = sizeof(bl.inline_b) / sizeof(bl.inline_b[0]);
+
+    mark = out->len;
+    pmark = path->len;
+    root = AI_JDOC_ROOT;
+    rc = -1;
+
+    if (ai_jdoc_parse(&doc, body, len, AI_JDOC_VALID) != 0
+        || doc.key_escaped
+        || ai_jdoc_type(&doc, root) != AI_JT_OBJECT
+        || ai_anth_fast_messages(&doc, ai_jdoc_gets(&doc, root, "messages"),
+                                 &bl) != 0)
+    {
+        goto done;
+    }
+
+    if (ai_buf_append_str(out, "{\"model\":") != 0) {
+        goto done;
+    }
+
+    if (o->model && o->model_len) {
+        if (ai_buf_append(out, "\"", 1) != 0
+            || ai_buf_append_jstr(out, o->model, o->model_len) != 0
+            || ai_buf_append(out, "\"", 1) != 0)
+        {
+            goto done;
+        }
+
+    } else {
+        model = ai_jdoc_gets(&doc, root, "model");
+
+        if (model == 0 || ai_anth_dump(&doc, model, out) != 0) {
+            goto done;
+        }
+    }
+
+    if (ai_buf_append(out, ",", 1) != 0
+        || ai_anth_fast_system_write(&doc, &bl, out) != 0
+        || ai_anth_fast_write_messages(&doc, &bl, out) != 0
+        || ai_anth_fast_params(&doc, o, out) != 0
+        || ai_anth_fast_tools(&doc, out) != 0
+        || ai_buf_append(out, "}", 1) != 0
+        || ai_buf_append_str(path, "/messages") != 0)
+    {
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    if (rc != 0) {
+        ai_anth_truncate(out, mark);
+        ai_anth_truncate(path, pmark);
+        rc = AI_ANTH_DECLINED;
+    }
+
+    if (bl.b != bl.inline_b) {
+        free(bl.b);
+    }
+
+    ai_jdoc_free(&doc);
+
+    return rc;
+}
+
+
+/* ---- answers and events ------------------------------------------------ */
+
+/* ai_anth_usage() from the index; -1 for reals (left to jansson) */
+
+static int
+ai_anth_fast_usage(const ai_jdoc_t *doc, uint32_t usage, ai_usage_t *u,
+    int apply)
+{
+    int          i;
+    uint32_t     v[4];
+    long         n[4];
+
+    static const char  *keys[] = { "input_tokens",
+                                   "cache_creation_input_tokens",
+                                   "cache_read_input_tokens",
+                                   "output_tokens" };
+
+    if (ai_jdoc_type(doc, usage) != AI_JT_OBJECT) {
+        return 0;
+    }
+
+    for (i = 0; i < 4; i++) {
+        v[i] = ai_jdoc_get(doc, usage, keys[i], strlen(keys[i]));
+
+        if (ai_jdoc_type(doc, v[i]) == AI_JT_REAL) {
+            return -1;
+        }
+
+        n[i] = ai_jdoc_type(doc, v[i]) == AI_JT_INTEGER
+               ? (long) ai_jdoc_int(doc, v[i]) : 0;
+    }
+
+    if (!apply) {
+        return 0;
+    }
+
+    if (v[0]) {
+        u->prompt_tokens = n[0] + n[1] + n[2];
+        u->cached_tokens = n[2];
+    }
+
+    if (v[3]) {
+        u->completion_tokens = n[3];
+    }
+
+    u->seen = 1;
+
+    return 0;
+}
+
+
+/* ai_anth_finish() of string token i; NULL when it has escapes */
+
+static const char *
+ai_anth_fast_finish(const ai_jdoc_t *doc, uint32_t i)
+{
+    char  reason[32];
+
+    if (ai_jdoc_type(doc, i) != AI_JT_STRING) {
+        return ai_anth_finish(NULL);
+    }
+
+    if (doc->tok[i].escaped) {
+        return NULL;
+    }
+
+    if (ai_jdoc_str_len(doc, i) >= sizeof(reason)) {
+        /* none of the reasons mapped */
+        return "stop";
+    }
+
+    memcpy(reason, ai_jdoc_str(doc, i), ai_jdoc_str_len(doc, i));
+    reason[ai_jdoc_str_len(doc, i)] = '\0';
+
+    return ai_anth_finish(reason);
+}
+
+
+static int
+ai_anth_fast_response(int status, const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out)
+{
+    int          n, rc;
+    size_t       mark;
+    uint32_t     root, type, content, b, k, btype, text, id;
+    ai_jdoc_t    doc;
+    ai_usage_t   usage;
+    const char  *finish;
+    char         num[256];
+
+    if (o->tree_only || status >= 400) {
+        return AI_ANTH_DECLINED;
+    }
+
+    doc.tok = NULL;
+    root = AI_JDOC_ROOT;
+    mark = out->len;
+    rc = AI_ANTH_DECLINED;
+
+    if (ai_jdoc_parse(&doc, body, len, 0) != 0 || doc.key_escaped
+        || ai_jdoc_type(&doc, root) != AI_JT_OBJECT)
+    {
+        goto done;
+    }
+
+    type = ai_jdoc_gets(&doc, root, "type");
+    content = ai_jdoc_gets(&doc, root, "content");
+
+    if ((ai_jdoc_type(&doc, type) == AI_JT_STRING
+         && !ai_jdoc_iss(&doc, type, "message"))
+        || ai_jdoc_type(&doc, content) != AI_JT_ARRAY)
+    {
+        goto done;
+    }
+
+    for (b = content + 1, k = 0; k < doc.tok[content].count;
+         k++, b = doc.tok[b].next)
+    {
+        btype = ai_jdoc_gets(&doc, b, "type");
+
+        if (ai_jdoc_type(&doc, btype) != AI_JT_STRING) {
+            continue;
+        }
+
+        if (doc.tok[btype].escaped || ai_jdoc_iss(&doc, btype, "tool_use")) {
+            goto done;
+        }
+    }
+
+    memset(&usage, 0, sizeof(ai_usage_t));
+
+    finish = ai_anth_fast_finish(&doc, ai_jdoc_gets(&doc, root,
+                                                    "stop_reason"));
+
+    if (finish == NULL
+        || ai_anth_fast_usage(&doc, ai_jdoc_gets(&doc, root, "usage"),
+                              &usage, 1) != 0)
+    {
+        goto done;
+    }
+
+    id = ai_jdoc_gets(&doc, root, "id");
+
+    if (ai_buf_append_str(out, "{\"id\":\"chatcmpl-") != 0
+        || (ai_jdoc_type(&doc, id) == AI_JT_STRING
+            ? ai_anth_str_in(&doc, id, out)
+            : ai_buf_append_str(out, "anthropic")) != 0)
+    {
+        goto done;
+    }
+
+    n = snprintf(num, sizeof(num),
+                 "\",\"object\":\"chat.completion\",\"created\":%lld,"
+                 "\"model\":\"", (long long) ai_created(o));
+
+    if (n < 0 || (size_t) n >= sizeof(num)
+        || ai_buf_append(out, num, n) != 0
+        || ai_buf_append_jstr(out, o->client_model ? o->client_model : "",
+                              o->client_model ? o->client_model_len : 0)
+           != 0
+        || ai_buf_append_str(out, "\",\"choices\":[{\"index\":0,"
+                             "\"message\":{\"role\":\"assistant\","
+                             "\"content\":\"") != 0)
+    {
+        goto done;
+    }
+
+    for (b = content + 1, k = 0; k < doc.tok[content].count;
+         k++, b = doc.tok[b].next)
+    {
+        btype = ai_jdoc_gets(&doc, b, "type");
+        text = ai_jdoc_gets(&doc, b, "text");
+
+        if (ai_jdoc_iss(&doc, btype, "text")
+            && ai_jdoc_type(&doc, text) == AI_JT_STRING
+            && ai_anth_str_in(&doc, text, out) != 0)
+        {
+            goto done;
+        }
+    }
+
+    n = snprintf(num, sizeof(num),
+                 "\",\"refusal\":null},\"logprobs\":null,"
+                 "\"finish_reason\":\"%s\"}],\"usage\":{"
+                 "\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+                 "\"total_tokens\":%lld,\"prompt_tokens_details\":{"
+                 "\"cached_tokens\":%lld}}}",
+                 finish,
+                 (long long) usage.prompt_tokens,
+                 (long long) usage.completion_tokens,
+                 (long long) (usage.prompt_tokens + usage.completion_tokens),
+                 (long long) usage.cached_tokens);
+
+    if (n < 0 || (size_t) n >= sizeof(num)
+        || ai_buf_append(out, num, n) != 0)
+    {
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    if (rc != 0) {
+        ai_anth_truncate(out, mark);
+    }
+
+    ai_jdoc_free(&doc);
+
+    return rc;
+}
+
+
+/* data: {...,"choices":[{"index":0,"delta":{ and the role, the first time */
+
+static int
+ai_anth_chunk_begin(ai_stream_t *s, int members, ai_buf_t *out)
+{
+    if (s->chunk_pre_len == 0 && ai_anth_chunk_prefix(s) != 0) {
+        return -1;
+    }
+
+    if (ai_buf_append(out, s->chunk_pre, s->chunk_head_len) != 0
+        || ai_buf_append_str(out, "{\"index\":0,\"delta\":{") != 0)
+    {
+        return -1;
+    }
+
+    s->started = 1;
+
+    if (!(s->roles & 1)) {
+        s->roles |= 1;
+
+        return ai_buf_append_str(out, members ? "\"role\":\"assistant\","
+                                              : "\"role\":\"assistant\"");
+    }
+
+    return 0;
+}
+
+
+static int
+ai_anth_chunk_end(const char *finish, ai_buf_t *out)
+{
+    if (ai_buf_append_str(out, "},\"logprobs\":null,\"finish_reason\":")
+        != 0)
+    {
+        return -1;
+    }
+
+    if (finish == NULL) {
+        return ai_buf_append_str(out, "null}]}\n\n");
+    }
+
+    return ai_buf_append(out, "\"", 1) != 0
+           || ai_buf_append_str(out, finish) != 0
+           || ai_buf_append_str(out, "\"}]}\n\n") != 0 ? -1 : 0;
+}
+
+
+/* a chunk whose delta is {"content":<string token i>} */
+
+static int
+ai_anth_fast_content_chunk(ai_stream_t *s, const ai_jdoc_t *doc,
+    uint32_t i, ai_buf_t *out)
+{
+    return ai_anth_chunk_begin(s, 1, out) != 0
+           || ai_buf_append_str(out, "\"content\":") != 0
+           || ai_anth_dump(doc, i, out) != 0
+           || ai_anth_chunk_end(NULL, out) != 0 ? -1 : 0;
+}
+
+
+/*
+ * Anthropic's events other than the exact text deltas, from the index:
+ * 1 handled, 0 for jansson to read, -1 failed (where the jansson path
+ * fails).  Nothing is changed before it is sure to be handled here.
+ */
+
+static int
+ai_anth_fast_event(ai_stream_t *s, const ai_sse_event_t *ev, ai_buf_t *out)
+{
+    int          n;
+    size_t       mark;
+    uint32_t     root, type, m, id, b, d, idx, dtype, str, name;
+    ai_jdoc_t   *doc;
+    const char  *finish;
+    char         num[32];
+
+    doc = &s->doc;
+    root = AI_JDOC_ROOT;
+
+    if (ai_jdoc_parse(doc, ev->data, ev->data_len, 0) != 0
+        || doc->key_escaped
+        || ai_jdoc_type(doc, root) != AI_JT_OBJECT)
+    {
+        return 0;
+    }
+
+    type = ai_jdoc_gets(doc, root, "type");
+
+    if (ai_jdoc_type(doc, type) != AI_JT_STRING || doc->tok[type].escaped) {
+        return 0;
+    }
+
+    mark = out->len;
+
+    if (ai_jdoc_iss(doc, type, "message_start")) {
+        m = ai_jdoc_gets(doc, root, "message");
+        id = ai_jdoc_gets(doc, m, "id");
+
+        if ((ai_jdoc_type(doc, id) == AI_JT_STRING && doc->tok[id].escaped)
+            || ai_anth_fast_usage(doc, ai_jdoc_gets(doc, m, "usage"),
+                                  &s->usage, 0) != 0)
+        {
+            return 0;
+        }
+
+        if (ai_jdoc_type(doc, id) == AI_JT_STRING) {
+            snprintf(s->id, sizeof(s->id), "chatcmpl-%.*s",
+                     (int) ai_jdoc_str_len(doc, id), ai_jdoc_str(doc, id));
+            s->chunk_pre_len = 0;
+        }
+
+        (void) ai_anth_fast_usage(doc, ai_jdoc_gets(doc, m, "usage"),
+                                  &s->usage, 1);
+
+        if (ai_anth_chunk_begin(s, 1, out) != 0
+            || ai_buf_append_str(out, "\"content\":\"\"") != 0
+            || ai_anth_chunk_end(NULL, out) != 0)
+        {
+            goto failed;
+        }
+
+        return 1;
+    }
+
+    if (ai_jdoc_iss(doc, type, "content_block_start")) {
+        b = ai_jdoc_gets(doc, root, "content_block");
+        idx = ai_jdoc_gets(doc, root, "index");
+        dtype = ai_jdoc_gets(doc, b, "type");
+
+        if (ai_jdoc_type(doc, dtype) != AI_JT_STRING) {
+            return 1;
+        }
+
+        if (doc->tok[dtype].escaped) {
+            return 0;
+        }
+
+        if (ai_jdoc_iss(doc, dtype, "tool_use")) {
+            n = s->tools++;
+
+            if (ai_jdoc_type(doc, idx) != AI_JT_INTEGER
+                || ai_anth_block_tool_at(s, ai_jdoc_int(doc, idx), n) != 0)
+            {
+                return -1;
+            }
+
+            id = ai_jdoc_gets(doc, b, "id");
+            name = ai_jdoc_gets(doc, b, "name");
+
+            snprintf(num, sizeof(num), "%d", n);
+
+            if (ai_anth_chunk_begin(s, 1, out) != 0
+                || ai_buf_append_str(out, "\"tool_calls\":[{\"index\":") != 0
+                || ai_buf_append_str(out, num) != 0
+                || ai_buf_append_str(out, ",\"id\":") != 0
+                || (ai_jdoc_type(doc, id) == AI_JT_STRING
+                    ? ai_anth_dump(doc, id, out)
+                    : ai_buf_append_str(out, "\"\"")) != 0
+                || ai_buf_append_str(out, ",\"type\":\"function\","
+                                     "\"function\":{\"name\":") != 0
+                || (ai_jdoc_type(doc, name) == AI_JT_STRING
+                    ? ai_anth_dump(doc, name, out)
+                    : ai_buf_append_str(out, "\"\"")) != 0
+                || ai_buf_append_str(out, ",\"arguments\":\"\"}}]") != 0
+                || ai_anth_chunk_end(NULL, out) != 0)
+            {
+                goto failed;
+            }
+
+            return 1;
+        }
+
+        str = ai_jdoc_gets(doc, b, "text");
+
+        if (ai_jdoc_iss(doc, dtype, "text")
+            && ai_jdoc_type(doc, str) == AI_JT_STRING
+            && ai_jdoc_str_len(doc, str) > 0
+            && ai_anth_fast_content_chunk(s, doc, str, out) != 0)
+        {
+            goto failed;
+        }
+
+        return 1;
+    }
+
+    if (ai_jdoc_iss(doc, type, "content_block_delta")) {
+        d = ai_jdoc_gets(doc, root, "delta");
+        idx = ai_jdoc_gets(doc, root, "index");
+        dtype = ai_jdoc_gets(doc, d, "type");
+
+        if (ai_jdoc_type(doc, dtype) != AI_JT_STRING) {
+            return 1;
+        }
+
+        if (doc->tok[dtype].escaped) {
+            return 0;
+        }
+
+        if (ai_jdoc_iss(doc, dtype, "text_delta")) {
+            str = ai_jdoc_gets(doc, d, "text");
+
+            if (ai_jdoc_type(doc, str) == AI_JT_STRING
+                && ai_jdoc_str_len(doc, str) > 0
+                && ai_anth_fast_content_chunk(s, doc, str, out) != 0)
+            {
+                goto failed;
+            }
+
+            return 1;
+        }
+
+        if (ai_jdoc_iss(doc, dtype, "input_json_delta")) {
+            if (ai_jdoc_type(doc, idx) != AI_JT_INTEGER
+                || ai_jdoc_int(doc, idx) < 0
+                || ai_jdoc_int(doc, idx) >= (long long) s->nblocks
+                || s->block_tool[ai_jdoc_int(doc, idx)] < 0)
+            {
+                return -1;
+            }
+
+            str = ai_jdoc_gets(doc, d, "partial_json");
+
+            if (ai_jdoc_type(doc, str) != AI_JT_STRING
+                || ai_jdoc_str_len(doc, str) == 0)
+            {
+                return 1;
+            }
+
+            snprintf(num, sizeof(num), "%d",
+                     s->block_tool[ai_jdoc_int(doc, idx)]);
+
+            if (ai_anth_chunk_begin(s, 1, out) != 0
+                || ai_buf_append_str(out, "\"tool_calls\":[{\"index\":") != 0
+                || ai_buf_append_str(out, num) != 0
+                || ai_buf_append_str(out, ",\"function\":{\"arguments\":")
+                   != 0
+                || ai_anth_dump(doc, str, out) != 0
+                || ai_buf_append_str(out, "}}]") != 0
+                || ai_anth_chunk_end(NULL, out) != 0)
+            {
+                goto failed;
+            }
+        }
+
+        /* thinking, signature and citations deltas are not relayed */
+
+        return 1;
+    }
+
+    if (ai_jdoc_iss(doc, type, "message_delta")) {
+        str = ai_jdoc_gets(doc, ai_jdoc_gets(doc, root, "delta"),
+                           "stop_reason");
+        finish = ai_anth_fast_finish(doc, str);
+
+        if (finish == NULL
+            || ai_anth_fast_usage(doc, ai_jdoc_gets(doc, root, "usage"),
+                                  &s->usage, 1) != 0)
+        {
+            return 0;
+        }
+
+        if (ai_jdoc_type(doc, str) == AI_JT_STRING) {
+            s->finished |= 1;
+
+            if (ai_anth_chunk_begin(s, 0, out) != 0
+                || ai_anth_chunk_end(finish, out) != 0)
+            {
+                goto failed;
+            }
+        }
+
+        return 1;
+    }
+
+    if (ai_jdoc_iss(doc, type, "message_stop")) {
+        if (!(s->finished & 1)) {
+            s->finished |= 1;
+
+            if (ai_anth_chunk_begin(s, 0, out) != 0
+                || ai_anth_chunk_end("stop", out) != 0)
+            {
+                goto failed;
+            }
+        }
+
+        return ai_stream_close(s, out) == 0 ? 1 : -1;
+    }
+
+    if (ai_jdoc_iss(doc, type, "error")) {
+        return 0;
+    }
+
+    /* ping, content_block_stop, and event types added later */
+
+    return 1;
+
+failed:
+
+    ai_anth_truncate(out, mark);
+
+    return -1;
 }

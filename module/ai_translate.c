@@ -84,6 +84,28 @@ ai_buf_append_str(ai_buf_t *b, const char *s)
 
 
 int
+ai_buf_append_int(ai_buf_t *b, long long v)
+{
+    char                 num[24], *p;
+    unsigned long long   u;
+
+    p = num + sizeof(num);
+    u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    return ai_buf_append(b, p, num + sizeof(num) - p);
+}
+
+
+int
 ai_buf_append_json(ai_buf_t *b, json_t *v)
 {
     if (v == NULL) {
@@ -263,6 +285,20 @@ ai_translate_request(int format, json_t *openai,
 }
 
 
+int
+ai_translate_request_raw(int format, const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out, ai_buf_t *path)
+{
+    if (format == AI_FORMAT_ANTHROPIC && o->endpoint == AI_EP_CHAT
+        && !o->tree_only)
+    {
+        return ai_anthropic_request_raw(body, len, o, out, path);
+    }
+
+    return 1;
+}
+
+
 static int
 ai_passthrough_request(json_t *req, const ai_translate_opts_t *o,
     ai_buf_t *out, ai_buf_t *path)
@@ -378,6 +414,7 @@ ai_stream_alloc(int format, const ai_translate_opts_t *o)
 
     s->format = format;
     s->include_usage = o->include_usage;
+    s->tree_only = o->tree_only;
     s->created = ai_created(o);
 
     s->client_model = malloc(o->client_model_len + 1);
@@ -478,6 +515,7 @@ ai_stream_free(ai_stream_t *s)
     }
 
     ai_sse_free(&s->sse);
+    ai_jdoc_free(&s->doc);
     free(s->chunk_pre);
     free(s->block_tool);
     free(s->client_model);
@@ -536,12 +574,38 @@ ai_chunk(ai_stream_t *s, int index, json_t *delta, const char *finish,
 }
 
 
+/*
+ * What every chunk starts with, written as json_pack() and a compact dump
+ * would write it: data: {"id":...,"object":...,"created":...,
+ * "model":...,"choices":[
+ */
+
+int
+ai_chunk_head(ai_stream_t *s, ai_buf_t *out)
+{
+    if (ai_buf_append_str(out, "data: {\"id\":\"") != 0
+        || ai_buf_append_jstr(out, s->id, strlen(s->id)) != 0
+        || ai_buf_append_str(out, "\",\"object\":\"chat.completion.chunk\","
+                             "\"created\":") != 0
+        || ai_buf_append_int(out, s->created) != 0
+        || ai_buf_append_str(out, ",\"model\":\"") != 0
+        || ai_buf_append_jstr(out, s->client_model, strlen(s->client_model))
+           != 0
+        || ai_buf_append_str(out, "\",\"choices\":[") != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* the usage chunk (when asked for) and "[DONE]" */
 
 int
 ai_stream_close(ai_stream_t *s, ai_buf_t *out)
 {
-    json_t  *chunk;
+    size_t  mark;
 
     if (s->done) {
         return 0;
@@ -550,18 +614,26 @@ ai_stream_close(ai_stream_t *s, ai_buf_t *out)
     s->done = 1;
 
     if (s->include_usage) {
-        chunk = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o}",
-                          "id", s->id,
-                          "object", "chat.completion.chunk",
-                          "created", (json_int_t) s->created,
-                          "model", s->client_model,
-                          "choices",
-                          "usage",
-                          ai_openai_usage(s->usage.prompt_tokens,
-                                          s->usage.completion_tokens,
-                                          s->usage.cached_tokens));
+        mark = out->len;
 
-        if (ai_sse_emit(out, NULL, chunk) != 0) {
+        if (ai_chunk_head(s, out) != 0
+            || ai_buf_append_str(out, "],\"usage\":{\"prompt_tokens\":") != 0
+            || ai_buf_append_int(out, s->usage.prompt_tokens) != 0
+            || ai_buf_append_str(out, ",\"completion_tokens\":") != 0
+            || ai_buf_append_int(out, s->usage.completion_tokens) != 0
+            || ai_buf_append_str(out, ",\"total_tokens\":") != 0
+            || ai_buf_append_int(out, (long long) s->usage.prompt_tokens
+                                      + s->usage.completion_tokens) != 0
+            || ai_buf_append_str(out, ",\"prompt_tokens_details\":"
+                                 "{\"cached_tokens\":") != 0
+            || ai_buf_append_int(out, s->usage.cached_tokens) != 0
+            || ai_buf_append_str(out, "}}}\n\n") != 0)
+        {
+            if (out->data) {
+                out->len = mark;
+                out->data[mark] = '\0';
+            }
+
             return -1;
         }
     }

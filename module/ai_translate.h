@@ -32,6 +32,7 @@ typedef struct {
     int           stream;
     int           include_usage;       /* stream_options.include_usage */
     long          created;             /* "created" to send; 0: now */
+    int           tree_only;           /* tests: jansson's way only */
 } ai_translate_opts_t;
 
 
@@ -45,6 +46,7 @@ typedef struct {
 int ai_buf_append(ai_buf_t *b, const char *p, size_t len);
 int ai_buf_append_str(ai_buf_t *b, const char *s);
 int ai_buf_append_json(ai_buf_t *b, json_t *v);
+int ai_buf_append_int(ai_buf_t *b, long long v);      /* as "%lld" */
 void ai_buf_free(ai_buf_t *b);
 
 /* room for len more bytes (and the NUL) without changing b->len */
@@ -68,6 +70,17 @@ int ai_buf_append_jstr(ai_buf_t *b, const char *s, size_t len);
 int ai_translate_request(int format, json_t *openai,
     const ai_translate_opts_t *o, ai_buf_t *out, ai_buf_t *path,
     ai_json_error_t *err);
+
+/*
+ * The same from the request's bytes (a body ai_scan() or jansson accepted:
+ * they are not checked again), without
+ * a jansson tree, for the common shapes: returns 0 with out and path
+ * filled exactly as ai_translate_request() fills them, or 1 (out and path
+ * unchanged) for anything else, errors included; then the caller builds
+ * the tree and calls ai_translate_request().
+ */
+int ai_translate_request_raw(int format, const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out, ai_buf_t *path);
 
 
 /*
@@ -121,6 +134,7 @@ ai_stream_t *ai_anthropic_in_stream_new(const ai_translate_opts_t *o);
  */
 
 #include "ai_sse.h"
+#include "ai_jtok.h"
 
 #define AI_FORMAT_ANTHROPIC_IN  100     /* OpenAI SSE in, Anthropic out */
 
@@ -160,6 +174,10 @@ struct ai_stream_s {
 
     char                 *chunk_pre;    /* "data: {...\"content\":\"" */
     size_t                chunk_pre_len;
+    size_t                chunk_head_len;   /* "data: {...\"choices\":[" */
+
+    ai_jdoc_t             doc;          /* events read without jansson */
+    int                   tree_only;
 
     unsigned              started:1;    /* the first chunk went out */
     unsigned              done:1;       /* the stream was closed */
@@ -170,6 +188,7 @@ struct ai_stream_s {
 ai_stream_t *ai_stream_alloc(int format, const ai_translate_opts_t *o);
 int ai_chunk(ai_stream_t *s, int index, json_t *delta, const char *finish,
     ai_buf_t *out);
+int ai_chunk_head(ai_stream_t *s, ai_buf_t *out);
 int ai_stream_close(ai_stream_t *s, ai_buf_t *out);
 int ai_stream_error(ai_stream_t *s, const char *message, const char *type,
     const char *code, ai_buf_t *out);
@@ -190,6 +209,8 @@ json_t *ai_text_of(json_t *content, const char *sep);
 
 int ai_anthropic_request(json_t *req, const ai_translate_opts_t *o,
     ai_buf_t *out, ai_buf_t *path, ai_json_error_t *err);
+int ai_anthropic_request_raw(const char *body, size_t len,
+    const ai_translate_opts_t *o, ai_buf_t *out, ai_buf_t *path);
 int ai_anthropic_response(int status, const char *body, size_t len,
     const ai_translate_opts_t *o, ai_buf_t *out);
 int ai_anthropic_stream_init(ai_stream_t *s);

@@ -23,7 +23,11 @@ static ngx_int_t ngx_http_ai_emit(ngx_http_request_t *r, ngx_chain_t ***ll,
 static void ngx_http_ai_translate_cleanup(void *data);
 
 
-/* SSE events in a run of OpenAI output: each is about one token */
+/*
+ * SSE events in a run of OpenAI output (whole events, as the translators
+ * write them): each is about one token.  A line that starts "data: " is
+ * one.
+ */
 
 static ngx_uint_t
 ngx_http_ai_count_events(const char *p, size_t len)
@@ -34,10 +38,15 @@ ngx_http_ai_count_events(const char *p, size_t len)
     n = 0;
     last = p + len;
 
-    for (q = p; (q = memchr(q, 'd', last - q)) != NULL; q++) {
+    for (q = p; q < last; q++) {
         if (last - q >= 6 && ngx_strncmp(q, "data: ", 6) == 0) {
             n++;
-            q += 5;
+        }
+
+        q = memchr(q, '\n', last - q);
+
+        if (q == NULL) {
+            break;
         }
     }
 
@@ -161,6 +170,21 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     ctx->process = 1;
     ctx->hold_headers = ctx->plugins_text && !ctx->stream;
 
+    ngx_memzero(&out, sizeof(ai_buf_t));
+    ngx_memzero(&path, sizeof(ai_buf_t));
+
+    if (ctx->in_format == AI_FORMAT_OPENAI && !ctx->body_modified
+        && ai_translate_request_raw((int) p->format, (char *) body->data,
+                                    body->len, &ctx->opts, &out, &path)
+           == 0)
+    {
+        /* the common shapes, straight from the client's bytes */
+        goto translated;
+    }
+
+    ai_buf_free(&out);
+    ai_buf_free(&path);
+
     root = ngx_http_ai_request_json(r, ctx);
     if (root == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -244,6 +268,8 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
                                       : "The request cannot be sent to "
                                         "this provider.");
     }
+
+translated:
 
     if (p->format == NGX_HTTP_AI_FORMAT_OPENAI
         || p->format == NGX_HTTP_AI_FORMAT_AZURE)
@@ -550,7 +576,12 @@ ngx_http_ai_translate_data(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     rc = 0;
 
     if (ctx->stream_out) {
-        rc = ai_stream_feed(ctx->stream_out, (char *) p, len, &out);
+        /* room for what comes out, about as long as what went in */
+        rc = ai_buf_reserve(&out, len + len / 2 + 1024);
+
+        if (rc == 0) {
+            rc = ai_stream_feed(ctx->stream_out, (char *) p, len, &out);
+        }
 
     } else {
         rc = ai_buf_append(&out, (char *) p, len);
@@ -756,6 +787,10 @@ send:
         if (ctx->stream && !complete) {
             /* the error event ends the body cleanly; the connection closes */
             head->buf->last_buf = 1;
+
+        } else if (complete) {
+            /* the last buffer follows at once: one write for both */
+            head->buf->flush = 0;
         }
 
         (void) ngx_http_output_filter(r, head);

@@ -16,6 +16,10 @@
 #include "fuzz_common.h"
 
 
+static const uint8_t  *fuzz_body;
+static size_t          fuzz_body_len;
+
+
 static void
 fuzz_translate(int format, json_t *req, int stream)
 {
@@ -41,6 +45,36 @@ fuzz_translate(int format, json_t *req, int stream)
     memset(&err, 0, sizeof(err));
 
     rc = ai_translate_request(format, req, &o, &out, &path, &err);
+
+    {
+        /* the fast path from the bytes, when it takes them, agrees */
+
+        int       raw;
+        ai_buf_t  rout, rpath;
+
+        memset(&rout, 0, sizeof(rout));
+        memset(&rpath, 0, sizeof(rpath));
+
+        raw = ai_translate_request_raw(format, (const char *) fuzz_body,
+                                       fuzz_body_len, &o, &rout, &rpath);
+
+        FUZZ_CHECK(raw == 0 || raw == 1);
+
+        if (raw == 0
+            && (rc != 0 || rout.len != out.len
+                || memcmp(rout.data, out.data, out.len) != 0
+                || rpath.len != path.len
+                || memcmp(rpath.data, path.data, path.len) != 0))
+        {
+            fprintf(stderr, "fuzz: fast and jansson requests differ:\n"
+                    "%.*s\n---\n%.*s\n", (int) rout.len, rout.data,
+                    rc == 0 ? (int) out.len : 0, rc == 0 ? out.data : "");
+            FUZZ_CHECK(!"the fast path writes what jansson's does");
+        }
+
+        ai_buf_free(&rout);
+        ai_buf_free(&rpath);
+    }
 
     if (rc == 0) {
         v = json_loadb(out.data, out.len, 0, NULL);
@@ -77,6 +111,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&err, 0, sizeof(err));
     tree = ai_request_validate(req, AI_EP_CHAT, &err) == 0;
+
+    fuzz_body = data;
+    fuzz_body_len = size;
 
     if (fast || tree) {
         fuzz_translate(AI_FORMAT_ANTHROPIC, req, 0);

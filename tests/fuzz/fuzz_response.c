@@ -66,6 +66,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(v);
     }
 
+    if (format == AI_FORMAT_ANTHROPIC) {
+        /* the fast reader of answers and jansson alone agree exactly */
+
+        int       rc2;
+        ai_buf_t  other;
+
+        memset(&other, 0, sizeof(other));
+        o.tree_only = 1;
+
+        rc2 = ai_translate_response(format, status, (const char *) in.data,
+                                    in.len, &o, &other);
+
+        if (rc2 != rc || other.len != out.len
+            || (out.len && memcmp(other.data, out.data, out.len) != 0))
+        {
+            fprintf(stderr, "fuzz: fast and jansson answers differ "
+                    "(rc %d/%d):\n%.*s\n---\n%.*s\n", rc, rc2,
+                    (int) out.len, out.data, (int) other.len, other.data);
+            FUZZ_CHECK(!"the fast path writes what jansson's does");
+        }
+
+        ai_buf_free(&other);
+    }
+
     ai_buf_free(&out);
 
     return 0;

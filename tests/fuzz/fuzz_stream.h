@@ -150,6 +150,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ai_buf_free(&other);
     }
 
+#if (FUZZ_STREAM_FORMAT == AI_FORMAT_ANTHROPIC)
+    {
+        /* the fast readers of events and jansson alone agree exactly */
+
+        ai_translate_opts_t  to;
+
+        to = o;
+        to.tree_only = 1;
+
+        rc2 = fuzz_stream_run(&in, &to, 0, &other, &u2);
+
+        if (rc2 != rc || other.len != whole.len
+            || (whole.len && memcmp(other.data, whole.data, whole.len) != 0)
+            || memcmp(&u, &u2, sizeof(u)) != 0)
+        {
+            fprintf(stderr, "fuzz: fast and jansson streams differ "
+                    "(rc %d/%d):\n%.*s\n---\n%.*s\n", rc, rc2,
+                    (int) whole.len, whole.data, (int) other.len,
+                    other.data);
+            FUZZ_CHECK(!"the fast path writes what jansson's does");
+        }
+
+        ai_buf_free(&other);
+    }
+#endif
+
     /* what the client receives is a well-formed stream of JSON events */
 
     c.bad = 0;

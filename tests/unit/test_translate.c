@@ -110,6 +110,58 @@ ai_t_opts(int endpoint, const char *model, int include_usage)
 }
 
 
+/*
+ * The fast path from the request's bytes (ai_translate_request_raw())
+ * against the tree path's result: when it takes the request, the same
+ * bytes; it never takes one the tree path refuses.
+ */
+
+static int  ai_t_raw_taken, ai_t_raw_declined;
+
+static int
+ai_t_raw_same(int format, const char *in, size_t len,
+    const ai_translate_opts_t *o, int tree_rc, const ai_buf_t *tree_out,
+    const ai_buf_t *tree_path)
+{
+    int       rc, same;
+    ai_buf_t  out, path;
+
+    memset(&out, 0, sizeof(ai_buf_t));
+    memset(&path, 0, sizeof(ai_buf_t));
+
+    rc = ai_translate_request_raw(format, in, len, o, &out, &path);
+
+    if (rc != 0) {
+        CHECK(rc == 1 && out.len == 0 && path.len == 0);
+        ai_t_raw_declined++;
+        ai_buf_free(&out);
+        ai_buf_free(&path);
+        return 0;
+    }
+
+    ai_t_raw_taken++;
+
+    same = tree_rc == 0 && out.len == tree_out->len
+           && memcmp(out.data, tree_out->data, out.len) == 0
+           && path.len == tree_path->len
+           && memcmp(path.data, tree_path->data, path.len) == 0;
+
+    if (!same) {
+        fprintf(stderr, "raw and tree differ for %.*s\n  raw:  %.*s\n"
+                "  tree: %.*s\n", (int) len, in, (int) out.len, out.data,
+                tree_rc == 0 ? (int) tree_out->len : 5,
+                tree_rc == 0 ? tree_out->data : "error");
+    }
+
+    CHECK(same);
+
+    ai_buf_free(&out);
+    ai_buf_free(&path);
+
+    return 1;
+}
+
+
 static int
 ai_t_request(int format, const char *in, const ai_translate_opts_t *o,
     ai_buf_t *out, ai_buf_t *path, ai_json_error_t *err)
@@ -132,6 +184,8 @@ ai_t_request(int format, const char *in, const ai_translate_opts_t *o,
     rc = ai_translate_request(format, req, o, out, path, err);
     json_decref(req);
 
+    ai_t_raw_same(format, in, strlen(in), o, rc, out, path);
+
     return rc;
 }
 
@@ -148,6 +202,46 @@ ai_t_new_in(int format, const ai_translate_opts_t *o)
 {
     (void) format;
     return ai_anthropic_in_stream_new(o);
+}
+
+
+static int ai_t_stream(ai_t_new_pt mk, int format,
+    const ai_translate_opts_t *o, const char *in, size_t len, size_t step,
+    size_t split, int complete, ai_buf_t *out, ai_usage_t *usage);
+
+
+/* an Anthropic stream read by jansson alone gives the same bytes */
+
+static void
+ai_t_stream_same(const ai_translate_opts_t *o, const char *in, size_t len,
+    size_t step, size_t split, int complete, int rc, const ai_buf_t *out,
+    const ai_usage_t *usage)
+{
+    int                  trc;
+    ai_buf_t             tout;
+    ai_usage_t           tu;
+    ai_translate_opts_t  to;
+
+    to = *o;
+    to.tree_only = 1;
+
+    trc = ai_t_stream(ai_stream_new, AI_FORMAT_ANTHROPIC, &to, in, len, step,
+                      split, complete, &tout, &tu);
+
+    if (trc != rc || tout.len != out->len
+        || memcmp(tout.data, out->data, out->len) != 0
+        || tu.prompt_tokens != usage->prompt_tokens
+        || tu.completion_tokens != usage->completion_tokens
+        || tu.cached_tokens != usage->cached_tokens
+        || tu.seen != usage->seen)
+    {
+        fprintf(stderr, "fast and tree streams differ (%d, %d) for:\n%.*s\n"
+                "  fast: %.*s\n  tree: %.*s\n", rc, trc, (int) len, in,
+                (int) out->len, out->data, (int) tout.len, tout.data);
+        CHECK(0);
+    }
+
+    ai_buf_free(&tout);
 }
 
 
@@ -196,6 +290,13 @@ ai_t_stream(ai_t_new_pt mk, int format, const ai_translate_opts_t *o,
 
     if (usage) {
         *usage = *ai_stream_usage(s);
+    }
+
+    if (format == AI_FORMAT_ANTHROPIC && mk == ai_stream_new
+        && !o->tree_only)
+    {
+        ai_t_stream_same(o, in, len, step, split, complete, rc, out,
+                         ai_stream_usage(s));
     }
 
     ai_stream_free(s);
@@ -1722,6 +1823,837 @@ ai_t_anthropic_fast(void)
 }
 
 
+/* ---- fast paths against the jansson paths, on many random shapes ---- */
+
+static unsigned long long  ai_t_seed = 0x9e3779b97f4a7c15ULL;
+
+static unsigned
+ai_t_rand(unsigned n)
+{
+    ai_t_seed ^= ai_t_seed << 13;
+    ai_t_seed ^= ai_t_seed >> 7;
+    ai_t_seed ^= ai_t_seed << 17;
+
+    return (unsigned) (ai_t_seed % n);
+}
+
+
+static void
+ai_t_ws(ai_buf_t *b)
+{
+    static const char  *ws[] = { "", "", "", " ", "\n  ", "\t" };
+
+    ai_buf_append_str(b, ws[ai_t_rand(6)]);
+}
+
+
+/* a JSON string (quotes included) of escapes, UTF-8 and plain text */
+
+static void
+ai_t_rstr(ai_buf_t *b, int allow_empty)
+{
+    int  i, n;
+
+    static const char  *frag[] = {
+        "hello", "Hi there", " ", "é", "\\u00e9", "\\n", "\\\"", "\\/",
+        "\xf0\x9f\x98\x80", "\\ud83d\\ude00", "a\\tb", "\\u001f", "\\\\",
+        "\\u2028", "\x7f", "line\\r\\n", "{\\\"k\\\":1}", "tab\\b\\f",
+        "Northwind Outdoor Supply", "\\u0041"
+    };
+
+    ai_buf_append(b, "\"", 1);
+    n = ai_t_rand(allow_empty ? 4 : 3) + (allow_empty ? 0 : 1);
+
+    for (i = 0; i < n; i++) {
+        ai_buf_append_str(b, frag[ai_t_rand(sizeof(frag) / sizeof(frag[0]))]);
+    }
+
+    ai_buf_append(b, "\"", 1);
+}
+
+
+static void
+ai_t_rnum(ai_buf_t *b)
+{
+    static const char  *num[] = {
+        "0", "1", "0.7", "1e-3", "2.5E+2", "-0.0", "0.1", "-0", "1.0",
+        "123456789", "1E400", "0.30000000000000004", "5e-324", "-12",
+        "99999999999999999999"
+    };
+
+    ai_buf_append_str(b, num[ai_t_rand(sizeof(num) / sizeof(num[0]))]);
+}
+
+
+/* any JSON value, for tool schemas and the members nobody reads */
+
+static void
+ai_t_rvalue(ai_buf_t *b, int depth)
+{
+    int  i, n;
+
+    switch (ai_t_rand(depth > 3 ? 5 : 7)) {
+    case 0:
+        ai_t_rstr(b, 1);
+        break;
+    case 1:
+        ai_t_rnum(b);
+        break;
+    case 2:
+        ai_buf_append_str(b, ai_t_rand(2) ? "true" : "null");
+        break;
+    case 3:
+        ai_buf_append_str(b, "false");
+        break;
+    case 4:
+        ai_buf_append_str(b, "\"string\"");
+        break;
+    case 5:
+        ai_buf_append(b, "[", 1);
+        n = ai_t_rand(4);
+
+        for (i = 0; i < n; i++) {
+            if (i) {
+                ai_buf_append(b, ",", 1);
+            }
+
+            ai_t_ws(b);
+            ai_t_rvalue(b, depth + 1);
+        }
+
+        ai_buf_append(b, "]", 1);
+        break;
+    default:
+        ai_buf_append(b, "{", 1);
+        n = ai_t_rand(5);
+
+        for (i = 0; i < n; i++) {
+            static const char  *keys[] = {
+                "\"type\"", "\"properties\"", "\"required\"",
+                "\"description\"", "\"items\"", "\"enum\"", "\"k\\u0065y\""
+            };
+
+            if (i) {
+                ai_buf_append(b, ",", 1);
+            }
+
+            ai_t_ws(b);
+            ai_buf_append_str(b, keys[ai_t_rand(ai_t_rand(20) ? 6 : 7)]);
+            ai_t_ws(b);
+            ai_buf_append(b, ":", 1);
+            ai_t_rvalue(b, depth + 1);
+        }
+
+        ai_buf_append(b, "}", 1);
+    }
+}
+
+
+static void
+ai_t_rcontent(ai_buf_t *b, int errors, int system)
+{
+    int  i, n;
+
+    switch (ai_t_rand(4)) {
+    case 0:
+        ai_t_rstr(b, 1);
+        return;
+    case 1:
+        ai_buf_append_str(b, "null");
+        return;
+    default:
+        break;
+    }
+
+    ai_buf_append(b, "[", 1);
+    n = ai_t_rand(4);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            ai_buf_append(b, ",", 1);
+        }
+
+        switch (errors ? ai_t_rand(8) : ai_t_rand(system ? 2 : 3)) {
+        case 0:
+            ai_buf_append_str(b, "{\"type\":\"text\",\"text\":");
+            ai_t_rstr(b, 1);
+            ai_buf_append(b, "}", 1);
+            break;
+        case 1:
+            ai_buf_append_str(b, "{\"text\":");
+            ai_t_rstr(b, 1);
+            ai_buf_append_str(b, system ? ",\"type\":\"text\"}"
+                                        : ",\"type\":\"text\",\"x\":1}");
+            break;
+        case 2:
+            ai_buf_append_str(b, "{\"type\":\"refusal\",\"refusal\":");
+            ai_t_rstr(b, 1);
+            ai_buf_append(b, "}", 1);
+            break;
+        case 3:
+            ai_buf_append_str(b, "{\"type\":\"image_url\",\"image_url\":"
+                              "{\"url\":\"https://example.com/a.png\"}}");
+            break;
+        case 4:
+            ai_buf_append_str(b, "{\"text\":\"no type\"}");
+            break;
+        case 5:
+            ai_buf_append_str(b, "{\"type\":\"audio\"}");
+            break;
+        case 6:
+            ai_buf_append_str(b, "{\"type\":\"text\",\"text\":5}");
+            break;
+        default:
+            ai_buf_append_str(b, "\"bare\"");
+        }
+    }
+
+    ai_buf_append(b, "]", 1);
+}
+
+
+static void
+ai_t_rmessages(ai_buf_t *b, int errors)
+{
+    int  i, n, role;
+
+    static const char  *roles[] = { "system", "developer", "user",
+                                    "assistant", "tool", "bogus" };
+
+    ai_buf_append(b, "[", 1);
+    n = ai_t_rand(6) + (errors ? 0 : 1);
+
+    for (i = 0; i < n; i++) {
+        role = errors ? (int) ai_t_rand(6) : (int) ai_t_rand(4);
+
+        if (!errors && i == n - 1) {
+            role = 2;
+        }
+
+        if (i) {
+            ai_buf_append(b, ",", 1);
+        }
+
+        ai_t_ws(b);
+        ai_buf_append_str(b, "{\"role\":\"");
+        ai_buf_append_str(b, roles[role]);
+        ai_buf_append_str(b, "\"");
+
+        if (role == 4) {
+            ai_buf_append_str(b, ",\"tool_call_id\":\"call_1\"");
+        }
+
+        if (role == 3 && ai_t_rand(4) == 0) {
+            ai_buf_append_str(b, errors && ai_t_rand(2)
+                              ? ",\"tool_calls\":[{\"id\":\"c\",\"type\":"
+                                "\"function\",\"function\":{\"name\":\"f\","
+                                "\"arguments\":\"{}\"}}]"
+                              : ",\"tool_calls\":null");
+        }
+
+        if (ai_t_rand(5)) {
+            ai_buf_append_str(b, ",");
+            ai_t_ws(b);
+            ai_buf_append_str(b, "\"content\":");
+            ai_t_ws(b);
+            ai_t_rcontent(b, errors, role < 2);
+
+        } else if (!errors && i == n - 1) {
+            ai_buf_append_str(b, ",\"content\":\"last\"");
+        }
+
+        if (ai_t_rand(6) == 0) {
+            ai_buf_append_str(b, ",\"name\":\"jane\"");
+        }
+
+        ai_buf_append(b, "}", 1);
+    }
+
+    ai_buf_append(b, "]", 1);
+}
+
+
+static void
+ai_t_rtools(ai_buf_t *b, int errors)
+{
+    int  i, n;
+
+    ai_buf_append(b, "[", 1);
+    n = ai_t_rand(4);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            ai_buf_append(b, ",", 1);
+        }
+
+        ai_buf_append_str(b, errors && ai_t_rand(6) == 0
+                             ? "{\"type\":\"retrieval\",\"function\":{"
+                             : "{\"type\":\"function\",\"function\":{");
+        ai_buf_append_str(b, "\"name\":");
+        ai_t_rstr(b, 0);
+
+        if (ai_t_rand(2)) {
+            ai_buf_append_str(b, ",\"description\":");
+            ai_t_rstr(b, 1);
+        }
+
+        if (ai_t_rand(4)) {
+            ai_buf_append_str(b, ",\"parameters\":{\"type\":\"object\","
+                              "\"properties\":");
+            ai_t_rvalue(b, 1);
+            ai_buf_append(b, "}", 1);
+
+        } else if (ai_t_rand(2)) {
+            ai_buf_append_str(b, ",\"parameters\":");
+            ai_t_rvalue(b, 1);
+        }
+
+        ai_buf_append_str(b, ai_t_rand(5) ? "}}" : "},\"strict\":true}");
+    }
+
+    ai_buf_append(b, "]", 1);
+}
+
+
+/* a random OpenAI request; errors: shapes the fast path must decline */
+
+static void
+ai_t_rrequest(ai_buf_t *b, int errors)
+{
+    int        i, n, k, order[16];
+    ai_buf_t   m[16];
+
+    static const char  *keys[] = {
+        "model", "messages", "temperature", "top_p", "max_tokens",
+        "max_completion_tokens", "stop", "user", "stream", "n", "logprobs",
+        "response_format", "tools", "tool_choice", "parallel_tool_calls",
+        "seed"
+    };
+
+    memset(m, 0, sizeof(m));
+    n = 0;
+
+    for (k = 0; k < 16; k++) {
+        if (k > 1 && ai_t_rand(3) == 0) {
+            continue;
+        }
+
+        ai_buf_append(&m[n], "\"", 1);
+        ai_buf_append_str(&m[n], keys[k]);
+        ai_buf_append(&m[n], "\":", 2);
+        ai_t_ws(&m[n]);
+
+        switch (k) {
+        case 0:
+            ai_buf_append_str(&m[n], "\"claude\"");
+            break;
+        case 1:
+            ai_t_rmessages(&m[n], errors);
+            break;
+        case 2:
+        case 3:
+            if (ai_t_rand(6) == 0) {
+                ai_buf_append_str(&m[n], "null");
+
+            } else {
+                ai_t_rnum(&m[n]);
+            }
+
+            break;
+        case 4:
+        case 5:
+            ai_buf_append_str(&m[n], errors
+                              ? (ai_t_rand(3) == 0 ? "0"
+                                 : ai_t_rand(2) ? "null" : "\"x\"")
+                              : (ai_t_rand(2) ? "256" : "null"));
+            break;
+        case 6:
+            switch (ai_t_rand(errors ? 5 : 4)) {
+            case 0:
+                ai_t_rstr(&m[n], 1);
+                break;
+            case 1:
+                ai_buf_append_str(&m[n], "[]");
+                break;
+            case 2:
+                ai_buf_append(&m[n], "[", 1);
+                ai_t_rstr(&m[n], 1);
+                ai_buf_append(&m[n], ",", 1);
+                ai_t_rstr(&m[n], 1);
+                ai_buf_append(&m[n], "]", 1);
+                break;
+            case 3:
+                ai_buf_append_str(&m[n], "null");
+                break;
+            default:
+                ai_buf_append_str(&m[n], ai_t_rand(2) ? "5" : "[\"a\",1]");
+            }
+
+            break;
+        case 7:
+            ai_t_rstr(&m[n], 1);
+            break;
+        case 8:
+            ai_buf_append_str(&m[n], ai_t_rand(2) ? "true" : "false");
+            break;
+        case 9:
+            ai_buf_append_str(&m[n], errors && ai_t_rand(2) ? "2" : "1");
+            break;
+        case 10:
+            ai_buf_append_str(&m[n], errors && ai_t_rand(2) ? "true"
+                                                            : "false");
+            break;
+        case 11:
+            ai_buf_append_str(&m[n], errors && ai_t_rand(2)
+                              ? "{\"type\":\"json_object\"}"
+                              : ai_t_rand(2) ? "{\"type\":\"text\"}"
+                                             : "null");
+            break;
+        case 12:
+            if (errors && ai_t_rand(8) == 0) {
+                ai_buf_append_str(&m[n], "{}");
+
+            } else {
+                ai_t_rtools(&m[n], errors);
+            }
+
+            break;
+        case 13:
+            switch (ai_t_rand(errors ? 7 : 6)) {
+            case 0:
+                ai_buf_append_str(&m[n], "\"auto\"");
+                break;
+            case 1:
+                ai_buf_append_str(&m[n], "\"none\"");
+                break;
+            case 2:
+                ai_buf_append_str(&m[n], "\"required\"");
+                break;
+            case 3:
+                ai_buf_append_str(&m[n], "null");
+                break;
+            case 4:
+            case 5:
+                ai_buf_append_str(&m[n], "{\"type\":\"function\","
+                                  "\"function\":{\"name\":");
+                ai_t_rstr(&m[n], 0);
+                ai_buf_append_str(&m[n], "}}");
+                break;
+            default:
+                ai_buf_append_str(&m[n], ai_t_rand(2) ? "\"sometimes\""
+                                                      : "{\"type\":\"x\"}");
+            }
+
+            break;
+        case 14:
+            ai_buf_append_str(&m[n], ai_t_rand(2) ? "false" : "true");
+            break;
+        default:
+            ai_t_rvalue(&m[n], 0);
+        }
+
+        order[n] = n;
+        n++;
+    }
+
+    /* members in any order */
+
+    for (i = n - 1; i > 0; i--) {
+        k = (int) ai_t_rand(i + 1);
+        int t = order[i];
+        order[i] = order[k];
+        order[k] = t;
+    }
+
+    ai_buf_append(b, "{", 1);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            ai_buf_append(b, ",", 1);
+        }
+
+        ai_t_ws(b);
+        ai_buf_append(b, m[order[i]].data, m[order[i]].len);
+        ai_buf_free(&m[order[i]]);
+    }
+
+    ai_t_ws(b);
+    ai_buf_append(b, "}", 1);
+}
+
+
+static void
+ai_t_fast_requests(void)
+{
+    int                  i, rc, errors, taken, loaded;
+    json_t              *req;
+    ai_buf_t             in, out, path;
+    ai_json_error_t      err;
+    ai_translate_opts_t  o;
+
+    for (errors = 0; errors < 2; errors++) {
+        taken = 0;
+        loaded = 0;
+
+        for (i = 0; i < 4000; i++) {
+            memset(&in, 0, sizeof(ai_buf_t));
+            ai_t_rrequest(&in, errors);
+
+            o = ai_t_opts(AI_EP_CHAT, i % 7 ? "claude-sonnet-4" : "", 0);
+            o.model_len = strlen(o.model);
+            o.default_max_tokens = i % 3 ? 1024 : 0;
+
+            req = json_loadb(in.data, in.len, 0, NULL);
+
+            if (req == NULL) {
+                /* a big number: the gateway refuses the body first */
+                ai_buf_free(&in);
+                continue;
+            }
+
+            loaded++;
+
+            memset(&out, 0, sizeof(ai_buf_t));
+            memset(&path, 0, sizeof(ai_buf_t));
+            memset(&err, 0, sizeof(ai_json_error_t));
+
+            rc = ai_translate_request(AI_FORMAT_ANTHROPIC, req, &o, &out,
+                                      &path, &err);
+            json_decref(req);
+
+            taken += ai_t_raw_same(AI_FORMAT_ANTHROPIC, in.data, in.len, &o,
+                                   rc, &out, &path);
+
+            ai_buf_free(&out);
+            ai_buf_free(&path);
+            ai_buf_free(&in);
+        }
+
+        /* the common shapes go the fast way (reals that overflow and
+         * repeated keys in schemas aside) */
+
+        if (!errors) {
+            CHECK(taken > loaded * 6 / 10);
+        }
+
+        CHECK(taken > 0);
+    }
+}
+
+
+/* a random Anthropic answer, and the same through jansson alone */
+
+static void
+ai_t_rresponse(ai_buf_t *b)
+{
+    int  i, n;
+
+    static const char  *stops[] = {
+        "\"end_turn\"", "\"max_tokens\"", "\"stop_sequence\"",
+        "\"tool_use\"", "\"refusal\"", "null", "\"pause_turn\"",
+        "\"end_\\u0074urn\"", "\"model_context_window_exceeded\"", "7"
+    };
+
+    ai_buf_append_str(b, "{");
+    ai_t_ws(b);
+
+    if (ai_t_rand(8)) {
+        ai_buf_append_str(b, "\"id\":");
+        ai_t_rstr(b, 1);
+        ai_buf_append(b, ",", 1);
+    }
+
+    ai_buf_append_str(b, ai_t_rand(10) ? "\"type\":\"message\","
+                                       : "\"type\":\"mess\\u0061ge\",");
+    ai_buf_append_str(b, "\"role\":\"assistant\",\"model\":\"claude\","
+                      "\"content\":[");
+    n = ai_t_rand(4);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            ai_buf_append(b, ",", 1);
+        }
+
+        ai_t_ws(b);
+
+        switch (ai_t_rand(12)) {
+        case 0:
+            ai_buf_append_str(b, "{\"type\":\"thinking\",\"thinking\":\"hm\","
+                              "\"signature\":\"x\"}");
+            break;
+        case 1:
+            ai_buf_append_str(b, "{\"type\":\"tool_use\",\"id\":\"toolu_1\","
+                              "\"name\":\"f\",\"input\":{\"a\":1}}");
+            break;
+        case 2:
+            ai_buf_append_str(b, "{\"text\":\"no type\"}");
+            break;
+        case 3:
+            ai_buf_append_str(b, "{\"type\":\"text\",\"text\":3}");
+            break;
+        case 4:
+            ai_buf_append_str(b, "5");
+            break;
+        default:
+            ai_buf_append_str(b, ai_t_rand(2) ? "{\"type\":\"text\","
+                                                "\"text\":"
+                                              : "{\"text\":");
+            ai_t_rstr(b, 1);
+
+            if (ai_t_rand(2)) {
+                ai_buf_append_str(b, ",\"type\":\"text\"");
+            }
+
+            ai_buf_append(b, "}", 1);
+        }
+    }
+
+    ai_buf_append_str(b, "],\"stop_reason\":");
+    ai_buf_append_str(b, stops[ai_t_rand(10)]);
+
+    if (ai_t_rand(6)) {
+        ai_buf_append_str(b, ",\"usage\":{");
+
+        switch (ai_t_rand(5)) {
+        case 0:
+            ai_buf_append_str(b, "\"output_tokens\":3");
+            break;
+        case 1:
+            ai_buf_append_str(b, "\"input_tokens\":null,"
+                              "\"output_tokens\":2.5");
+            break;
+        default:
+            ai_buf_append_str(b, "\"input_tokens\":12,"
+                              "\"cache_creation_input_tokens\":3,"
+                              "\"cache_read_input_tokens\":4,"
+                              "\"output_tokens\":7,"
+                              "\"service_tier\":\"standard\"");
+        }
+
+        ai_buf_append(b, "}", 1);
+    }
+
+    ai_t_ws(b);
+    ai_buf_append(b, "}", 1);
+}
+
+
+static void
+ai_t_fast_responses(void)
+{
+    int                  i, rc, trc;
+    ai_buf_t             in, out, tout;
+    ai_translate_opts_t  o, to;
+
+    o = ai_t_opts(AI_EP_CHAT, "claude", 0);
+    to = o;
+    to.tree_only = 1;
+
+    for (i = 0; i < 3000; i++) {
+        memset(&in, 0, sizeof(ai_buf_t));
+        memset(&out, 0, sizeof(ai_buf_t));
+        memset(&tout, 0, sizeof(ai_buf_t));
+
+        ai_t_rresponse(&in);
+
+        rc = ai_translate_response(AI_FORMAT_ANTHROPIC, i % 50 ? 200 : 400,
+                                   in.data, in.len, &o, &out);
+        trc = ai_translate_response(AI_FORMAT_ANTHROPIC, i % 50 ? 200 : 400,
+                                    in.data, in.len, &to, &tout);
+
+        if (rc != trc || out.len != tout.len
+            || memcmp(out.data, tout.data, out.len) != 0)
+        {
+            fprintf(stderr, "fast and tree answers differ for %.*s\n"
+                    "  fast: %.*s\n  tree: %.*s\n", (int) in.len, in.data,
+                    (int) out.len, out.data, (int) tout.len, tout.data);
+            CHECK(0);
+        }
+
+        ai_buf_free(&in);
+        ai_buf_free(&out);
+        ai_buf_free(&tout);
+    }
+}
+
+
+/* random Anthropic event streams: the fast reader and jansson agree */
+
+static void
+ai_t_revent(ai_buf_t *b, int i)
+{
+    static const char  *ev[] = {
+        "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\","
+        "\"type\":\"message\",\"role\":\"assistant\",\"content\":[],"
+        "\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}",
+        "{\"message\":{\"usage\":{\"input_tokens\":5,"
+        "\"cache_read_input_tokens\":2},\"id\":\"msg_\\u00e9\"},"
+        "\"type\":\"message_start\"}",
+        "{\"type\": \"message_start\", \"message\": {\"id\": \"msg_2\", "
+        "\"usage\": {\"input_tokens\": 1.5}}}",
+        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+        "{\"type\":\"text\",\"text\":\"\"}}",
+        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":"
+        "{\"type\":\"text\",\"text\":\"Pre\\u00e9\"}}",
+        "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_\\u0077\","
+        "\"input\":{}}}",
+        "{\"type\":\"content_block_start\",\"index\":\"1\",\"content_block\":"
+        "{\"type\":\"tool_use\",\"id\":\"toolu_2\",\"name\":\"f\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"text_delta\",\"text\":\"Hello\"}}",
+        "{\"index\":0,\"type\":\"content_block_delta\",\"delta\":{\"text\":"
+        "\" w\\u00f6rld\\n\",\"type\":\"text_delta\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":"
+        "\"input_json_delta\",\"partial_json\":\"{\\\"loc\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":7,\"delta\":{\"type\":"
+        "\"input_json_delta\",\"partial_json\":\"x\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"thinking_delta\",\"thinking\":\"hm\"}}",
+        "{\"type\":\"content_block_stop\",\"index\":0}",
+        "{\"type\": \"ping\"}",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":"
+        "15}}",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"tool_use\"},\"usage\":{\"output_tokens\":3,\"input_tokens\":9}}",
+        "{\"type\":\"message_delta\",\"delta\":{},\"usage\":{}}",
+        "{\"type\":\"message_stop\"}",
+        "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+        "\"message\":\"Overloaded\"}}",
+        "{\"type\":\"some_new_event\",\"x\":[1,2,{\"y\":null}]}",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+        "\"text_delta\",\"text\":\"bad \\ud800\"}}",
+        "[1,2]",
+        "{\"type\":\"message_st\\u0061rt\",\"message\":{}}",
+        "not json",
+    };
+
+    int  k;
+
+    k = (int) ai_t_rand(sizeof(ev) / sizeof(ev[0]));
+
+    if (i == 0 && ai_t_rand(4)) {
+        k = 0;
+    }
+
+    ai_buf_append_str(b, "event: x\ndata: ");
+    ai_buf_append_str(b, ev[k]);
+    ai_buf_append_str(b, "\n\n");
+}
+
+
+static void
+ai_t_fast_streams(void)
+{
+    int                  i, j, n;
+    ai_buf_t             in, out;
+    ai_translate_opts_t  o;
+
+    for (i = 0; i < 1500; i++) {
+        memset(&in, 0, sizeof(ai_buf_t));
+        n = ai_t_rand(12);
+
+        for (j = 0; j < n; j++) {
+            ai_t_revent(&in, j);
+        }
+
+        o = ai_t_opts(AI_EP_CHAT, "claude", i % 2);
+
+        /* ai_t_stream() compares with the jansson-only stream itself */
+        (void) ai_t_stream(ai_stream_new, AI_FORMAT_ANTHROPIC, &o,
+                           in.data ? in.data : "", in.len, i % 3 ? 0 : 7, 0,
+                           i % 5 != 0, &out, NULL);
+
+        ai_buf_free(&out);
+        ai_buf_free(&in);
+    }
+}
+
+
+/* the fast request path takes the bench's request, byte for byte */
+
+static void
+ai_t_fast_request_shapes(void)
+{
+    size_t               i;
+    ai_buf_t             out, path;
+    ai_json_error_t      err;
+    ai_translate_opts_t  o;
+
+    static const char  *taken[] = {
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"system\",\"content\":"
+        "\"You are Aria.\"},{\"role\":\"user\",\"content\":\"Hi!\"}],"
+        "\"temperature\":0.7,\"max_tokens\":256,\"user\":\"bench-user-42\"}",
+        "{\"model\":\"claude\",\"stream\":true,\"messages\":[{\"role\":"
+        "\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+        "{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":\"system\","
+        "\"content\":\"c\"},{\"role\":\"user\",\"content\":[{\"type\":"
+        "\"text\",\"text\":\"x\"}]},{\"role\":\"user\",\"content\":\"y\"},"
+        "{\"role\":\"assistant\",\"content\":\"z\"},{\"role\":\"user\","
+        "\"content\":\"w\"}],\"stop\":[\"END\",\"\\u00e9\"],\"top_p\":1,"
+        "\"max_completion_tokens\":9}",
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"weather?\"}],"
+        "\"model\":\"claude\",\"tools\":[{\"type\":\"function\",\"function\":"
+        "{\"name\":\"get_weather\",\"description\":\"Weather\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"location\":"
+        "{\"type\":\"string\"},\"days\":{\"type\":\"integer\",\"minimum\":"
+        "1.5e0}},\"required\":[\"location\"]}}}],\"tool_choice\":{\"type\":"
+        "\"function\",\"function\":{\"name\":\"get_weather\"}},"
+        "\"parallel_tool_calls\":false,\"stop\":\"\\n\\n\"}",
+    };
+
+    static const char  *declined[] = {
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"tool\","
+        "\"tool_call_id\":\"c\",\"content\":\"r\"}]}",
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "[{\"type\":\"image_url\",\"image_url\":{\"url\":"
+        "\"https://a/b.png\"}}]}]}",
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"system\","
+        "\"content\":\"only\"}]}",
+        "{\"model\":\"claude\",\"messages\":[{\"r\\u006fle\":\"user\","
+        "\"content\":\"x\"}]}",
+        "{\"model\":\"claude\",\"n\":2,\"messages\":[{\"role\":\"user\","
+        "\"content\":\"x\"}]}",
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":{\"name\":"
+        "\"f\",\"parameters\":{\"a\":1,\"a\":2}}}]}",
+        "{\"model\":\"claude\",\"messages\":[{\"role\":\"user\",\"content\":"
+        "\"x\"}],\"max_tokens\":0}",
+    };
+
+    o = ai_t_opts(AI_EP_CHAT, "claude-sonnet-4", 0);
+
+    for (i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+        ai_t_raw_taken = 0;
+        (void) ai_t_request(AI_FORMAT_ANTHROPIC, taken[i], &o, &out, &path,
+                            &err);
+        CHECK(ai_t_raw_taken == 1);
+        ai_buf_free(&out);
+        ai_buf_free(&path);
+    }
+
+    for (i = 0; i < sizeof(declined) / sizeof(declined[0]); i++) {
+        ai_t_raw_taken = 0;
+        (void) ai_t_request(AI_FORMAT_ANTHROPIC, declined[i], &o, &out,
+                            &path, &err);
+        CHECK(ai_t_raw_taken == 0);
+        ai_buf_free(&out);
+        ai_buf_free(&path);
+    }
+
+    /* Gemini, and the other endpoints, have no fast path */
+
+    memset(&out, 0, sizeof(ai_buf_t));
+    memset(&path, 0, sizeof(ai_buf_t));
+    CHECK(ai_translate_request_raw(AI_FORMAT_GEMINI, taken[0],
+                                   strlen(taken[0]), &o, &out, &path) == 1);
+    o.endpoint = AI_EP_COMPLETIONS;
+    CHECK(ai_translate_request_raw(AI_FORMAT_ANTHROPIC, taken[0],
+                                   strlen(taken[0]), &o, &out, &path) == 1);
+}
+
+
 int
 main(void)
 {
@@ -1730,6 +2662,10 @@ main(void)
     ai_t_anthropic_response();
     ai_t_anthropic_stream();
     ai_t_anthropic_fast();
+    ai_t_fast_request_shapes();
+    ai_t_fast_requests();
+    ai_t_fast_responses();
+    ai_t_fast_streams();
     ai_t_gemini_request();
     ai_t_gemini_response();
     ai_t_anthropic_in();

@@ -1,0 +1,644 @@
+
+/*
+ * The JSON index of ai_jtok.h: recursive descent with the depth bounded,
+ * each value one token.  Strings are checked as jansson checks them (no
+ * raw control characters, valid escapes, no \u0000, paired surrogates,
+ * UTF-8 without overlongs, surrogates or code points past U+10FFFF).
+ */
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ai_jtok.h"
+
+
+typedef struct {
+    ai_jdoc_t            *doc;
+    const unsigned char  *p;
+    const unsigned char  *last;
+    int                   depth;
+} ai_jparser_t;
+
+
+static int ai_jtok_value(ai_jparser_t *jp);
+
+/* bytes a string holds as they are: printable ASCII but '"' and '\\' */
+static const unsigned char  ai_jtok_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+static int ai_jtok_string(ai_jparser_t *jp, uint32_t t);
+static int ai_jtok_number(ai_jparser_t *jp, uint32_t t);
+
+
+static inline void
+ai_jtok_ws(ai_jparser_t *jp)
+{
+    while (jp->p < jp->last
+           && (*jp->p == ' ' || *jp->p == '\n' || *jp->p == '\r'
+               || *jp->p == '\t'))
+    {
+        jp->p++;
+    }
+}
+
+
+static uint32_t
+ai_jtok_new(ai_jparser_t *jp, int type)
+{
+    uint32_t    cap;
+    ai_jdoc_t  *doc;
+    ai_jtok_t  *t;
+
+    doc = jp->doc;
+
+    if (doc->n == doc->cap) {
+        if (doc->cap >= AI_JTOK_MAX) {
+            return (uint32_t) -1;
+        }
+
+        cap = doc->cap * 2;
+
+        if (doc->tok == doc->inline_tok) {
+            t = malloc(cap * sizeof(ai_jtok_t));
+
+            if (t != NULL) {
+                memcpy(t, doc->inline_tok, doc->n * sizeof(ai_jtok_t));
+            }
+
+        } else {
+            t = realloc(doc->tok, cap * sizeof(ai_jtok_t));
+        }
+
+        if (t == NULL) {
+            return (uint32_t) -1;
+        }
+
+        doc->tok = t;
+        doc->cap = cap;
+    }
+
+    t = &doc->tok[doc->n];
+    t->type = (uint8_t) type;
+    t->escaped = 0;
+    t->start = (uint32_t) (jp->p - doc->data);
+    t->count = 0;
+
+    return doc->n++;
+}
+
+
+int
+ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len, int flags)
+{
+    ai_jparser_t  jp;
+
+    if (doc->tok == NULL) {
+        doc->tok = doc->inline_tok;
+        doc->cap = AI_JTOK_INLINE;
+    }
+
+    doc->data = (const unsigned char *) p;
+    doc->len = len;
+    doc->n = 1;
+    doc->key_escaped = 0;
+    doc->valid = (flags & AI_JDOC_VALID) != 0;
+
+    memset(&doc->tok[0], 0, sizeof(ai_jtok_t));
+    doc->tok[0].next = 1;
+
+    if (len >= UINT32_MAX) {
+        return -1;
+    }
+
+    jp.doc = doc;
+    jp.p = doc->data;
+    jp.last = jp.p + len;
+    jp.depth = 0;
+
+    ai_jtok_ws(&jp);
+
+    /* jansson takes only an object or an array at the top */
+
+    if (jp.p == jp.last || (*jp.p != '{' && *jp.p != '[')) {
+        return -1;
+    }
+
+    if (ai_jtok_value(&jp) != 0) {
+        return -1;
+    }
+
+    ai_jtok_ws(&jp);
+
+    return jp.p == jp.last ? 0 : -1;
+}
+
+
+void
+ai_jdoc_free(ai_jdoc_t *doc)
+{
+    if (doc->tok && doc->tok != doc->inline_tok) {
+        free(doc->tok);
+    }
+
+    doc->tok = NULL;
+    doc->cap = 0;
+    doc->n = 0;
+}
+
+
+static int
+ai_jtok_lit(ai_jparser_t *jp, const char *lit, size_t n, int type)
+{
+    uint32_t  t;
+
+    if ((size_t) (jp->last - jp->p) < n || memcmp(jp->p, lit, n) != 0) {
+        return -1;
+    }
+
+    t = ai_jtok_new(jp, type);
+
+    if (t == (uint32_t) -1) {
+        return -1;
+    }
+
+    jp->p += n;
+    jp->doc->tok[t].end = (uint32_t) (jp->p - jp->doc->data);
+    jp->doc->tok[t].next = t + 1;
+
+    return 0;
+}
+
+
+static int
+ai_jtok_value(ai_jparser_t *jp)
+{
+    int        rc, obj;
+    uint32_t   t, k, count;
+    ai_jtok_t *tok;
+
+    if (jp->p == jp->last) {
+        return -1;
+    }
+
+    switch (*jp->p) {
+
+    case '"':
+        t = ai_jtok_new(jp, AI_JT_STRING);
+        return t == (uint32_t) -1 ? -1 : ai_jtok_string(jp, t);
+
+    case 't':
+        return ai_jtok_lit(jp, "true", 4, AI_JT_TRUE);
+
+    case 'f':
+        return ai_jtok_lit(jp, "false", 5, AI_JT_FALSE);
+
+    case 'n':
+        return ai_jtok_lit(jp, "null", 4, AI_JT_NULL);
+
+    case '{':
+    case '[':
+        break;
+
+    default:
+        t = ai_jtok_new(jp, AI_JT_INTEGER);
+        return t == (uint32_t) -1 ? -1 : ai_jtok_number(jp, t);
+    }
+
+    obj = (*jp->p == '{');
+
+    if (++jp->depth > AI_JTOK_MAX_DEPTH) {
+        return -1;
+    }
+
+    t = ai_jtok_new(jp, obj ? AI_JT_OBJECT : AI_JT_ARRAY);
+
+    if (t == (uint32_t) -1) {
+        return -1;
+    }
+
+    jp->p++;
+    count = 0;
+
+    ai_jtok_ws(jp);
+
+    if (jp->p < jp->last && *jp->p == (obj ? '}' : ']')) {
+        jp->p++;
+        goto done;
+    }
+
+    for ( ;; ) {
+        ai_jtok_ws(jp);
+
+        if (obj) {
+            if (jp->p == jp->last || *jp->p != '"') {
+                return -1;
+            }
+
+            k = ai_jtok_new(jp, AI_JT_STRING);
+
+            if (k == (uint32_t) -1 || ai_jtok_string(jp, k) != 0) {
+                return -1;
+            }
+
+            if (jp->doc->tok[k].escaped) {
+                jp->doc->key_escaped = 1;
+            }
+
+            ai_jtok_ws(jp);
+
+            if (jp->p == jp->last || *jp->p != ':') {
+                return -1;
+            }
+
+            jp->p++;
+            ai_jtok_ws(jp);
+        }
+
+        rc = ai_jtok_value(jp);
+
+        if (rc != 0) {
+            return -1;
+        }
+
+        count++;
+
+        ai_jtok_ws(jp);
+
+        if (jp->p == jp->last) {
+            return -1;
+        }
+
+        if (*jp->p == ',') {
+            jp->p++;
+            continue;
+        }
+
+        if (*jp->p == (obj ? '}' : ']')) {
+            jp->p++;
+            break;
+        }
+
+        return -1;
+    }
+
+done:
+
+    jp->depth--;
+
+    tok = &jp->doc->tok[t];
+    tok->count = count;
+    tok->end = (uint32_t) (jp->p - jp->doc->data);
+    tok->next = jp->doc->n;
+
+    return 0;
+}
+
+
+static int
+ai_jtok_hex4(const unsigned char *p, unsigned *v)
+{
+    int  i;
+
+    *v = 0;
+
+    for (i = 0; i < 4; i++) {
+        if (p[i] >= '0' && p[i] <= '9') {
+            *v = (*v << 4) | (p[i] - '0');
+
+        } else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f') {
+            *v = (*v << 4) | ((p[i] | 0x20) - 'a' + 10);
+
+        } else {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+ai_jtok_string(ai_jparser_t *jp, uint32_t t)
+{
+    unsigned              c, v, lo;
+    size_t                n, k;
+    const unsigned char  *p, *last;
+
+    p = jp->p + 1;
+    last = jp->last;
+
+    if (jp->doc->valid) {
+        /* known JSON: the first quote without a backslash before it */
+
+        for ( ;; ) {
+            const unsigned char  *q, *bs;
+
+            q = memchr(p, '"', last - p);
+
+            if (q == NULL) {
+                return -1;
+            }
+
+            bs = memchr(p, '\\', q - p);
+
+            if (bs == NULL) {
+                p = q + 1;
+                break;
+            }
+
+            jp->doc->tok[t].escaped = 1;
+            p = bs + 2;
+
+            if (p > last) {
+                return -1;
+            }
+        }
+
+        goto done;
+    }
+
+    for ( ;; ) {
+        /* the common run of plain ASCII */
+
+        while (p < last && ai_jtok_plain[*p]) {
+            p++;
+        }
+
+        if (p == last) {
+            return -1;
+        }
+
+        c = *p;
+
+        if (c == '"') {
+            p++;
+            break;
+        }
+
+        if (c < 0x20) {
+            return -1;
+        }
+
+        if (c == '\\') {
+            jp->doc->tok[t].escaped = 1;
+
+            if (last - p < 2) {
+                return -1;
+            }
+
+            switch (p[1]) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                p += 2;
+                continue;
+            case 'u':
+                break;
+            default:
+                return -1;
+            }
+
+            if (last - p < 6 || !ai_jtok_hex4(p + 2, &v) || v == 0) {
+                return -1;
+            }
+
+            p += 6;
+
+            if (v >= 0xDC00 && v <= 0xDFFF) {
+                return -1;
+            }
+
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
+                    || !ai_jtok_hex4(p + 2, &lo) || lo < 0xDC00
+                    || lo > 0xDFFF)
+                {
+                    return -1;
+                }
+
+                p += 6;
+            }
+
+            continue;
+        }
+
+        /* UTF-8 */
+
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 2;
+            v = c & 0x1F;
+
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 3;
+            v = c & 0x0F;
+
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 4;
+            v = c & 0x07;
+
+        } else {
+            return -1;
+        }
+
+        if ((size_t) (last - p) < n) {
+            return -1;
+        }
+
+        for (k = 1; k < n; k++) {
+            if (p[k] < 0x80 || p[k] > 0xBF) {
+                return -1;
+            }
+
+            v = (v << 6) + (p[k] & 0x3F);
+        }
+
+        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)
+            || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
+        {
+            return -1;
+        }
+
+        p += n;
+    }
+
+done:
+
+    jp->p = p;
+    jp->doc->tok[t].end = (uint32_t) (p - jp->doc->data);
+    jp->doc->tok[t].next = t + 1;
+
+    return 0;
+}
+
+
+static int
+ai_jtok_number(ai_jparser_t *jp, uint32_t t)
+{
+    size_t                digits;
+    double                d;
+    const unsigned char  *p, *start;
+    char                  buf[64];
+
+    start = jp->p;
+    p = start;
+
+    if (p < jp->last && *p == '-') {
+        p++;
+    }
+
+    if (p == jp->last || *p < '0' || *p > '9') {
+        return -1;
+    }
+
+    if (*p == '0') {
+        p++;
+
+    } else {
+        while (p < jp->last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    digits = p - start;
+
+    if (p < jp->last && *p == '.') {
+        jp->doc->tok[t].type = AI_JT_REAL;
+        p++;
+
+        if (p == jp->last || *p < '0' || *p > '9') {
+            return -1;
+        }
+
+        while (p < jp->last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < jp->last && (*p == 'e' || *p == 'E')) {
+        jp->doc->tok[t].type = AI_JT_REAL;
+        p++;
+
+        if (p < jp->last && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == jp->last || *p < '0' || *p > '9') {
+            return -1;
+        }
+
+        while (p < jp->last && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (jp->doc->tok[t].type == AI_JT_INTEGER) {
+        /* 18 digits always fit a long long: no overflow to mirror */
+        if (digits > 18) {
+            return -1;
+        }
+
+    } else {
+        /* jansson refuses a real that overflows */
+        if ((size_t) (p - start) >= sizeof(buf)) {
+            return -1;
+        }
+
+        memcpy(buf, start, p - start);
+        buf[p - start] = '\0';
+
+        errno = 0;
+        d = strtod(buf, NULL);
+
+        if (isinf(d) || isnan(d)) {
+            return -1;
+        }
+    }
+
+    jp->p = p;
+    jp->doc->tok[t].end = (uint32_t) (p - jp->doc->data);
+    jp->doc->tok[t].next = t + 1;
+
+    return 0;
+}
+
+
+uint32_t
+ai_jdoc_get(const ai_jdoc_t *doc, uint32_t obj, const char *key,
+    size_t key_len)
+{
+    uint32_t          i, k, found;
+    const ai_jtok_t  *t;
+
+    if (obj == 0 || doc->tok[obj].type != AI_JT_OBJECT) {
+        return 0;
+    }
+
+    found = 0;
+    i = obj + 1;
+
+    for (k = 0; k < doc->tok[obj].count; k++) {
+        t = &doc->tok[i];
+
+        if (t->end - t->start - 2 == key_len
+            && memcmp(doc->data + t->start + 1, key, key_len) == 0)
+        {
+            found = i + 1;
+        }
+
+        i = doc->tok[i + 1].next;
+    }
+
+    return found;
+}
+
+
+int
+ai_jdoc_is(const ai_jdoc_t *doc, uint32_t i, const char *s, size_t len)
+{
+    const ai_jtok_t  *t;
+
+    if (i == 0) {
+        return 0;
+    }
+
+    t = &doc->tok[i];
+
+    return t->type == AI_JT_STRING && !t->escaped
+           && t->end - t->start - 2 == len
+           && memcmp(doc->data + t->start + 1, s, len) == 0;
+}
+
+
+long long
+ai_jdoc_int(const ai_jdoc_t *doc, uint32_t i)
+{
+    int                   neg;
+    long long             v;
+    const unsigned char  *p, *last;
+
+    p = doc->data + doc->tok[i].start;
+    last = doc->data + doc->tok[i].end;
+
+    neg = (*p == '-');
+    p += neg;
+
+    for (v = 0; p < last; p++) {
+        v = v * 10 + (*p - '0');
+    }
+
+    return neg ? -v : v;
+}
