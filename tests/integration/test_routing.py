@@ -210,7 +210,7 @@ def test_retry_after_ms_is_waited_for(wgw, mock):
     assert r.status == 200, r
     assert r.headers["x-aigw-attempts"] == "2"
     t = attempts_of(mock, "gpt-w1-flaky1-error-429-ra300ms")[-2:]
-    assert gaps(t)[0] >= 0.3, t
+    assert gaps(t)[0] >= 0.295, t
     assert "waits" in wgw.logs()
 
 
@@ -221,7 +221,7 @@ def test_wait_over_tls(wgw, tls_mock):
         assert r.headers["x-aigw-attempts"] == "2"
         assert r.events()[-1] == "[DONE]"
     t = attempts_of(tls_mock, "gpt-w8-flaky1-error-429-ra200ms")[-2:]
-    assert gaps(t)[0] >= 0.2, t
+    assert gaps(t)[0] >= 0.195, t
 
 
 def test_retry_after_http_date(wgw):
@@ -257,8 +257,9 @@ def test_backoff_grows(wgw, mock):
     t = attempts_of(mock, "gpt-w5-error-500")[-4:]
     g = gaps(t)
     assert len(g) == 3
-    # 100, 200, 400 ms: never shorter
-    assert g[0] >= 0.1 and g[1] >= 0.2 and g[2] >= 0.4, g
+    # 100, 200, 400 ms: never shorter (less 5 ms: nginx's timers count in
+    # its cached milliseconds, the mock's clock does not)
+    assert g[0] >= 0.095 and g[1] >= 0.195 and g[2] >= 0.395, g
 
 
 def test_waits_stay_within_budget(wgw, mock):
