@@ -68,20 +68,31 @@ struct ngx_http_ai_cache_zone_s {
 /*
  * Per worker: the key of a request body seen before.  The key is a pure
  * function of the body, the endpoint, the force header, the namespace and
- * the resolved model, so a body seen again skips the JSON tree and the
- * canonical form.  Direct-mapped by a SHA-256 over all of those: a slot
- * holds one body's answer, a collision only replaces it.
+ * the resolved model, so a body seen again skips the canonical form.  A
+ * slot is found by a cheap 64-bit hash of all of those; a body is taken
+ * for the slot's only when the SHA-256 of it all matches too.  That digest
+ * is computed only when the cheap hash matches (a body's second sight
+ * stores it, the third uses it): unique bodies pay the cheap hash alone.
  */
 
 #define NGX_HTTP_AI_CACHE_MEMO     1024
 #define NGX_HTTP_AI_CACHE_SCRATCH  (256 * 1024)
 
 typedef struct {
+    uint64_t                    cheap;
     u_char                      raw[AI_CACHE_KEY_LEN];
     u_char                      key[AI_CACHE_KEY_LEN];
     unsigned                    used:1;
+    unsigned                    has_raw:1;
     unsigned                    cacheable:1;
 } ngx_http_ai_cache_memo_t;
+
+typedef struct {
+    uint64_t                    cheap;
+    u_char                      raw[AI_CACHE_KEY_LEN];
+    unsigned                    has_raw:1;
+    unsigned                    skip:1;
+} ngx_http_ai_cache_probe_t;
 
 static ngx_http_ai_cache_memo_t  ngx_http_ai_cache_memo[NGX_HTTP_AI_CACHE_MEMO];
 
@@ -103,9 +114,10 @@ static void ngx_http_ai_cache_insert(ngx_http_ai_cache_zone_t *z,
 static ngx_http_ai_cache_node_t *ngx_http_ai_cache_find(
     ngx_http_ai_cache_zone_t *z, u_char *digest);
 static ngx_http_ai_cache_memo_t *ngx_http_ai_cache_memo_find(
-    ngx_http_ai_ctx_t *ctx, int force, const char *ns, u_char *raw);
-static void ngx_http_ai_cache_memo_add(u_char *raw, int cacheable,
-    u_char *key);
+    ngx_http_ai_ctx_t *ctx, int force, const char *ns,
+    ngx_http_ai_cache_probe_t *pr);
+static void ngx_http_ai_cache_memo_add(ngx_http_ai_cache_probe_t *pr,
+    int cacheable, u_char *key);
 static void ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z,
     u_char *key, u_char *data, size_t len);
 static ngx_int_t ngx_http_ai_cache_send_rendered(ngx_http_request_t *r,
@@ -405,8 +417,8 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     int                        force, cacheable;
     json_t                    *root;
     time_t                     now;
-    u_char                     raw[AI_CACHE_KEY_LEN];
     ngx_http_ai_cache_memo_t  *memo;
+    ngx_http_ai_cache_probe_t  probe;
     ngx_uint_t                 i;
     ngx_list_part_t           *part;
     ngx_table_elt_t           *h;
@@ -488,7 +500,7 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
     ns = (ctx->tenant && !(ctx->model && ctx->model->cache == 2))
          ? ai_tenant_name(ctx->tenant) : "";
 
-    memo = ngx_http_ai_cache_memo_find(ctx, force, ns, raw);
+    memo = ngx_http_ai_cache_memo_find(ctx, force, ns, &probe);
 
     if (memo == NULL && ctx->request == NULL
         && ai_cache_key_raw((char *) ctx->client_body.data,
@@ -506,7 +518,7 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
            == 0)
     {
         /* the common case: the key read from the bytes, no tree */
-        ngx_http_ai_cache_memo_add(raw, cacheable, ctx->cache_key);
+        ngx_http_ai_cache_memo_add(&probe, cacheable, ctx->cache_key);
 
     } else if (memo == NULL) {
         cacheable = 0;
@@ -528,7 +540,7 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
             cacheable = 1;
         }
 
-        ngx_http_ai_cache_memo_add(raw, cacheable, ctx->cache_key);
+        ngx_http_ai_cache_memo_add(&probe, cacheable, ctx->cache_key);
 
     } else {
         cacheable = memo->cacheable;
@@ -645,24 +657,71 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
+/* 8 bytes at a time, multiply and fold: not for security, the digest is */
+
+static uint64_t
+ngx_http_ai_cache_cheap(uint64_t h, const u_char *p, size_t n)
+{
+    uint64_t  w;
+
+    while (n >= 8) {
+        ngx_memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+
+    w = 0;
+    ngx_memcpy(&w, p, n);
+    h = (h ^ w ^ n) * 0xbf58476d1ce4e5b9ULL;
+
+    return h ^ (h >> 32);
+}
+
+
 /*
  * The memo is asked only while the body is the client's own bytes (no
  * tree yet, which a plugin's change or an escaped model would have
- * built); raw always gets the digest to add under.
+ * built).
  */
 
 static ngx_http_ai_cache_memo_t *
 ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
-    u_char *raw)
+    ngx_http_ai_cache_probe_t *pr)
 {
     u_char                     tag[2];
+    size_t                     nslen;
+    uint64_t                   h;
     unsigned int               dlen;
     ngx_http_ai_cache_memo_t  *m;
     static EVP_MD             *sha256;
     static EVP_MD_CTX         *md;
 
+    ngx_memzero(pr, sizeof(ngx_http_ai_cache_probe_t));
+
+    if (ctx->request) {
+        pr->skip = 1;
+        return NULL;
+    }
+
     tag[0] = (u_char) ctx->endpoint;
     tag[1] = (u_char) (force | (ctx->opts.endpoint << 1));
+    nslen = ngx_strlen(ns) + 1;
+
+    h = ngx_http_ai_cache_cheap(0x243f6a8885a308d3ULL, tag, 2);
+    h = ngx_http_ai_cache_cheap(h, (u_char *) ns, nslen);
+    h = ngx_http_ai_cache_cheap(h, ctx->target.model.data,
+                                ctx->target.model.len);
+    h = ngx_http_ai_cache_cheap(h, ctx->client_body.data,
+                                ctx->client_body.len);
+    pr->cheap = h;
+
+    m = &ngx_http_ai_cache_memo[h % NGX_HTTP_AI_CACHE_MEMO];
+
+    if (!m->used || m->cheap != h) {
+        return NULL;
+    }
 
     /* fetched once: an implicit fetch per digest takes locks */
 
@@ -674,27 +733,21 @@ ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
     if (md == NULL || sha256 == NULL
         || EVP_DigestInit_ex2(md, sha256, NULL) != 1
         || EVP_DigestUpdate(md, tag, 2) != 1
-        || EVP_DigestUpdate(md, ns, ngx_strlen(ns) + 1) != 1
+        || EVP_DigestUpdate(md, ns, nslen) != 1
         || EVP_DigestUpdate(md, ctx->target.model.data,
                             ctx->target.model.len) != 1
         || EVP_DigestUpdate(md, "", 1) != 1
         || EVP_DigestUpdate(md, ctx->client_body.data,
                             ctx->client_body.len) != 1
-        || EVP_DigestFinal_ex(md, raw, &dlen) != 1)
+        || EVP_DigestFinal_ex(md, pr->raw, &dlen) != 1)
     {
-        ngx_memzero(raw, AI_CACHE_KEY_LEN);
+        pr->skip = 1;
         return NULL;
     }
 
-    if (ctx->request) {
-        ngx_memzero(raw, AI_CACHE_KEY_LEN);
-        return NULL;
-    }
+    pr->has_raw = 1;
 
-    m = &ngx_http_ai_cache_memo[(raw[0] | (raw[1] << 8))
-                                % NGX_HTTP_AI_CACHE_MEMO];
-
-    if (m->used && ngx_memcmp(m->raw, raw, AI_CACHE_KEY_LEN) == 0) {
+    if (m->has_raw && ngx_memcmp(m->raw, pr->raw, AI_CACHE_KEY_LEN) == 0) {
         return m;
     }
 
@@ -703,19 +756,24 @@ ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
 
 
 static void
-ngx_http_ai_cache_memo_add(u_char *raw, int cacheable, u_char *key)
+ngx_http_ai_cache_memo_add(ngx_http_ai_cache_probe_t *pr, int cacheable,
+    u_char *key)
 {
-    static const u_char        zero[AI_CACHE_KEY_LEN];
     ngx_http_ai_cache_memo_t  *m;
 
-    if (ngx_memcmp(raw, zero, AI_CACHE_KEY_LEN) == 0) {
+    if (pr->skip) {
         return;
     }
 
-    m = &ngx_http_ai_cache_memo[(raw[0] | (raw[1] << 8))
-                                % NGX_HTTP_AI_CACHE_MEMO];
+    m = &ngx_http_ai_cache_memo[pr->cheap % NGX_HTTP_AI_CACHE_MEMO];
 
-    ngx_memcpy(m->raw, raw, AI_CACHE_KEY_LEN);
+    m->cheap = pr->cheap;
+    m->has_raw = pr->has_raw;
+
+    if (pr->has_raw) {
+        ngx_memcpy(m->raw, pr->raw, AI_CACHE_KEY_LEN);
+    }
+
     ngx_memcpy(m->key, key, AI_CACHE_KEY_LEN);
     m->cacheable = cacheable;
     m->used = 1;
