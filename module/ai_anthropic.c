@@ -1437,29 +1437,6 @@ ai_anth_end(ai_anth_scan_t *sc)
 }
 
 
-static int
-ai_anth_hex4(const unsigned char *p, unsigned *v)
-{
-    int  i;
-
-    *v = 0;
-
-    for (i = 0; i < 4; i++) {
-        if (p[i] >= '0' && p[i] <= '9') {
-            *v = (*v << 4) | (p[i] - '0');
-
-        } else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f') {
-            *v = (*v << 4) | ((p[i] | 0x20) - 'a' + 10);
-
-        } else {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 /*
  * A JSON string at sc->p (after whitespace) re-encoded into out, from
  * out->len on, as jansson would dump the string it decodes: returns the
@@ -1472,7 +1449,7 @@ static long
 ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
 {
     unsigned              c, v, lo;
-    size_t                n, k;
+    size_t                n;
     char                 *d, *start;
     const unsigned char  *p, *last;
     static const char     hex[] = "0123456789ABCDEF";
@@ -1516,37 +1493,9 @@ ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
         }
 
         if (c >= 0x80) {
-            if (c >= 0xC2 && c <= 0xDF) {
-                n = 2;
-                v = c & 0x1F;
+            n = ai_json_utf8_len(p, last);
 
-            } else if (c >= 0xE0 && c <= 0xEF) {
-                n = 3;
-                v = c & 0x0F;
-
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                n = 4;
-                v = c & 0x07;
-
-            } else {
-                return -1;
-            }
-
-            if ((size_t) (last - p) < n) {
-                return -1;
-            }
-
-            for (k = 1; k < n; k++) {
-                if (p[k] < 0x80 || p[k] > 0xBF) {
-                    return -1;
-                }
-
-                v = (v << 6) + (p[k] & 0x3F);
-            }
-
-            if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)
-                || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
-            {
+            if (n == 0) {
                 return -1;
             }
 
@@ -1586,7 +1535,7 @@ ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
             return -1;
         }
 
-        if (last - p < 6 || !ai_anth_hex4(p + 2, &v) || v == 0) {
+        if (last - p < 6 || ai_json_hex4(p + 2, &v) || v == 0) {
             return -1;
         }
 
@@ -1598,7 +1547,7 @@ ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
 
         if (v >= 0xD800 && v <= 0xDBFF) {
             if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
-                || !ai_anth_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                || ai_json_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
             {
                 return -1;
             }

@@ -593,74 +593,6 @@ ai_cache_raw_ws(ai_cache_raw_t *r)
 }
 
 
-static int
-ai_cache_raw_hex4(const unsigned char *p, unsigned *u)
-{
-    int       i;
-    unsigned  c, v;
-
-    v = 0;
-
-    for (i = 0; i < 4; i++) {
-        c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            c -= '0';
-        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
-            c = (c | 0x20) - 'a' + 10;
-        } else {
-            return -1;
-        }
-
-        v = (v << 4) | c;
-    }
-
-    *u = v;
-
-    return 0;
-}
-
-
-/* the length of the valid UTF-8 sequence at p, 0 if there is none */
-
-static size_t
-ai_cache_raw_utf8(const unsigned char *p, const unsigned char *end)
-{
-    size_t    n, i;
-    unsigned  c, min;
-
-    c = p[0];
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2; c &= 0x1f; min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3; c &= 0x0f; min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4; c &= 0x07; min = 0x10000;
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (end - p) < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        c = (c << 6) | (p[i] & 0x3f);
-    }
-
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
-        return 0;
-    }
-
-    return n;
-}
-
-
 /* a string's span (between the quotes) and whether it holds escapes */
 
 static int
@@ -708,7 +640,7 @@ ai_cache_raw_span(ai_cache_raw_t *r, const unsigned char **s, size_t *len,
 
         if (*p >= 0x80) {
             /* as jansson: UTF-8, no overlong forms, no surrogates */
-            n = ai_cache_raw_utf8(p, r->end);
+            n = ai_json_utf8_len(p, r->end);
 
             if (n == 0) {
                 return -1;
@@ -798,7 +730,7 @@ ai_cache_raw_string(ai_cache_raw_t *r)
         case '/':  esc[0] = '/'; n = 1; break;
 
         case 'u':
-            if (end - p < 6 || ai_cache_raw_hex4(p + 2, &u) != 0 || u == 0) {
+            if (end - p < 6 || ai_json_hex4(p + 2, &u) != 0 || u == 0) {
                 return -1;
             }
 
@@ -808,7 +740,7 @@ ai_cache_raw_string(ai_cache_raw_t *r)
 
             if (u >= 0xd800 && u <= 0xdbff) {
                 if (end - p < 12 || p[6] != '\\' || p[7] != 'u'
-                    || ai_cache_raw_hex4(p + 8, &u2) != 0
+                    || ai_json_hex4(p + 8, &u2) != 0
                     || u2 < 0xdc00 || u2 > 0xdfff)
                 {
                     return -1;

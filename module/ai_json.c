@@ -427,6 +427,83 @@ ai_json_skip_value(const unsigned char **pp, const unsigned char *end)
 }
 
 
+int
+ai_json_hex4(const unsigned char *p, unsigned *v)
+{
+    int       i;
+    unsigned  c, d;
+
+    d = 0;
+
+    for (i = 0; i < 4; i++) {
+        c = p[i];
+
+        if (c >= '0' && c <= '9') {
+            c -= '0';
+
+        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
+            c = (c | 0x20) - 'a' + 10;
+
+        } else {
+            return -1;
+        }
+
+        d = d << 4 | c;
+    }
+
+    *v = d;
+
+    return 0;
+}
+
+
+size_t
+ai_json_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    size_t    n, i;
+    unsigned  c, min;
+
+    c = p[0];
+
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        c &= 0x1f;
+        min = 0x80;
+
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        c &= 0x0f;
+        min = 0x800;
+
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        c &= 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (end - p) < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) {
+        return 0;
+    }
+
+    return n;
+}
+
+
 size_t
 ai_json_escape_len(const unsigned char *s, size_t len)
 {

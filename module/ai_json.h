@@ -33,6 +33,16 @@ int ai_request_validate(json_t *root, int endpoint, ai_json_error_t *err);
 int ai_json_member_span(const unsigned char *p, size_t len, const char *key,
     size_t *start, size_t *end);
 
+/* the four hex digits at p as *v: 0, or -1 if one is not a hex digit */
+int ai_json_hex4(const unsigned char *p, unsigned *v);
+
+/*
+ * The length (2 to 4) of the valid UTF-8 sequence at p, whose first byte
+ * is 0x80 or more, or 0 when it is not one: jansson's rules (no overlong
+ * forms, no surrogates, nothing past U+10FFFF, nothing past end).
+ */
+size_t ai_json_utf8_len(const unsigned char *p, const unsigned char *end);
+
 size_t ai_json_escape_len(const unsigned char *s, size_t len);
 unsigned char *ai_json_escape(unsigned char *dst, const unsigned char *s,
     size_t len);

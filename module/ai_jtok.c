@@ -304,33 +304,10 @@ done:
 
 
 static int
-ai_jtok_hex4(const unsigned char *p, unsigned *v)
-{
-    int  i;
-
-    *v = 0;
-
-    for (i = 0; i < 4; i++) {
-        if (p[i] >= '0' && p[i] <= '9') {
-            *v = (*v << 4) | (p[i] - '0');
-
-        } else if ((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'f') {
-            *v = (*v << 4) | ((p[i] | 0x20) - 'a' + 10);
-
-        } else {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-static int
 ai_jtok_string(ai_jparser_t *jp, uint32_t t)
 {
     unsigned              c, v, lo;
-    size_t                n, k;
+    size_t                n;
     const unsigned char  *p, *last;
 
     p = jp->p + 1;
@@ -412,7 +389,7 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
                 return -1;
             }
 
-            if (last - p < 6 || !ai_jtok_hex4(p + 2, &v) || v == 0) {
+            if (last - p < 6 || ai_json_hex4(p + 2, &v) || v == 0) {
                 return -1;
             }
 
@@ -424,7 +401,7 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
 
             if (v >= 0xD800 && v <= 0xDBFF) {
                 if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
-                    || !ai_jtok_hex4(p + 2, &lo) || lo < 0xDC00
+                    || ai_json_hex4(p + 2, &lo) || lo < 0xDC00
                     || lo > 0xDFFF)
                 {
                     return -1;
@@ -438,37 +415,9 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
 
         /* UTF-8 */
 
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 2;
-            v = c & 0x1F;
+        n = ai_json_utf8_len(p, last);
 
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            v = c & 0x0F;
-
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            v = c & 0x07;
-
-        } else {
-            return -1;
-        }
-
-        if ((size_t) (last - p) < n) {
-            return -1;
-        }
-
-        for (k = 1; k < n; k++) {
-            if (p[k] < 0x80 || p[k] > 0xBF) {
-                return -1;
-            }
-
-            v = (v << 6) + (p[k] & 0x3F);
-        }
-
-        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)
-            || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
-        {
+        if (n == 0) {
             return -1;
         }
 

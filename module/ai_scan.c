@@ -494,36 +494,6 @@ ai_scan_array(ai_scanner_t *s, int in)
 
 
 static int
-ai_hex4(const unsigned char *p, unsigned *v)
-{
-    int       i;
-    unsigned  c, d;
-
-    d = 0;
-
-    for (i = 0; i < 4; i++) {
-        c = p[i];
-
-        if (c >= '0' && c <= '9') {
-            c -= '0';
-
-        } else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') {
-            c = (c | 0x20) - 'a' + 10;
-
-        } else {
-            return -1;
-        }
-
-        d = d << 4 | c;
-    }
-
-    *v = d;
-
-    return 0;
-}
-
-
-static int
 ai_scan_string(ai_scanner_t *s, const unsigned char **str, size_t *len,
     int *escaped)
 {
@@ -599,7 +569,7 @@ ai_scan_string(ai_scanner_t *s, const unsigned char **str, size_t *len,
                 continue;
 
             case 'u':
-                if (end - p < 6 || ai_hex4(p + 2, &u) != 0) {
+                if (end - p < 6 || ai_json_hex4(p + 2, &u) != 0) {
                     s->p = p;
                     s->error = "invalid \\u escape";
                     return -1;
@@ -616,7 +586,7 @@ ai_scan_string(ai_scanner_t *s, const unsigned char **str, size_t *len,
 
                 if (u >= 0xd800 && u <= 0xdbff) {
                     if (end - p < 6 || p[0] != '\\' || p[1] != 'u'
-                        || ai_hex4(p + 2, &u2) != 0
+                        || ai_json_hex4(p + 2, &u2) != 0
                         || u2 < 0xdc00 || u2 > 0xdfff)
                     {
                         s->p = p;

@@ -126,8 +126,8 @@ ai_buf_append_json(ai_buf_t *b, json_t *v)
 int
 ai_buf_append_jstr(ai_buf_t *b, const char *s, size_t len)
 {
-    size_t                i, n, k;
-    unsigned              c, v;
+    size_t                i, n;
+    unsigned              c;
     char                 *d;
     const unsigned char  *u;
     static const char     hex[] = "0123456789ABCDEF";
@@ -153,37 +153,9 @@ ai_buf_append_jstr(ai_buf_t *b, const char *s, size_t len)
         if (c >= 0x80) {
             /* jansson's utf8_check_first() and utf8_check_full() */
 
-            if (c >= 0xC2 && c <= 0xDF) {
-                n = 2;
-                v = c & 0x1F;
+            n = ai_json_utf8_len(u + i, u + len);
 
-            } else if (c >= 0xE0 && c <= 0xEF) {
-                n = 3;
-                v = c & 0x0F;
-
-            } else if (c >= 0xF0 && c <= 0xF4) {
-                n = 4;
-                v = c & 0x07;
-
-            } else {
-                return -1;
-            }
-
-            if (len - i < n) {
-                return -1;
-            }
-
-            for (k = 1; k < n; k++) {
-                if (u[i + k] < 0x80 || u[i + k] > 0xBF) {
-                    return -1;
-                }
-
-                v = (v << 6) + (u[i + k] & 0x3F);
-            }
-
-            if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)
-                || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000))
-            {
+            if (n == 0) {
                 return -1;
             }
 

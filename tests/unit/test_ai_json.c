@@ -27,6 +27,32 @@ static int  checks;
 
 
 static void
+test_utf8_hex(void)
+{
+    unsigned   v;
+    size_t     i;
+    static const struct { const char *s; size_t n; } u[] = {
+        { "\xc3\xa9", 2 }, { "\xe2\x82\xac", 3 }, { "\xf0\x9f\x98\x80", 4 },
+        { "\xf4\x8f\xbf\xbf", 4 },              /* U+10FFFF */
+        { "\xf4\x90\x80\x80", 0 },              /* past U+10FFFF */
+        { "\xc0\xaf", 0 }, { "\xe0\x80\xaf", 0 }, /* overlong */
+        { "\xed\xa0\x80", 0 },                  /* a surrogate */
+        { "\x80", 0 }, { "\xc3", 0 }, { "\xe2\x82", 0 }, { "\xc3\x28", 0 },
+    };
+
+    for (i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+        CHECK(ai_json_utf8_len((const unsigned char *) u[i].s,
+                               (const unsigned char *) u[i].s
+                               + strlen(u[i].s)) == u[i].n);
+    }
+
+    CHECK(ai_json_hex4((const unsigned char *) "00e9", &v) == 0 && v == 0xe9);
+    CHECK(ai_json_hex4((const unsigned char *) "D83D", &v) == 0 && v == 0xd83d);
+    CHECK(ai_json_hex4((const unsigned char *) "12g4", &v) == -1);
+}
+
+
+static void
 test_member_span(void)
 {
     size_t       s, e;
@@ -210,6 +236,7 @@ main(void)
 {
     test_scan_numbers();
     test_member_span();
+    test_utf8_hex();
     test_escape();
     test_error_json();
     test_validate();
