@@ -5,9 +5,6 @@
  * storing, and replay as a whole body or as SSE chunks.
  */
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -608,31 +605,11 @@ ai_cache_raw_span(ai_cache_raw_t *r, const unsigned char **s, size_t *len,
 
     while (p < r->end && *p != '"') {
 
-#if defined(__SSE2__)
-        /* plain ASCII, 16 bytes at a time (as ai_scan.c does) */
-        while (r->end - p >= 16) {
-            int      mask;
-            __m128i  v, x;
-
-            v = _mm_loadu_si128((const __m128i *) p);
-            x = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-            mask = _mm_movemask_epi8(x);
-
-            if (mask) {
-                p += __builtin_ctz(mask);
-                break;
-            }
-
-            p += 16;
-        }
+        p = ai_json_plain(p, r->end);
 
         if (p == r->end || *p == '"') {
             break;
         }
-#endif
 
         if (*p < 0x20) {
             return -1;

@@ -3,6 +3,9 @@
  * Pure JSON helpers: see ai_json.h.
  */
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <stdarg.h>
@@ -424,6 +427,40 @@ ai_json_skip_value(const unsigned char **pp, const unsigned char *end)
     }
 
     return -1;
+}
+
+
+const unsigned char *
+ai_json_plain(const unsigned char *p, const unsigned char *end)
+{
+#if defined(__SSE2__)
+    int      mask;
+    __m128i  v, x;
+
+    while (end - p >= 16) {
+        v = _mm_loadu_si128((const __m128i *) p);
+
+        /* signed: below 0x20 and from 0x80 up are both "less" */
+        x = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+
+        mask = _mm_movemask_epi8(x);
+
+        if (mask) {
+            return p + __builtin_ctz(mask);
+        }
+
+        p += 16;
+    }
+#endif
+
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+        p++;
+    }
+
+    return p;
 }
 
 

@@ -33,6 +33,14 @@ int ai_request_validate(json_t *root, int endpoint, ai_json_error_t *err);
 int ai_json_member_span(const unsigned char *p, size_t len, const char *key,
     size_t *start, size_t *end);
 
+/*
+ * The end of the plain run of a JSON string's bytes at p: the first byte
+ * that is '"', '\\', a control or not ASCII, or end.  16 bytes at a time
+ * where SSE2 is there.
+ */
+const unsigned char *ai_json_plain(const unsigned char *p,
+    const unsigned char *end);
+
 /* the four hex digits at p as *v: 0, or -1 if one is not a hex digit */
 int ai_json_hex4(const unsigned char *p, unsigned *v);
 

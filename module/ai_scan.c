@@ -6,9 +6,6 @@
  * U+10FFFF refused) without being copied.
  */
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -507,37 +504,9 @@ ai_scan_string(ai_scanner_t *s, const unsigned char **str, size_t *len,
 
     for ( ;; ) {
 
-        /* the common case: plain ASCII, 16 bytes at a time */
+        /* the common case: plain ASCII */
 
-#if defined(__SSE2__)
-        while (end - p >= 16) {
-            int      mask;
-            __m128i  v, x;
-
-            v = _mm_loadu_si128((const __m128i *) p);
-
-            /* signed: below 0x20 and from 0x80 up are both "less" */
-            x = _mm_or_si128(
-                    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-
-            mask = _mm_movemask_epi8(x);
-
-            if (mask) {
-                p += __builtin_ctz(mask);
-                break;
-            }
-
-            p += 16;
-        }
-#endif
-
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"'
-               && *p != '\\')
-        {
-            p++;
-        }
+        p = ai_json_plain(p, end);
 
         if (p == end) {
             s->p = p;
