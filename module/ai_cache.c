@@ -1328,6 +1328,7 @@ ai_cache_key_raw(const char *body, size_t len, int endpoint,
     ai_cache_raw_t          r;
     ai_cache_raw_cap_t      cap[4];
     ai_cache_raw_member_t   m[AI_CACHE_RAW_MEMBERS];
+    static EVP_MD_CTX      *md;
 
     ep = ai_cache_endpoint_name(endpoint);
 
@@ -1382,9 +1383,16 @@ ai_cache_key_raw(const char *body, size_t len, int endpoint,
 
     *cacheable = ai_cache_raw_policy(cap, policy_endpoint, force);
 
-    if (EVP_Digest(scratch->data, scratch->len, digest, &dlen,
-                   ai_cache_sha256(), NULL)
-        != 1)
+    /* one digest context per process, reused: no allocation per key */
+
+    if (md == NULL) {
+        md = EVP_MD_CTX_new();
+    }
+
+    if (md == NULL
+        || EVP_DigestInit_ex2(md, ai_cache_sha256(), NULL) != 1
+        || EVP_DigestUpdate(md, scratch->data, scratch->len) != 1
+        || EVP_DigestFinal_ex(md, digest, &dlen) != 1)
     {
         return -1;
     }

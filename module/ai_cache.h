@@ -48,7 +48,8 @@ int ai_cache_key(json_t *openai_request, int endpoint,
  * request).  scratch and tmp are the caller's buffers, reused.  Returns
  * 0, or -1 for input this reader leaves to the tree path (escaped or
  * duplicate keys, long integers, deep nesting, wide objects, bad JSON).
- * policy_endpoint is what ai_cache_cacheable() would be given.
+ * policy_endpoint is what ai_cache_cacheable() would be given.  Keeps
+ * one digest context per process: not for concurrent threads.
  */
 int ai_cache_key_raw(const char *body, size_t len, int endpoint,
     int policy_endpoint, int force, const char *resolved_model, size_t mlen,
