@@ -16,6 +16,16 @@
 /* below this many multiply-adds, waking threads costs more than it saves */
 #define AIE_MATMUL_MIN_PARALLEL  (1 << 17)
 
+/*
+ * Tasks per thread and matrix.  A single stream's matmul is a stream of
+ * weights: few long tasks, so each thread reads long runs (the prefetchers
+ * restart at every task); 8 were ~5-10% slower than 2 on 2 threads.  A
+ * batch spends far longer per byte, so there evening out a thread that
+ * starts late matters more.
+ */
+#define AIE_MATMUL_TASKS_STREAM  2
+#define AIE_MATMUL_TASKS_BATCH   8
+
 
 typedef struct {
     aie_backend_t             base;
@@ -214,7 +224,8 @@ aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
     n_tasks = 1;
 
     if (work >= AIE_MATMUL_MIN_PARALLEL && cpu->base.n_threads > 1) {
-        n_tasks = cpu->base.n_threads * 8;
+        n_tasks = cpu->base.n_threads
+                  * (n >= 4 ? AIE_MATMUL_TASKS_BATCH : AIE_MATMUL_TASKS_STREAM);
         if (n_tasks > w->rows) {
             n_tasks = (int) w->rows;
         }
