@@ -1184,9 +1184,14 @@ aie_mm_q8p_vnni_group(const uint8_t *q, int64_t nb,
 
     for (b = 0; b + 1 < nb; b += 2) {
         sp = (const uint16_t *) (q + 1024);
-        _mm_prefetch((const char *) q + (NB >= 4 ? AIE_Q8P_PREFETCH
-                                                 : AIE_Q8P_PREFETCH_FAR)
-                     + 1024, NB >= 4 ? _MM_HINT_T0 : _MM_HINT_T1);
+        /* the pair's scales line, which the blocks' prefetches miss */
+        if (NB >= 4) {
+            _mm_prefetch((const char *) q + AIE_Q8P_PREFETCH + 1024,
+                         _MM_HINT_T0);
+        } else {
+            _mm_prefetch((const char *) q + AIE_Q8P_PREFETCH_FAR + 1024,
+                         _MM_HINT_T1);
+        }
         aie_mm_q8p_vnni_block(q, sp, b, nb, x, x_stride, dx, cx, NB, acc);
         aie_mm_q8p_vnni_block(q + 512, sp + AIE_Q8P_ROWS, b + 1, nb, x,
                               x_stride, dx, cx, NB, acc);
