@@ -346,21 +346,26 @@ aie_model_validate(aie_model_t *model, char *err, size_t errlen)
 
 
 /*
- * Repacks one matrix and lets its mapped pages go: the fast kernels read
- * the packed copy, and what still reads the mapping (the scalar
- * reference, embedding rows, the rows after the last group of 16) faults
- * the pages back in from the page cache.
+ * Repacks one matrix into the arena and lets its mapped pages go: the fast
+ * kernels read the packed copy, and what still reads the mapping (the
+ * scalar reference, embedding rows, the rows after the last group of 16)
+ * faults the pages back in from the page cache.
  */
-static int
-aie_model_pack_tensor(aie_tensor_t *t)
+static void
+aie_model_pack_tensor(aie_model_t *model, aie_tensor_t *t, size_t *off)
 {
     uintptr_t  start, end, page = (uintptr_t) sysconf(_SC_PAGESIZE);
+    size_t     size = aie_cpu_pack_size(t);
 
-    if (aie_cpu_pack_tensor(t) != 0) {
-        return -1;
+    t->packed = NULL;
+
+    if (size == 0) {
+        return;
     }
 
-    if (t->packed != NULL) {
+    if (model->packed != NULL) {
+        aie_cpu_pack_tensor(t, (char *) model->packed + *off);
+
         start = ((uintptr_t) t->data + page - 1) & ~(page - 1);
         end = ((uintptr_t) t->data + (size_t) (t->rows / 16 * 16)
                                      * t->row_size) & ~(page - 1);
@@ -369,33 +374,52 @@ aie_model_pack_tensor(aie_tensor_t *t)
         }
     }
 
-    return 0;
+    *off += size;
 }
 
 
-/* the matmul weights, in the layout the CPU kernels read fastest */
+/*
+ * The matmul weights, in the layout the CPU kernels read fastest and in
+ * the order a forward pass reads them: one pass sizes the arena, the
+ * second fills it.
+ */
 static int
 aie_model_pack(aie_model_t *model)
 {
     aie_layer_t  *w;
-    int           l;
+    size_t        off;
+    int           pass, l;
 
-    for (l = 0; l < model->config.n_layers; l++) {
-        w = &model->layers[l];
+    for (pass = 0; pass < 2; pass++) {
+        off = 0;
 
-        if (aie_model_pack_tensor(&w->wq) != 0
-            || aie_model_pack_tensor(&w->wk) != 0
-            || aie_model_pack_tensor(&w->wv) != 0
-            || aie_model_pack_tensor(&w->wo) != 0
-            || aie_model_pack_tensor(&w->w_gate) != 0
-            || aie_model_pack_tensor(&w->w_up) != 0
-            || aie_model_pack_tensor(&w->w_down) != 0)
-        {
-            return -1;
+        for (l = 0; l < model->config.n_layers; l++) {
+            w = &model->layers[l];
+            aie_model_pack_tensor(model, &w->wq, &off);
+            aie_model_pack_tensor(model, &w->wk, &off);
+            aie_model_pack_tensor(model, &w->wv, &off);
+            aie_model_pack_tensor(model, &w->wo, &off);
+            aie_model_pack_tensor(model, &w->w_gate, &off);
+            aie_model_pack_tensor(model, &w->w_up, &off);
+            aie_model_pack_tensor(model, &w->w_down, &off);
+        }
+
+        aie_model_pack_tensor(model, &model->output, &off);
+
+        if (pass == 0) {
+            if (off == 0) {
+                return 0;
+            }
+
+            model->packed = aie_cpu_pack_alloc(off);
+            if (model->packed == NULL) {
+                return -1;
+            }
+            model->packed_size = off;
         }
     }
 
-    return aie_model_pack_tensor(&model->output);
+    return 0;
 }
 
 
@@ -407,16 +431,20 @@ aie_model_unpack(aie_model_t *model)
 
     for (l = 0; model->layers != NULL && l < model->config.n_layers; l++) {
         w = &model->layers[l];
-        aie_cpu_unpack_tensor(&w->wq);
-        aie_cpu_unpack_tensor(&w->wk);
-        aie_cpu_unpack_tensor(&w->wv);
-        aie_cpu_unpack_tensor(&w->wo);
-        aie_cpu_unpack_tensor(&w->w_gate);
-        aie_cpu_unpack_tensor(&w->w_up);
-        aie_cpu_unpack_tensor(&w->w_down);
+        w->wq.packed = NULL;
+        w->wk.packed = NULL;
+        w->wv.packed = NULL;
+        w->wo.packed = NULL;
+        w->w_gate.packed = NULL;
+        w->w_up.packed = NULL;
+        w->w_down.packed = NULL;
     }
 
-    aie_cpu_unpack_tensor(&model->output);
+    model->output.packed = NULL;
+
+    aie_cpu_pack_free(model->packed, model->packed_size);
+    model->packed = NULL;
+    model->packed_size = 0;
 }
 
 

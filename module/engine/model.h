@@ -50,6 +50,8 @@ struct aie_model_s {
 
     void             *map;
     size_t            map_size;
+    void             *packed;       /* the arena of the tensors' packed */
+    size_t            packed_size;
     size_t            weight_bytes;
     char              name[128];
     const char       *format;

@@ -943,26 +943,49 @@ aie_mm_q8_0_vnni(const void *w, size_t row_size, int64_t r0, int64_t r1,
  * rows, then one conversion and one FMA scale it: per block and activation
  * 11 instructions for 16 rows, instead of a reduction per row.
  *
- * A group of 16 rows of nb blocks is nb * 544 bytes, the size of the rows
- * as stored: for each block, 8 runs of 64 bytes (run k holds bytes
- * 4k..4k+3 of the block for rows 0..15, plus 128 to make them unsigned for
- * vpdpbusd), then the group's fp16 scales, 16 per block.  The + 128 adds
- * 128 times the sum of the activation's block, which aie_q8_act_vnni()
+ * A group of 16 rows is a run of block pairs, 1088 bytes each: for each of
+ * the two blocks 8 runs of 64 bytes (run k holds bytes 4k..4k+3 of the
+ * block for rows 0..15, plus 128 to make them unsigned for vpdpbusd), then
+ * the two blocks' fp16 scales, 16 each.  An odd last block is a 576-byte
+ * pair (its runs, its scales, 32 bytes of padding).  The + 128 adds 128
+ * times the sum of the activation's block, which aie_q8_act_vnni()
  * provides as cx.
+ *
+ * The scales sit beside their blocks so that the kernel reads one
+ * sequential stream: with all the scales of a group after its blocks, a
+ * second stream, one core read at most ~20 GB/s where a plain read loop
+ * reads 30 (development VM, huge pages).
  */
 
 #define AIE_Q8P_ROWS   16
+#define AIE_Q8P_PAIR   1088
 #ifndef AIE_Q8P_PREFETCH
 #define AIE_Q8P_PREFETCH  1024
 #endif
-#define AIE_Q8P_BLOCK  (AIE_Q8P_ROWS * sizeof(aie_block_q8_0_t))
+/*
+ * One or two activations go through a block in a few cycles, faster than
+ * the hardware prefetcher alone brings the stream in (~15 GB/s on one core
+ * of the development VM, where a bare read loop does 30): prefetching into
+ * L2 (T1; T0 would hold the L1 miss buffers) 2 KB ahead gets the read
+ * loop's rate.  Past ~5 KB ahead it falls back to ~20 GB/s (prefetches
+ * dropped, presumably, once the L2's miss queue is full).
+ */
+#ifndef AIE_Q8P_PREFETCH_FAR
+#define AIE_Q8P_PREFETCH_FAR  2048
+#endif
+
+
+static size_t
+aie_q8p_group_size(int64_t nb)
+{
+    return (size_t) (nb / 2) * AIE_Q8P_PAIR + (nb % 2 ? 576 : 0);
+}
 
 
 static size_t
 aie_q8_pack_size_vnni(int64_t rows, int64_t cols)
 {
-    return (size_t) (rows / AIE_Q8P_ROWS) * (size_t) (cols / AIE_QK)
-           * AIE_Q8P_BLOCK;
+    return (size_t) (rows / AIE_Q8P_ROWS) * aie_q8p_group_size(cols / AIE_QK);
 }
 
 
@@ -972,25 +995,31 @@ aie_q8_pack_vnni(const void *w, size_t row_size, int64_t rows, int64_t cols,
 {
     const aie_block_q8_0_t  *blk;
     int64_t                  nb = cols / AIE_QK, g, b;
-    uint8_t                 *q;
+    uint8_t                 *q, *p;
     uint16_t                *s;
-    int                      i, k;
+    size_t                   gs = aie_q8p_group_size(nb);
+    int                      i, k, in_pair;
+
+    memset(dst, 0, (size_t) (rows / AIE_Q8P_ROWS) * gs);
 
     for (g = 0; g < rows / AIE_Q8P_ROWS; g++) {
-        q = (uint8_t *) dst + (size_t) g * nb * AIE_Q8P_BLOCK;
-        s = (uint16_t *) (q + nb * 512);
+        q = (uint8_t *) dst + (size_t) g * gs;
 
-        for (i = 0; i < AIE_Q8P_ROWS; i++) {
-            blk = (const aie_block_q8_0_t *)
-                  ((const char *) w + (size_t) (g * AIE_Q8P_ROWS + i)
-                                      * row_size);
+        for (b = 0; b < nb; b++) {
+            p = q + (size_t) (b / 2) * AIE_Q8P_PAIR;
+            in_pair = b / 2 * 2 + 1 < nb ? 2 : 1;
+            s = (uint16_t *) (p + in_pair * 512) + (b % 2) * AIE_Q8P_ROWS;
+            p += (b % 2) * 512;
 
-            for (b = 0; b < nb; b++) {
-                s[b * AIE_Q8P_ROWS + i] = blk[b].d;
+            for (i = 0; i < AIE_Q8P_ROWS; i++) {
+                blk = (const aie_block_q8_0_t *)
+                      ((const char *) w + (size_t) (g * AIE_Q8P_ROWS + i)
+                                          * row_size) + b;
+                s[i] = blk->d;
 
                 for (k = 0; k < AIE_QK; k++) {
-                    q[b * 512 + (k / 4) * 64 + i * 4 + k % 4] =
-                        (uint8_t) blk[b].qs[k] ^ 0x80;
+                    p[(k / 4) * 64 + i * 4 + k % 4] =
+                        (uint8_t) blk->qs[k] ^ 0x80;
                 }
             }
         }
@@ -1059,18 +1088,92 @@ aie_load_i32(const void *p)
 
 
 /*
- * One group of 16 rows against NB activations (a constant after inlining).
- * With few activations the eight dependent vpdpbusd of a block run as two
- * chains, so one block's latency does not stall the stream.
+ * One block (qb: its runs, sp: its scales) for 16 rows against NB
+ * activations (a constant after inlining).  With few activations the eight
+ * dependent vpdpbusd run as two chains, so one block's latency does not
+ * stall the stream.
  */
+__attribute__((always_inline)) AIE_VNNI static inline void
+aie_mm_q8p_vnni_block(const uint8_t *qb, const uint16_t *sp, int64_t b,
+    int64_t nb, const aie_block_q8_0_t *x, size_t x_stride, const float *dx,
+    const int32_t *cx, const int NB, __m512 *acc)
+{
+    __m512           sw;
+    __m512i          w0, w1, w2, w3, w4, w5, w6, w7, a, a2;
+    int              j;
+
+    if (NB >= 4) {
+        /* a batch spends long on a block: fetch the one after next */
+        for (j = 0; j < 512; j += 64) {
+            _mm_prefetch((const char *) qb + AIE_Q8P_PREFETCH + j,
+                         _MM_HINT_T0);
+        }
+
+    } else {
+        for (j = 0; j < 512; j += 64) {
+            _mm_prefetch((const char *) qb + AIE_Q8P_PREFETCH_FAR + j,
+                         _MM_HINT_T1);
+        }
+    }
+
+    w0 = _mm512_loadu_si512(qb);
+    w1 = _mm512_loadu_si512(qb + 64);
+    w2 = _mm512_loadu_si512(qb + 128);
+    w3 = _mm512_loadu_si512(qb + 192);
+    w4 = _mm512_loadu_si512(qb + 256);
+    w5 = _mm512_loadu_si512(qb + 320);
+    w6 = _mm512_loadu_si512(qb + 384);
+    w7 = _mm512_loadu_si512(qb + 448);
+    sw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) sp));
+
+#pragma GCC unroll 16
+    for (j = 0; j < NB; j++) {
+        const int8_t  *xs = x[(size_t) j * x_stride + b].qs;
+
+#define aie_dp(acc, w, k)                                                   \
+        acc = _mm512_dpbusd_epi32(acc, w,                                   \
+                  _mm512_set1_epi32(aie_load_i32(xs + 4 * k)))
+
+        a = _mm512_set1_epi32(cx[j * nb + b]);
+        if (NB <= 2) {
+            a2 = _mm512_setzero_si512();
+            aie_dp(a, w0, 0);
+            aie_dp(a2, w4, 4);
+            aie_dp(a, w1, 1);
+            aie_dp(a2, w5, 5);
+            aie_dp(a, w2, 2);
+            aie_dp(a2, w6, 6);
+            aie_dp(a, w3, 3);
+            aie_dp(a2, w7, 7);
+            a = _mm512_add_epi32(a, a2);
+
+        } else {
+            aie_dp(a, w0, 0);
+            aie_dp(a, w1, 1);
+            aie_dp(a, w2, 2);
+            aie_dp(a, w3, 3);
+            aie_dp(a, w4, 4);
+            aie_dp(a, w5, 5);
+            aie_dp(a, w6, 6);
+            aie_dp(a, w7, 7);
+        }
+#undef aie_dp
+
+        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
+                     _mm512_mul_ps(sw, _mm512_set1_ps(dx[j * nb + b])),
+                     acc[j]);
+    }
+}
+
+
+/* one group of 16 rows (q) against NB activations */
 __attribute__((always_inline)) AIE_VNNI static inline void
 aie_mm_q8p_vnni_group(const uint8_t *q, int64_t nb,
     const aie_block_q8_0_t *x, size_t x_stride, const float *dx,
     const int32_t *cx, const int NB, float *out, size_t out_stride)
 {
-    const uint16_t  *s = (const uint16_t *) (q + nb * 512);
-    __m512           acc[16], sw;
-    __m512i          w0, w1, w2, w3, w4, w5, w6, w7, a, a2;
+    const uint16_t  *sp;
+    __m512           acc[16];
     int64_t          b;
     int              j;
 
@@ -1079,65 +1182,25 @@ aie_mm_q8p_vnni_group(const uint8_t *q, int64_t nb,
         acc[j] = _mm512_setzero_ps();
     }
 
-    for (b = 0; b < nb; b++) {
-        const uint8_t  *qb = q + b * 512;
-
+    for (b = 0; b + 1 < nb; b += 2) {
+        sp = (const uint16_t *) (q + 1024);
+        /* the pair's scales line, which the blocks' prefetches miss */
         if (NB >= 4) {
-            /* a batch spends long on a block: fetch the one after next */
-            for (j = 0; j < 512; j += 64) {
-                _mm_prefetch((const char *) qb + AIE_Q8P_PREFETCH + j,
-                             _MM_HINT_T0);
-            }
+            _mm_prefetch((const char *) q + AIE_Q8P_PREFETCH + 1024,
+                         _MM_HINT_T0);
+        } else {
+            _mm_prefetch((const char *) q + AIE_Q8P_PREFETCH_FAR + 1024,
+                         _MM_HINT_T1);
         }
+        aie_mm_q8p_vnni_block(q, sp, b, nb, x, x_stride, dx, cx, NB, acc);
+        aie_mm_q8p_vnni_block(q + 512, sp + AIE_Q8P_ROWS, b + 1, nb, x,
+                              x_stride, dx, cx, NB, acc);
+        q += AIE_Q8P_PAIR;
+    }
 
-        w0 = _mm512_loadu_si512(qb);
-        w1 = _mm512_loadu_si512(qb + 64);
-        w2 = _mm512_loadu_si512(qb + 128);
-        w3 = _mm512_loadu_si512(qb + 192);
-        w4 = _mm512_loadu_si512(qb + 256);
-        w5 = _mm512_loadu_si512(qb + 320);
-        w6 = _mm512_loadu_si512(qb + 384);
-        w7 = _mm512_loadu_si512(qb + 448);
-        sw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)
-                                                (s + b * AIE_Q8P_ROWS)));
-
-#pragma GCC unroll 16
-        for (j = 0; j < NB; j++) {
-            const int8_t  *xs = x[(size_t) j * x_stride + b].qs;
-
-#define aie_dp(acc, w, k)                                                   \
-            acc = _mm512_dpbusd_epi32(acc, w,                               \
-                      _mm512_set1_epi32(aie_load_i32(xs + 4 * k)))
-
-            a = _mm512_set1_epi32(cx[j * nb + b]);
-            if (NB <= 2) {
-                a2 = _mm512_setzero_si512();
-                aie_dp(a, w0, 0);
-                aie_dp(a2, w4, 4);
-                aie_dp(a, w1, 1);
-                aie_dp(a2, w5, 5);
-                aie_dp(a, w2, 2);
-                aie_dp(a2, w6, 6);
-                aie_dp(a, w3, 3);
-                aie_dp(a2, w7, 7);
-                a = _mm512_add_epi32(a, a2);
-
-            } else {
-                aie_dp(a, w0, 0);
-                aie_dp(a, w1, 1);
-                aie_dp(a, w2, 2);
-                aie_dp(a, w3, 3);
-                aie_dp(a, w4, 4);
-                aie_dp(a, w5, 5);
-                aie_dp(a, w6, 6);
-                aie_dp(a, w7, 7);
-            }
-#undef aie_dp
-
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a),
-                         _mm512_mul_ps(sw, _mm512_set1_ps(dx[j * nb + b])),
-                         acc[j]);
-        }
+    if (b < nb) {
+        aie_mm_q8p_vnni_block(q, (const uint16_t *) (q + 512), b, nb, x,
+                              x_stride, dx, cx, NB, acc);
     }
 
 #pragma GCC unroll 16
@@ -1158,7 +1221,7 @@ aie_mm_q8_0_packed_vnni(const void *wp, int64_t g0, int64_t g1, int64_t cols,
     int             b, m;
 
     for (g = g0; g < g1; g++) {
-        q = (const uint8_t *) wp + (size_t) g * nb * AIE_Q8P_BLOCK;
+        q = (const uint8_t *) wp + (size_t) g * aie_q8p_group_size(nb);
 
         for (b = 0; b < n; b += m) {
             o = (size_t) b * out_stride + (size_t) g * AIE_Q8P_ROWS;

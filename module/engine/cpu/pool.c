@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "pool.h"
@@ -80,11 +81,18 @@ struct aie_pool_s {
     aie_task_pt      fn;
     void            *arg;
     int              n_tasks;
-    unsigned         generation;
-    int              next_task;     /* atomic */
-    int              done_tasks;    /* atomic */
     int              active;
+
+    /*
+     * What spinning workers poll, and the counters every task bumps, each
+     * on a cache line of its own: sharing one, every claimed task took the
+     * line away from the spinning threads and back.
+     */
+    unsigned         generation __attribute__((aligned(64)));
     int              stop;
+    int              next_task __attribute__((aligned(64)));    /* atomic */
+    int              done_tasks __attribute__((aligned(64)));   /* atomic */
+    char             pad[60];
 };
 
 typedef struct {
@@ -189,10 +197,10 @@ aie_pool_new(int n_threads)
     aie_pool_t             *pool;
     aie_pool_worker_arg_t  *wa;
 
-    pool = calloc(1, sizeof(aie_pool_t));
-    if (pool == NULL) {
+    if (posix_memalign((void **) &pool, 64, sizeof(aie_pool_t)) != 0) {
         return NULL;
     }
+    memset(pool, 0, sizeof(aie_pool_t));
 
     pool->n_threads = n_threads < 1 ? 1 : n_threads;
 
