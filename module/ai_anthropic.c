@@ -1448,7 +1448,7 @@ ai_anth_end(ai_anth_scan_t *sc)
 static long
 ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
 {
-    unsigned              c, v, lo;
+    unsigned              c, v;
     size_t                n;
     char                 *d, *start;
     const unsigned char  *p, *last;
@@ -1535,26 +1535,13 @@ ai_anth_string(ai_anth_scan_t *sc, ai_buf_t *out)
             return -1;
         }
 
-        if (last - p < 6 || ai_json_hex4(p + 2, &v) || v == 0) {
+        n = ai_json_unicode(p, last, &v);
+
+        if (n == 0) {
             return -1;
         }
 
-        p += 6;
-
-        if (v >= 0xDC00 && v <= 0xDFFF) {
-            return -1;
-        }
-
-        if (v >= 0xD800 && v <= 0xDBFF) {
-            if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
-                || ai_json_hex4(p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-            {
-                return -1;
-            }
-
-            p += 6;
-            v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-        }
+        p += n;
 
         if (v < 0x20) {
             *d++ = '\\';

@@ -657,7 +657,7 @@ ai_cache_raw_string(ai_cache_raw_t *r)
     int                   escaped;
     char                  esc[8];
     size_t                len, n;
-    unsigned              u, u2;
+    unsigned              u;
     const unsigned char  *s, *p, *end;
     static const char     hex[] = "0123456789abcdef";
 
@@ -707,27 +707,13 @@ ai_cache_raw_string(ai_cache_raw_t *r)
         case '/':  esc[0] = '/'; n = 1; break;
 
         case 'u':
-            if (end - p < 6 || ai_json_hex4(p + 2, &u) != 0 || u == 0) {
+            n = ai_json_unicode(p, end, &u);
+
+            if (n == 0) {
                 return -1;
             }
 
-            if (u >= 0xdc00 && u <= 0xdfff) {
-                return -1;
-            }
-
-            if (u >= 0xd800 && u <= 0xdbff) {
-                if (end - p < 12 || p[6] != '\\' || p[7] != 'u'
-                    || ai_json_hex4(p + 8, &u2) != 0
-                    || u2 < 0xdc00 || u2 > 0xdfff)
-                {
-                    return -1;
-                }
-
-                u = 0x10000 + ((u - 0xd800) << 10) + (u2 - 0xdc00);
-                p += 6;
-            }
-
-            p += 6;
+            p += n;
 
             if (u < 0x20) {
                 switch (u) {

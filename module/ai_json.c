@@ -495,6 +495,35 @@ ai_json_hex4(const unsigned char *p, unsigned *v)
 
 
 size_t
+ai_json_unicode(const unsigned char *p, const unsigned char *end,
+    unsigned *cp)
+{
+    unsigned  u, lo;
+
+    if (end - p < 6 || ai_json_hex4(p + 2, &u) != 0 || u == 0
+        || (u >= 0xdc00 && u <= 0xdfff))
+    {
+        return 0;
+    }
+
+    if (u < 0xd800 || u > 0xdbff) {
+        *cp = u;
+        return 6;
+    }
+
+    if (end - p < 12 || p[6] != '\\' || p[7] != 'u'
+        || ai_json_hex4(p + 8, &lo) != 0 || lo < 0xdc00 || lo > 0xdfff)
+    {
+        return 0;
+    }
+
+    *cp = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+
+    return 12;
+}
+
+
+size_t
 ai_json_utf8_len(const unsigned char *p, const unsigned char *end)
 {
     size_t    n, i;

@@ -45,6 +45,14 @@ const unsigned char *ai_json_plain(const unsigned char *p,
 int ai_json_hex4(const unsigned char *p, unsigned *v);
 
 /*
+ * The \uXXXX escape at p (at its backslash), a surrogate pair taken
+ * whole: the bytes it spans (6 or 12) and its code point, or 0 when it is
+ * not one jansson takes (\u0000, a lone or reversed surrogate, bad hex).
+ */
+size_t ai_json_unicode(const unsigned char *p, const unsigned char *end,
+    unsigned *cp);
+
+/*
  * The length (2 to 4) of the valid UTF-8 sequence at p, whose first byte
  * is 0x80 or more, or 0 when it is not one: jansson's rules (no overlong
  * forms, no surrogates, nothing past U+10FFFF, nothing past end).

@@ -306,7 +306,7 @@ done:
 static int
 ai_jtok_string(ai_jparser_t *jp, uint32_t t)
 {
-    unsigned              c, v, lo;
+    unsigned              c, v;
     size_t                n;
     const unsigned char  *p, *last;
 
@@ -389,26 +389,13 @@ ai_jtok_string(ai_jparser_t *jp, uint32_t t)
                 return -1;
             }
 
-            if (last - p < 6 || ai_json_hex4(p + 2, &v) || v == 0) {
+            n = ai_json_unicode(p, last, &v);
+
+            if (n == 0) {
                 return -1;
             }
 
-            p += 6;
-
-            if (v >= 0xDC00 && v <= 0xDFFF) {
-                return -1;
-            }
-
-            if (v >= 0xD800 && v <= 0xDBFF) {
-                if (last - p < 6 || p[0] != '\\' || p[1] != 'u'
-                    || ai_json_hex4(p + 2, &lo) || lo < 0xDC00
-                    || lo > 0xDFFF)
-                {
-                    return -1;
-                }
-
-                p += 6;
-            }
+            p += n;
 
             continue;
         }

@@ -49,6 +49,16 @@ test_utf8_hex(void)
     CHECK(ai_json_hex4((const unsigned char *) "00e9", &v) == 0 && v == 0xe9);
     CHECK(ai_json_hex4((const unsigned char *) "D83D", &v) == 0 && v == 0xd83d);
     CHECK(ai_json_hex4((const unsigned char *) "12g4", &v) == -1);
+
+#define AI_T_UNI(s)  ai_json_unicode((const unsigned char *) s,             \
+                         (const unsigned char *) s + strlen(s), &v)
+    CHECK(AI_T_UNI("\\u00e9x") == 6 && v == 0xe9);
+    CHECK(AI_T_UNI("\\ud83d\\ude00") == 12 && v == 0x1f600);
+    CHECK(AI_T_UNI("\\u0000") == 0);
+    CHECK(AI_T_UNI("\\ude00") == 0);                 /* a lone low half */
+    CHECK(AI_T_UNI("\\ud83d") == 0);                 /* a lone high half */
+    CHECK(AI_T_UNI("\\ud83d\\u0041") == 0);
+    CHECK(AI_T_UNI("\\u00") == 0);
 }
 
 
