@@ -36,6 +36,8 @@ static int ai_cache_key_cmp(const void *a, const void *b);
 static int ai_cache_buf_write(void *ctx, const char *p, size_t n);
 static int ai_cache_md_write(void *ctx, const char *p, size_t n);
 static const char *ai_cache_endpoint_name(int endpoint);
+static int ai_cache_digest(const unsigned char *t, size_t len, size_t split,
+    unsigned char digest[AI_CACHE_KEY_LEN]);
 
 static int ai_cache_token_is(const char *p, size_t n, const char *name);
 
@@ -524,6 +526,10 @@ typedef struct {
     ai_buf_t             *tmp;
     int                   depth;
     ai_cache_raw_cap_t   *cap;            /* top-level members wanted */
+    size_t                elem;           /* the last element begun in an
+                                             array member of the request */
+    size_t                split;          /* where the last message begins
+                                             in out; 0: nowhere */
 } ai_cache_raw_t;
 
 typedef struct {
@@ -531,6 +537,8 @@ typedef struct {
     size_t                klen;
     size_t                start;
     size_t                end;
+    size_t                split;      /* top level: the last element of a
+                                         message list, from start; 0: none */
     int                   rank;       /* top level: allow-list index */
 } ai_cache_raw_member_t;
 
@@ -983,6 +991,16 @@ ai_cache_raw_object(ai_cache_raw_t *r, int top, ai_cache_raw_member_t *m,
         }
 
         m[n].end = r->out ? r->out->len : 0;
+        m[n].split = 0;
+
+        if (top && r->out && *value == '['
+            && r->elem > m[n].start
+            && ((klen == 8 && memcmp(key, "messages", 8) == 0)
+                || (klen == 6 && memcmp(key, "prompt", 6) == 0)
+                || (klen == 5 && memcmp(key, "input", 5) == 0)))
+        {
+            m[n].split = r->elem - m[n].start;
+        }
 
         if (top && r->out
             && (m[n].rank < 0
@@ -1089,13 +1107,26 @@ ai_cache_raw_object(ai_cache_raw_t *r, int top, ai_cache_raw_member_t *m,
         r->out->len = obj + 1;
 
         for (i = 0; i < n; i++) {
-            if ((i && ai_cache_raw_put(r, ",", 1) != 0)
-                || ai_buf_append(r->out,
-                                 r->tmp->data + (m[i].start - obj),
-                                 m[i].end - m[i].start)
-                   != 0)
+            if (i && ai_cache_raw_put(r, ",", 1) != 0) {
+                return -1;
+            }
+
+            if (top && m[i].split) {
+                r->split = r->out->len + m[i].split;
+            }
+
+            if (ai_buf_append(r->out, r->tmp->data + (m[i].start - obj),
+                              m[i].end - m[i].start)
+                != 0)
             {
                 return -1;
+            }
+        }
+
+    } else if (top) {
+        for (i = 0; i < n; i++) {
+            if (m[i].split) {
+                r->split = m[i].start + m[i].split;
             }
         }
     }
@@ -1149,6 +1180,10 @@ ai_cache_raw_value(ai_cache_raw_t *r)
         }
 
         for ( ;; ) {
+            if (r->depth == 2 && r->out) {
+                r->elem = r->out->len;
+            }
+
             if (ai_cache_raw_value(r) != 0) {
                 return -1;
             }
@@ -1309,12 +1344,10 @@ ai_cache_key_raw(const char *body, size_t len, int endpoint,
 {
     size_t                  n;
     const char             *ep;
-    unsigned int            dlen;
     ai_cache_sink_t         k;
     ai_cache_raw_t          r;
     ai_cache_raw_cap_t      cap[4];
     ai_cache_raw_member_t   m[AI_CACHE_RAW_MEMBERS];
-    static EVP_MD_CTX      *md;
 
     ep = ai_cache_endpoint_name(endpoint);
 
@@ -1350,6 +1383,8 @@ ai_cache_key_raw(const char *body, size_t len, int endpoint,
     r.tmp = tmp;
     r.depth = 1;
     r.cap = cap;
+    r.elem = 0;
+    r.split = 0;
 
     ai_cache_raw_ws(&r);
 
@@ -1369,15 +1404,143 @@ ai_cache_key_raw(const char *body, size_t len, int endpoint,
 
     *cacheable = ai_cache_raw_policy(cap, policy_endpoint, force);
 
-    /* one digest context per process, reused: no allocation per key */
+    return ai_cache_digest((const unsigned char *) scratch->data,
+                           scratch->len, r.split, digest);
+}
+
+
+/*
+ * The SHA-256 of a canonical text, resumed where it can be.  Requests
+ * that share all but their last message (one system prompt and many
+ * user turns, an agent asking again with one more step) share the
+ * canonical text up to that message, and SHA-256 reads its input in
+ * order: the digest's state after that prefix is kept (per process, a
+ * small direct-mapped table) with a copy of the prefix, and a text that
+ * begins with exactly those bytes (compared in full) hashes only its
+ * tail.  The digest is the same either way.  One digest context per
+ * process, reused: not for concurrent threads.
+ */
+
+#define AI_CACHE_SNAPS     64
+#define AI_CACHE_SNAP_MIN  512
+#define AI_CACHE_SNAP_MAX  (64 * 1024)
+
+typedef struct {
+    EVP_MD_CTX     *md;
+    unsigned char  *bytes;
+    size_t          len;
+    size_t          cap;
+} ai_cache_snap_t;
+
+static unsigned long  ai_cache_resumed, ai_cache_kept;
+
+
+void
+ai_cache_digest_stats(unsigned long *resumed, unsigned long *kept)
+{
+    *resumed = ai_cache_resumed;
+    *kept = ai_cache_kept;
+}
+
+
+static uint64_t
+ai_cache_load64(const unsigned char *p)
+{
+    uint64_t  w;
+
+    memcpy(&w, p, 8);
+
+    return w;
+}
+
+
+static int
+ai_cache_digest(const unsigned char *t, size_t len, size_t split,
+    unsigned char digest[AI_CACHE_KEY_LEN])
+{
+    uint64_t                h;
+    unsigned int            dlen;
+    unsigned char          *b;
+    ai_cache_snap_t        *s;
+    static EVP_MD_CTX      *md;
+    static ai_cache_snap_t  snap[AI_CACHE_SNAPS];
 
     if (md == NULL) {
         md = EVP_MD_CTX_new();
+
+        if (md == NULL) {
+            return -1;
+        }
     }
 
-    if (md == NULL
-        || EVP_DigestInit_ex2(md, ai_cache_sha256(), NULL) != 1
-        || EVP_DigestUpdate(md, scratch->data, scratch->len) != 1
+    if (split < AI_CACHE_SNAP_MIN || split > AI_CACHE_SNAP_MAX
+        || split >= len)
+    {
+        split = 0;
+    }
+
+    s = NULL;
+
+    if (split) {
+        /* a few words of the prefix choose the slot; the bytes decide */
+        h = (split ^ ai_cache_load64(t + 40)) * 0x9e3779b97f4a7c15ULL;
+        h ^= ai_cache_load64(t + split / 4);
+        h = (h ^ ai_cache_load64(t + split / 2)) * 0xbf58476d1ce4e5b9ULL;
+        h ^= ai_cache_load64(t + split - 8);
+        h *= 0x94d049bb133111ebULL;
+        s = &snap[h >> 58];
+
+        if (s->len == split && memcmp(s->bytes, t, split) == 0
+            && EVP_MD_CTX_copy_ex(md, s->md) == 1)
+        {
+            ai_cache_resumed++;
+            t += split;
+            len -= split;
+            goto tail;
+        }
+    }
+
+    if (EVP_DigestInit_ex2(md, ai_cache_sha256(), NULL) != 1) {
+        return -1;
+    }
+
+    if (s) {
+        if (EVP_DigestUpdate(md, t, split) != 1) {
+            return -1;
+        }
+
+        t += split;
+        len -= split;
+
+        /* this prefix replaces the slot's */
+
+        s->len = 0;
+
+        if (s->cap < split) {
+            b = realloc(s->bytes, split);
+
+            if (b) {
+                s->bytes = b;
+                s->cap = split;
+            }
+        }
+
+        if (s->md == NULL) {
+            s->md = EVP_MD_CTX_new();
+        }
+
+        if (s->cap >= split && s->md
+            && EVP_MD_CTX_copy_ex(s->md, md) == 1)
+        {
+            memcpy(s->bytes, t - split, split);
+            s->len = split;
+            ai_cache_kept++;
+        }
+    }
+
+tail:
+
+    if (EVP_DigestUpdate(md, t, len) != 1
         || EVP_DigestFinal_ex(md, digest, &dlen) != 1)
     {
         return -1;
@@ -1418,8 +1581,7 @@ ai_cache_raw_token_in(const unsigned char *p, size_t len, const char *const *set
 int
 ai_cache_storable_raw(const char *body, size_t len, int endpoint)
 {
-    size_t                 es, ee;
-    const unsigned char   *b, *el;
+    const unsigned char   *b;
     ai_cache_raw_t         r;
     ai_cache_raw_cap_t     cap[4];
     static const char     *const finish[] = {
@@ -1445,6 +1607,8 @@ ai_cache_storable_raw(const char *body, size_t len, int endpoint)
     r.tmp = NULL;
     r.depth = 0;
     r.cap = cap;
+    r.elem = 0;
+    r.split = 0;
 
     ai_cache_raw_ws(&r);
 
@@ -1476,10 +1640,12 @@ ai_cache_storable_raw(const char *body, size_t len, int endpoint)
         return 0;
     }
 
+    /* each choice, read again for its two members */
+
     r.p = cap[2].start + 1;
     r.end = cap[2].end;
     r.depth = 0;
-    r.cap = NULL;
+    r.cap = cap;
 
     ai_cache_raw_ws(&r);
 
@@ -1488,23 +1654,19 @@ ai_cache_storable_raw(const char *body, size_t len, int endpoint)
     }
 
     for ( ;; ) {
-        el = r.p;
+        memset(cap, 0, sizeof(cap));
+        cap[0].name = "finish_reason";
+        cap[1].name = endpoint == AI_EP_CHAT ? "message" : "text";
 
         if (r.p == r.end || *r.p != '{' || ai_cache_raw_value(&r) != 0) {
             return 0;
         }
 
-        if (ai_json_member_span(el, r.p - el, "finish_reason", &es, &ee) != 1
-            || !ai_cache_raw_token_in(el + es, ee - es, finish))
-        {
-            return 0;
-        }
-
-        if (ai_json_member_span(el, r.p - el,
-                                endpoint == AI_EP_CHAT ? "message" : "text",
-                                &es, &ee)
-            != 1
-            || el[es] != (endpoint == AI_EP_CHAT ? '{' : '"'))
+        if (cap[0].start == NULL
+            || !ai_cache_raw_token_in(cap[0].start,
+                                      cap[0].end - cap[0].start, finish)
+            || cap[1].start == NULL
+            || cap[1].start[0] != (endpoint == AI_EP_CHAT ? '{' : '"'))
         {
             return 0;
         }

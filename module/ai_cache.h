@@ -55,6 +55,11 @@ int ai_cache_key_raw(const char *body, size_t len, int endpoint,
     int policy_endpoint, int force, const char *resolved_model, size_t mlen,
     const char *namespace, ai_buf_t *scratch, ai_buf_t *tmp, int *cacheable,
     unsigned char digest[AI_CACHE_KEY_LEN]);
+/*
+ * How often ai_cache_key_raw() resumed a digest from a kept prefix (the
+ * canonical text up to the last message), and how many it kept.
+ */
+void ai_cache_digest_stats(unsigned long *resumed, unsigned long *kept);
 void ai_cache_key_hex(const unsigned char d[AI_CACHE_KEY_LEN], char out[65]);
 
 /* the canonical JSON of any value (what the key hashes), for tests, logs */

@@ -70,16 +70,24 @@ struct ngx_http_ai_cache_zone_s {
  * function of the body, the endpoint, the force header, the namespace and
  * the resolved model, so a body seen again skips the canonical form.  A
  * slot is found by a cheap 64-bit hash of all of those; a body is taken
- * for the slot's only when the SHA-256 of it all matches too.  That digest
- * is computed only when the cheap hash matches (a body's second sight
- * stores it, the third uses it): unique bodies pay the cheap hash alone.
+ * for the slot's only when it is the same: its bytes are compared with
+ * the slot's copy of them (a memcmp, where a SHA-256 of the body cost
+ * 0.6 us per KB on every hit).  Copies are kept for bodies up to
+ * NGX_HTTP_AI_CACHE_MEMO_BODY while the worker's copies stay within
+ * NGX_HTTP_AI_CACHE_MEMO_BYTES; beyond that a slot holds a SHA-256 of the
+ * body instead, computed from its second sight (the third uses it).
  */
 
-#define NGX_HTTP_AI_CACHE_MEMO     1024
-#define NGX_HTTP_AI_CACHE_SCRATCH  (256 * 1024)
+#define NGX_HTTP_AI_CACHE_MEMO        1024
+#define NGX_HTTP_AI_CACHE_MEMO_BODY   (64 * 1024)
+#define NGX_HTTP_AI_CACHE_MEMO_BYTES  (8 * 1024 * 1024)
+#define NGX_HTTP_AI_CACHE_SCRATCH     (256 * 1024)
 
 typedef struct {
     uint64_t                    cheap;
+    u_char                     *copy;         /* tag, ns\0, model\0, body */
+    size_t                      copy_len;
+    size_t                      copy_cap;
     u_char                      raw[AI_CACHE_KEY_LEN];
     u_char                      key[AI_CACHE_KEY_LEN];
     unsigned                    used:1;
@@ -89,12 +97,18 @@ typedef struct {
 
 typedef struct {
     uint64_t                    cheap;
+    u_char                      tag[2];
+    const char                 *ns;
+    size_t                      nslen;        /* with its NUL */
+    ngx_str_t                   model;
+    ngx_str_t                   body;
     u_char                      raw[AI_CACHE_KEY_LEN];
     unsigned                    has_raw:1;
     unsigned                    skip:1;
 } ngx_http_ai_cache_probe_t;
 
 static ngx_http_ai_cache_memo_t  ngx_http_ai_cache_memo[NGX_HTTP_AI_CACHE_MEMO];
+static size_t                    ngx_http_ai_cache_memo_bytes;
 
 /* the canonical text is written here, per worker, reused */
 static ai_buf_t  ngx_http_ai_cache_scratch[2];
@@ -657,26 +671,85 @@ ngx_http_ai_cache_lookup(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 }
 
 
-/* 8 bytes at a time, multiply and fold: not for security, the digest is */
+/*
+ * Not for security (the slot's bytes are compared): four independent
+ * multiply-and-fold lanes over 32 bytes a step, so that a 1 KB body
+ * costs tens of nanoseconds, not one long chain of dependent multiplies.
+ */
 
 static uint64_t
 ngx_http_ai_cache_cheap(uint64_t h, const u_char *p, size_t n)
 {
-    uint64_t  w;
+    uint64_t  w[4], a, b, c, d;
+
+    a = h;
+    b = h ^ 0x9e3779b97f4a7c15ULL;
+    c = h ^ 0xbf58476d1ce4e5b9ULL;
+    d = h ^ 0x94d049bb133111ebULL;
+
+    while (n >= 32) {
+        ngx_memcpy(w, p, 32);
+        a = (a ^ w[0]) * 0x9e3779b97f4a7c15ULL;
+        b = (b ^ w[1]) * 0xbf58476d1ce4e5b9ULL;
+        c = (c ^ w[2]) * 0x94d049bb133111ebULL;
+        d = (d ^ w[3]) * 0xff51afd7ed558ccdULL;
+        a ^= a >> 29;
+        b ^= b >> 31;
+        c ^= c >> 27;
+        d ^= d >> 33;
+        p += 32;
+        n -= 32;
+    }
+
+    h = a ^ (b << 17 | b >> 47) ^ (c << 31 | c >> 33) ^ (d << 47 | d >> 17);
 
     while (n >= 8) {
-        ngx_memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        ngx_memcpy(w, p, 8);
+        h = (h ^ w[0]) * 0x9e3779b97f4a7c15ULL;
         h ^= h >> 29;
         p += 8;
         n -= 8;
     }
 
-    w = 0;
-    ngx_memcpy(&w, p, n);
-    h = (h ^ w ^ n) * 0xbf58476d1ce4e5b9ULL;
+    w[0] = 0;
+    ngx_memcpy(w, p, n);
+    h = (h ^ w[0] ^ n) * 0xbf58476d1ce4e5b9ULL;
 
     return h ^ (h >> 32);
+}
+
+
+/* the probe's request is the one the slot's copy was taken from */
+
+static ngx_uint_t
+ngx_http_ai_cache_memo_same(ngx_http_ai_cache_memo_t *m,
+    ngx_http_ai_cache_probe_t *pr)
+{
+    u_char  *c;
+
+    if (m->copy_len != 2 + pr->nslen + pr->model.len + 1 + pr->body.len) {
+        return 0;
+    }
+
+    c = m->copy;
+
+    if (ngx_memcmp(c, pr->tag, 2) != 0
+        || ngx_memcmp(c + 2, pr->ns, pr->nslen) != 0)
+    {
+        return 0;
+    }
+
+    c += 2 + pr->nslen;
+
+    if (ngx_memcmp(c, pr->model.data, pr->model.len) != 0
+        || c[pr->model.len] != '\0')
+    {
+        return 0;
+    }
+
+    c += pr->model.len + 1;
+
+    return ngx_memcmp(c, pr->body.data, pr->body.len) == 0;
 }
 
 
@@ -690,8 +763,6 @@ static ngx_http_ai_cache_memo_t *
 ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
     ngx_http_ai_cache_probe_t *pr)
 {
-    u_char                     tag[2];
-    size_t                     nslen;
     uint64_t                   h;
     unsigned int               dlen;
     ngx_http_ai_cache_memo_t  *m;
@@ -705,16 +776,17 @@ ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
         return NULL;
     }
 
-    tag[0] = (u_char) ctx->endpoint;
-    tag[1] = (u_char) (force | (ctx->opts.endpoint << 1));
-    nslen = ngx_strlen(ns) + 1;
+    pr->tag[0] = (u_char) ctx->endpoint;
+    pr->tag[1] = (u_char) (force | (ctx->opts.endpoint << 1));
+    pr->ns = ns;
+    pr->nslen = ngx_strlen(ns) + 1;
+    pr->model = ctx->target.model;
+    pr->body = ctx->client_body;
 
-    h = ngx_http_ai_cache_cheap(0x243f6a8885a308d3ULL, tag, 2);
-    h = ngx_http_ai_cache_cheap(h, (u_char *) ns, nslen);
-    h = ngx_http_ai_cache_cheap(h, ctx->target.model.data,
-                                ctx->target.model.len);
-    h = ngx_http_ai_cache_cheap(h, ctx->client_body.data,
-                                ctx->client_body.len);
+    h = ngx_http_ai_cache_cheap(0x243f6a8885a308d3ULL, pr->tag, 2);
+    h = ngx_http_ai_cache_cheap(h, (u_char *) ns, pr->nslen);
+    h = ngx_http_ai_cache_cheap(h, pr->model.data, pr->model.len);
+    h = ngx_http_ai_cache_cheap(h, pr->body.data, pr->body.len);
     pr->cheap = h;
 
     m = &ngx_http_ai_cache_memo[h % NGX_HTTP_AI_CACHE_MEMO];
@@ -723,7 +795,11 @@ ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
         return NULL;
     }
 
-    /* fetched once: an implicit fetch per digest takes locks */
+    if (m->copy) {
+        return ngx_http_ai_cache_memo_same(m, pr) ? m : NULL;
+    }
+
+    /* a body too large to copy: its digest, fetched once per process */
 
     if (md == NULL) {
         md = EVP_MD_CTX_new();
@@ -732,13 +808,11 @@ ngx_http_ai_cache_memo_find(ngx_http_ai_ctx_t *ctx, int force, const char *ns,
 
     if (md == NULL || sha256 == NULL
         || EVP_DigestInit_ex2(md, sha256, NULL) != 1
-        || EVP_DigestUpdate(md, tag, 2) != 1
-        || EVP_DigestUpdate(md, ns, nslen) != 1
-        || EVP_DigestUpdate(md, ctx->target.model.data,
-                            ctx->target.model.len) != 1
+        || EVP_DigestUpdate(md, pr->tag, 2) != 1
+        || EVP_DigestUpdate(md, ns, pr->nslen) != 1
+        || EVP_DigestUpdate(md, pr->model.data, pr->model.len) != 1
         || EVP_DigestUpdate(md, "", 1) != 1
-        || EVP_DigestUpdate(md, ctx->client_body.data,
-                            ctx->client_body.len) != 1
+        || EVP_DigestUpdate(md, pr->body.data, pr->body.len) != 1
         || EVP_DigestFinal_ex(md, pr->raw, &dlen) != 1)
     {
         pr->skip = 1;
@@ -759,6 +833,8 @@ static void
 ngx_http_ai_cache_memo_add(ngx_http_ai_cache_probe_t *pr, int cacheable,
     u_char *key)
 {
+    u_char                    *c;
+    size_t                     len;
     ngx_http_ai_cache_memo_t  *m;
 
     if (pr->skip) {
@@ -766,6 +842,38 @@ ngx_http_ai_cache_memo_add(ngx_http_ai_cache_probe_t *pr, int cacheable,
     }
 
     m = &ngx_http_ai_cache_memo[pr->cheap % NGX_HTTP_AI_CACHE_MEMO];
+
+    len = 2 + pr->nslen + pr->model.len + 1 + pr->body.len;
+
+    if (len > m->copy_cap
+        && (pr->body.len > NGX_HTTP_AI_CACHE_MEMO_BODY
+            || ngx_http_ai_cache_memo_bytes - m->copy_cap + len
+               > NGX_HTTP_AI_CACHE_MEMO_BYTES))
+    {
+        /* no copy: the digest stands for the body (from its 2nd sight) */
+        ngx_http_ai_cache_memo_bytes -= m->copy_cap;
+        ngx_free(m->copy);
+        m->copy = NULL;
+        m->copy_cap = 0;
+
+    } else if (len > m->copy_cap) {
+        c = ngx_alloc(len, ngx_cycle->log);
+
+        ngx_http_ai_cache_memo_bytes -= m->copy_cap;
+        ngx_free(m->copy);
+        m->copy = c;
+        m->copy_cap = c ? len : 0;
+        ngx_http_ai_cache_memo_bytes += m->copy_cap;
+    }
+
+    if (m->copy) {
+        c = ngx_cpymem(m->copy, pr->tag, 2);
+        c = ngx_cpymem(c, pr->ns, pr->nslen);
+        c = ngx_cpymem(c, pr->model.data, pr->model.len);
+        *c++ = '\0';
+        ngx_memcpy(c, pr->body.data, pr->body.len);
+        m->copy_len = len;
+    }
 
     m->cheap = pr->cheap;
     m->has_raw = pr->has_raw;
@@ -1408,6 +1516,7 @@ ngx_http_ai_cache_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_ai_cache_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_uint_t                i;
     ngx_http_ai_main_conf_t  *amcf;
 
     amcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -1419,6 +1528,11 @@ ngx_http_ai_cache_exit_process(ngx_cycle_t *cycle)
 
     ai_buf_free(&ngx_http_ai_cache_scratch[0]);
     ai_buf_free(&ngx_http_ai_cache_scratch[1]);
+
+    for (i = 0; i < NGX_HTTP_AI_CACHE_MEMO; i++) {
+        ngx_free(ngx_http_ai_cache_memo[i].copy);
+        ngx_http_ai_cache_memo[i].copy = NULL;
+    }
 }
 
 

@@ -70,6 +70,34 @@ def test_canonical_key(cgw, mock):
     assert len(mock.requests()) == n
 
 
+def test_shared_system_prompt(cgw, mock):
+    """Requests that differ only in their last message (the digest of the
+    shared prefix is resumed): each gets its own entry, and a prompt one
+    byte apart in the middle is another request."""
+    system = "".join("rule %d: answer briefly. " % i for i in range(120))
+
+    def body(sys_text, q):
+        return {"model": "gpt-4o", "temperature": 0,
+                "messages": [{"role": "system", "content": sys_text},
+                             {"role": "user", "content": q}]}
+
+    n = len(mock.requests())
+    for i in range(12):
+        r = cgw.chat(body(system, "shared prefix question %d" % i))
+        assert r.headers["x-aigw-cache"] == "MISS"
+        assert content(r).endswith("shared prefix question %d" % i)
+    assert len(mock.requests()) == n + 12
+    for i in reversed(range(12)):
+        r = cgw.chat(body(system, "shared prefix question %d" % i))
+        assert r.headers["x-aigw-cache"] == "HIT"
+        assert content(r).endswith("shared prefix question %d" % i)
+    assert len(mock.requests()) == n + 12
+    other = system[:1000] + "X" + system[1001:]
+    r = cgw.chat(body(other, "shared prefix question 3"))
+    assert r.headers["x-aigw-cache"] == "MISS"
+    assert len(mock.requests()) == n + 13
+
+
 def test_non_deterministic_bypassed(cgw):
     b = chat("random please")
     del b["temperature"]

@@ -3067,6 +3067,98 @@ test_key_raw_random(void)
     ai_buf_free(&b);
 }
 
+/*
+ * Requests that share everything but their last message hash only their
+ * tail: the key must be the tree path's all the same, whichever prefix a
+ * slot holds (same length and one byte apart, other tenants, other
+ * models, members in another order, more turns).
+ */
+
+static void
+test_key_prefix_resume(void)
+{
+    int             i;
+    char            sys[4][1200], user[64], *p;
+    unsigned        k, turns, s;
+    json_t         *v;
+    ai_buf_t        b = { NULL, 0, 0 };
+    unsigned long   resumed0, kept0, resumed, kept;
+    unsigned char   d[AI_CACHE_KEY_LEN];
+    static const char *models[] = { "model-x", "model-y" };
+    static const char *nss[] = { "tenant", "other", "" };
+
+    for (k = 0; k < 4; k++) {
+        p = sys[k];
+
+        for (i = 0; i < 1100; i++) {
+            *p++ = (char) ('a' + (i * 7 + i / 13) % 26);
+        }
+
+        *p = '\0';
+    }
+
+    sys[1][550] = 'Z';                  /* same length, one byte apart */
+    sys[2][1099] = '\0';                /* one byte shorter */
+    memcpy(sys[3], "You are \\\"careful\\\".", 20);   /* escapes */
+
+    ai_cache_digest_stats(&resumed0, &kept0);
+
+    for (i = 0; i < 3000; i++) {
+        s = ai_t_rand(4);
+        turns = ai_t_rand(2);
+        b.len = 0;
+
+        ai_buf_append_str(&b, ai_t_rand(2) ? "{\"temperature\":0,"
+                                          : "{\"max_tokens\":64,");
+        ai_buf_append_str(&b, "\"messages\":[{\"role\":\"system\","
+                              "\"content\":\"");
+        ai_buf_append_str(&b, sys[s]);
+        ai_buf_append_str(&b, "\"}");
+
+        for (k = 0; k < turns; k++) {
+            ai_buf_append_str(&b, ",{\"content\":\"earlier turn\","
+                                  "\"role\":\"user\"}");
+        }
+
+        snprintf(user, sizeof(user), ",{\"role\":\"user\",\"content\":"
+                 "\"question %u\"}]", ai_t_rand(50));
+        ai_buf_append_str(&b, user);
+        ai_buf_append_str(&b, ai_t_rand(2) ? ",\"seed\":3}" : "}");
+        ai_buf_append(&b, "", 1);
+        b.len--;
+
+        v = json_loads(b.data, 0, NULL);
+        CHECK(v != NULL);
+
+        if (v == NULL) {
+            continue;
+        }
+
+        k = ai_t_rand(10) == 0;
+        s = ai_t_rand(10) == 0 ? 2 : ai_t_rand(2);
+
+        if (ai_cache_key(v, AI_EP_CHAT, models[k], strlen(models[k]), nss[s],
+                         d)
+            == 0)
+        {
+            ai_t_raw_agrees(b.data, AI_EP_CHAT, models[k], nss[s], 0, d);
+        }
+
+        json_decref(v);
+    }
+
+    ai_cache_digest_stats(&resumed, &kept);
+
+    printf("test_cache: %lu digests resumed from a kept prefix, %lu kept\n",
+           resumed - resumed0, kept - kept0);
+
+    /* the prefixes repeat: most digests resume, and some had to be kept */
+    CHECK(resumed - resumed0 > 800);
+    CHECK(kept - kept0 > 10);
+
+    ai_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -3078,6 +3170,7 @@ main(void)
     test_replay();
     test_render_hit();
     test_key_raw_random();
+    test_key_prefix_resume();
 
     printf("test_cache: %d checks, %d failed\n", ai_checks, ai_failures);
 
