@@ -303,11 +303,16 @@ ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     z->shpool->data = z->sh;
 
-    /* about one bucket per 2 KB of zone, a power of two */
+    /*
+     * About one bucket per 512 bytes of zone, a power of two (1/64 of the
+     * zone): entries take 1 KB or more, so most chains hold at most one
+     * node, and a lookup that finds nothing mostly reads one empty bucket
+     * (each node visited is a cache miss in a large zone).
+     */
 
     n = 1024;
 
-    while (n < 16 * 1024 * 1024 && n * 2048 < shm_zone->shm.size) {
+    while (n < 16 * 1024 * 1024 && n * 512 < shm_zone->shm.size) {
         n *= 2;
     }
 
