@@ -53,6 +53,7 @@ static int ai_cache_finish_ok(const char *reason);
 static int ai_cache_choices_ok(json_t *choices, int endpoint);
 
 static int ai_cache_mark_cached(json_t *usage);
+static void ai_cache_hit_usage(json_t *root, ai_cache_hit_t *hit);
 static json_t *ai_cache_load_object(const char *p, size_t len);
 static int ai_cache_prefix(ai_buf_t *b, json_t *root, const char *object);
 static int ai_cache_emit(ai_buf_t *out, ai_buf_t *prefix, const char *choice,
@@ -981,7 +982,8 @@ ai_cache_raw_object(ai_cache_raw_t *r, int top, ai_cache_raw_member_t *m,
 
         if (r->depth == 1 && r->cap) {
             for (cap = r->cap; cap->name; cap++) {
-                if (strncmp(cap->name, (const char *) key, klen) == 0
+                if (cap->name[0] == key[0]
+                    && strncmp(cap->name, (const char *) key, klen) == 0
                     && cap->name[klen] == '\0')
                 {
                     cap->start = value;
@@ -2870,7 +2872,7 @@ ai_cache_render_hit(const char *stored, size_t len, ai_buf_t *out,
 {
     int      rc;
     size_t   start, end;
-    json_t  *root, *u;
+    json_t  *root;
 
     memset(hit, 0, sizeof(ai_cache_hit_t));
 
@@ -2900,6 +2902,25 @@ ai_cache_render_hit(const char *stored, size_t len, ai_buf_t *out,
     hit->model_off = start;
     hit->model_len = end - start;
 
+    ai_cache_hit_usage(root, hit);
+
+    rc = 0;
+
+done:
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+/* the usage a hit reports (after ai_cache_replay_common() marked it) */
+
+static void
+ai_cache_hit_usage(json_t *root, ai_cache_hit_t *hit)
+{
+    json_t  *u;
+
     u = json_object_get(root, "usage");
 
     if (json_is_object(u)) {
@@ -2912,14 +2933,254 @@ ai_cache_render_hit(const char *stored, size_t len, ai_buf_t *out,
                             "cached_tokens"));
         hit->usage_seen = 1;
     }
+}
 
-    rc = 0;
 
-done:
+int
+ai_cache_render_sse(const char *stored, size_t len, ai_buf_t *out,
+    ai_cache_sse_t *sse)
+{
+    int                      has_usage;
+    size_t                   start, end, ev, evend, n, i;
+    void                    *grown;
+    uint32_t                *offs, *nulls;
+    json_t                  *root;
+    const char              *p, *json;
+    ai_cache_replay_opts_t   o;
 
+    memset(sse, 0, sizeof(ai_cache_sse_t));
+
+    root = ai_cache_load_object(stored, len);
+
+    if (root == NULL) {
+        return -1;
+    }
+
+    if (!json_is_string(json_object_get(root, "model"))
+        || ai_cache_replay_common(root, NULL) != 0)
+    {
+        json_decref(root);
+        return -1;
+    }
+
+    ai_cache_hit_usage(root, &sse->hit);
+    has_usage = json_is_object(json_object_get(root, "usage"));
     json_decref(root);
 
-    return rc;
+    memset(&o, 0, sizeof(ai_cache_replay_opts_t));
+    o.include_usage = 1;
+
+    if (ai_cache_replay_sse(stored, len, &o, out) != 0
+        || out->len >= AI_CACHE_SSE_NONE)
+    {
+        return -1;
+    }
+
+    /* every event: "data: {...}\n\n", then "data: [DONE]\n\n" */
+
+    offs = NULL;
+    nulls = NULL;
+    n = 0;
+
+    for (ev = 0; ev < out->len; ev = evend + 2) {
+        p = memchr(out->data + ev, '\n', out->len - ev);
+
+        if (p == NULL || (size_t) (p - out->data) + 1 >= out->len
+            || p[1] != '\n' || memcmp(out->data + ev, "data: ", 6) != 0)
+        {
+            goto failed;
+        }
+
+        evend = p - out->data;
+        json = out->data + ev + 6;
+
+        if (*json != '{') {
+            /* [DONE]: the last; the one before it is the usage event */
+            if (evend + 2 != out->len || n == 0) {
+                goto failed;
+            }
+
+            break;
+        }
+
+        if (ai_json_member_span((const unsigned char *) json, evend - ev - 6,
+                                "model", &start, &end)
+            != 1
+            || json[start] != '"' || (n && end - start != sse->model_len))
+        {
+            goto failed;
+        }
+
+        if (n % 16 == 0) {
+            grown = realloc(offs, (n + 16) * sizeof(uint32_t));
+
+            if (grown == NULL) {
+                goto failed;
+            }
+
+            offs = grown;
+            grown = realloc(nulls, (n + 16) * sizeof(uint32_t));
+
+            if (grown == NULL) {
+                goto failed;
+            }
+
+            nulls = grown;
+        }
+
+        offs[n] = (uint32_t) (ev + 6 + start);
+        sse->model_len = end - start;
+        nulls[n] = AI_CACHE_SSE_NONE;
+
+        /* what include_usage adds to every chunk: ,"usage":null */
+
+        if (ai_json_member_span((const unsigned char *) json, evend - ev - 6,
+                                "usage", &start, &end)
+            == 1
+            && end - start == 4 && memcmp(json + start, "null", 4) == 0)
+        {
+            if (start < 9 || start < offs[n] - ev - 6
+                || memcmp(json + start - 9, ",\"usage\":", 9) != 0)
+            {
+                goto failed;
+            }
+
+            nulls[n] = (uint32_t) (ev + 6 + start - 9);
+        }
+
+        n++;
+
+        if (has_usage) {
+            sse->usage_off = ev;
+            sse->usage_len = evend + 2 - ev;
+        }
+    }
+
+    if (n == 0) {
+        goto failed;
+    }
+
+    /* one array: the model strings, then the usage nulls */
+
+    grown = realloc(offs, 2 * n * sizeof(uint32_t));
+
+    if (grown == NULL) {
+        goto failed;
+    }
+
+    offs = grown;
+
+    for (i = 0; i < n; i++) {
+        offs[n + i] = nulls[i];
+    }
+
+    free(nulls);
+
+    sse->edits = offs;
+    sse->nmodel = n;
+
+    return 0;
+
+failed:
+
+    free(offs);
+    free(nulls);
+    memset(sse, 0, sizeof(ai_cache_sse_t));
+
+    return -1;
+}
+
+
+/* ev[a, b) without the cut [c0, c1) */
+
+static size_t
+ai_cache_sse_copy(const char *ev, size_t a, size_t b, size_t c0, size_t c1,
+    char *dst)
+{
+    size_t  n, e;
+
+    n = 0;
+    e = b < c0 ? b : c0;
+
+    if (a < e) {
+        if (dst) {
+            memcpy(dst, ev + a, e - a);
+        }
+
+        n = e - a;
+    }
+
+    a = a > c1 ? a : c1;
+
+    if (a < b) {
+        if (dst) {
+            memcpy(dst + n, ev + a, b - a);
+        }
+
+        n += b - a;
+    }
+
+    return n;
+}
+
+
+size_t
+ai_cache_sse_hit(const char *ev, size_t len, const ai_cache_sse_t *sse,
+    const unsigned char *model, size_t mlen, int include_usage, char *dst)
+{
+    size_t  k, pos, off, c0, c1, total, elen;
+
+    c0 = len;
+    c1 = len;
+
+    if (!include_usage && sse->usage_len) {
+        c0 = sse->usage_off;
+        c1 = c0 + sse->usage_len;
+    }
+
+    elen = ai_json_escape_len(model, mlen) + 2;
+    total = 0;
+    pos = 0;
+
+    for (k = 0; k < sse->nmodel; k++) {
+        off = sse->edits[k];
+
+        if (off >= c0 && off < c1) {
+            continue;                   /* in the usage event left out */
+        }
+
+        total += ai_cache_sse_copy(ev, pos, off, c0, c1,
+                                   dst ? dst + total : NULL);
+
+        if (dst) {
+            dst[total] = '"';
+            ai_json_escape((unsigned char *) dst + total + 1, model, mlen);
+            dst[total + elen - 1] = '"';
+        }
+
+        total += elen;
+        pos = off + sse->model_len;
+        off = sse->edits[sse->nmodel + k];
+
+        if (!include_usage && off != AI_CACHE_SSE_NONE) {
+            /* ,"usage":null comes after the model in its event */
+            total += ai_cache_sse_copy(ev, pos, off, c0, c1,
+                                       dst ? dst + total : NULL);
+            pos = off + sizeof(",\"usage\":null") - 1;
+        }
+    }
+
+    return total + ai_cache_sse_copy(ev, pos, len, c0, c1,
+                                     dst ? dst + total : NULL);
+}
+
+
+void
+ai_cache_sse_free(ai_cache_sse_t *sse)
+{
+    free(sse->edits);
+    sse->edits = NULL;
+    sse->nmodel = 0;
 }
 
 

@@ -15,6 +15,7 @@
 
 
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "ai_json.h"
@@ -168,6 +169,43 @@ typedef struct {
 
 int ai_cache_render_hit(const char *stored, size_t len, ai_buf_t *out,
     ai_cache_hit_t *hit);
+
+/*
+ * The streamed hit rendered once, at the entry's first streamed hit:
+ * ai_cache_replay_sse() of the stored body with its own model and
+ * stream_options.include_usage, plus where each event's model string lies
+ * (edits[k], every one model_len bytes, quotes included), where its
+ * ',"usage":null' lies (edits[nmodel + k]; AI_CACHE_SSE_NONE where it has
+ * none) and where the usage event lies (usage_len 0: none).  A hit then
+ * copies the events, swaps each model string and, unless include_usage
+ * asked for them, leaves out the usage nulls and the usage event: byte
+ * for byte what ai_cache_replay_sse() gives for that model and option.
+ * edits is malloc'd (2 x nmodel); hit.model_off is unused, the usage
+ * counts are the client's.  Returns 0, or -1 as ai_cache_render_hit()
+ * does.  ai_cache_sse_free() frees edits.
+ */
+#define AI_CACHE_SSE_NONE  0xffffffffu
+
+typedef struct {
+    size_t           usage_off;
+    size_t           usage_len;
+    size_t           model_len;
+    size_t           nmodel;
+    uint32_t        *edits;
+    ai_cache_hit_t   hit;
+} ai_cache_sse_t;
+
+int ai_cache_render_sse(const char *stored, size_t len, ai_buf_t *out,
+    ai_cache_sse_t *sse);
+void ai_cache_sse_free(ai_cache_sse_t *sse);
+
+/*
+ * A streamed hit from the rendered events (ev, len) for the client's
+ * model, with or without the usage event: written to dst when dst is not
+ * NULL; returns the length either way.
+ */
+size_t ai_cache_sse_hit(const char *ev, size_t len, const ai_cache_sse_t *sse,
+    const unsigned char *model, size_t mlen, int include_usage, char *dst);
 
 
 #endif /* _AI_CACHE_H_INCLUDED_ */

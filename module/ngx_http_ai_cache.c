@@ -34,9 +34,15 @@ struct ngx_http_ai_cache_node_s {
     ngx_uint_t                  state;
     size_t                      len;          /* the stored answer */
     size_t                      hit_len;      /* then the rendered hit */
+    size_t                      sse_len;      /* then the rendered stream */
     ai_cache_hit_t              hit;
+    ai_cache_sse_t              sse;          /* edits: after the stream */
     u_char                      data[1];
 };
+
+/* the rendered stream's edits: 4-aligned after the bytes of the entry */
+#define ngx_http_ai_cache_edits_off(cn)                                     \
+    ngx_align((cn)->len + (cn)->hit_len + (cn)->sse_len, sizeof(uint32_t))
 
 
 /*
@@ -133,7 +139,12 @@ static ngx_http_ai_cache_memo_t *ngx_http_ai_cache_memo_find(
 static void ngx_http_ai_cache_memo_add(ngx_http_ai_cache_probe_t *pr,
     int cacheable, u_char *key);
 static void ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z,
-    u_char *key, u_char *data, size_t len);
+    u_char *key, u_char *data, size_t len, ngx_uint_t stream);
+static ngx_int_t ngx_http_ai_cache_send_rendered_sse(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_cache_node_t *cn);
+static ngx_int_t ngx_http_ai_cache_send_sse(ngx_http_request_t *r,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_ai_cache_send_rendered(ngx_http_request_t *r,
     ngx_http_ai_ctx_t *ctx, ngx_http_ai_cache_zone_t *z,
     ngx_http_ai_cache_node_t *cn);
@@ -921,6 +932,10 @@ ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return ngx_http_ai_cache_send_rendered(r, ctx, z, cn);
     }
 
+    if (cn->sse_len && ctx->stream && ctx->in_format != AI_FORMAT_ANTHROPIC) {
+        return ngx_http_ai_cache_send_rendered_sse(r, ctx, z, cn);
+    }
+
     len = cn->len;
     data = ngx_pnalloc(r->pool, len);
 
@@ -934,10 +949,10 @@ ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (!ctx->stream && ctx->in_format != AI_FORMAT_ANTHROPIC
+    if (ctx->in_format != AI_FORMAT_ANTHROPIC
         && ctx->endpoint != NGX_HTTP_AI_EP_EMBEDDINGS)
     {
-        ngx_http_ai_cache_render(z, ctx->cache_key, data, len);
+        ngx_http_ai_cache_render(z, ctx->cache_key, data, len, ctx->stream);
     }
 
     return ngx_http_ai_cache_serve(r, ctx, data, len);
@@ -945,25 +960,33 @@ ngx_http_ai_cache_send_hit(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
 
 /*
- * The first hit of an entry renders the chat.completion body the next
- * hits send with only the model string swapped: entries that are never
- * hit (most misses) cost no rendering.  The entry is replaced by one that
- * holds both, if it is still the same entry.
+ * The first hit of an entry renders what the next hits of its shape send
+ * with only the model string swapped: the chat.completion body for a
+ * whole answer, the events for a stream.  Entries that are never hit
+ * (most misses) cost no rendering, and a shape never asked for is never
+ * rendered.  The entry is replaced by one that holds the stored answer,
+ * the renderings it had and the new one, if it is still the same entry.
  */
 
 static void
 ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z, u_char *key,
-    u_char *data, size_t len)
+    u_char *data, size_t len, ngx_uint_t stream)
 {
+    size_t                     size, edits;
     ai_buf_t                   out;
     ai_cache_hit_t             hit;
+    ai_cache_sse_t             sse;
     ngx_http_ai_cache_node_t  *cn, *nn;
 
     ngx_memzero(&out, sizeof(ai_buf_t));
+    ngx_memzero(&sse, sizeof(ai_cache_sse_t));
 
-    if (ai_cache_render_hit((char *) data, len, &out, &hit) != 0
+    if ((stream ? ai_cache_render_sse((char *) data, len, &out, &sse)
+                : ai_cache_render_hit((char *) data, len, &out, &hit))
+        != 0
         || len + out.len > z->max_entry)
     {
+        ai_cache_sse_free(&sse);
         ai_buf_free(&out);
         return;
     }
@@ -972,20 +995,45 @@ ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z, u_char *key,
 
     cn = ngx_http_ai_cache_find(z, key);
 
-    if (cn && cn->state == NGX_HTTP_AI_CACHE_READY && cn->hit_len == 0
+    if (cn && cn->state == NGX_HTTP_AI_CACHE_READY
+        && (stream ? cn->sse_len : cn->hit_len) == 0
         && cn->len == len && ngx_memcmp(cn->data, data, len) == 0)
     {
-        nn = ngx_http_ai_cache_alloc(z, len + out.len);
+        edits = 2 * sizeof(uint32_t) * (stream ? sse.nmodel
+                                               : cn->sse.nmodel);
+        size = ngx_align(len + (stream ? cn->hit_len + out.len
+                                       : out.len + cn->sse_len),
+                         sizeof(uint32_t))
+               + edits;
+
+        nn = ngx_http_ai_cache_alloc(z, size);
 
         /* the allocation may have evicted the entry itself */
         cn = nn ? ngx_http_ai_cache_find(z, key) : NULL;
 
         if (nn && cn) {
             ngx_memcpy(nn, cn, offsetof(ngx_http_ai_cache_node_t, data));
-            ngx_memcpy(nn->data, data, len);
-            nn->hit_len = out.len;
-            nn->hit = hit;
-            ngx_memcpy(nn->data + len, out.data, out.len);
+            ngx_memcpy(nn->data, cn->data, len + cn->hit_len);
+
+            if (stream) {
+                ngx_memcpy(nn->data + len + cn->hit_len, out.data, out.len);
+                nn->sse_len = out.len;
+                nn->sse = sse;
+                nn->sse.edits = NULL;
+                ngx_memcpy(nn->data + ngx_http_ai_cache_edits_off(nn),
+                           sse.edits, edits);
+
+            } else {
+                ngx_memcpy(nn->data + len, out.data, out.len);
+                nn->hit_len = out.len;
+                nn->hit = hit;
+                ngx_memcpy(nn->data + len + out.len,
+                           cn->data + len + cn->hit_len,
+                           cn->sse_len);
+                ngx_memcpy(nn->data + ngx_http_ai_cache_edits_off(nn),
+                           cn->data + ngx_http_ai_cache_edits_off(cn),
+                           edits);
+            }
 
             ngx_http_ai_cache_delete(z, cn);
             ngx_http_ai_cache_insert(z, nn);
@@ -997,7 +1045,63 @@ ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z, u_char *key,
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
+    ai_cache_sse_free(&sse);
     ai_buf_free(&out);
+}
+
+
+/*
+ * A streamed hit for an OpenAI client from the rendered events.  Called
+ * with the zone locked; unlocks it.
+ */
+
+static ngx_int_t
+ngx_http_ai_cache_send_rendered_sse(ngx_http_request_t *r,
+    ngx_http_ai_ctx_t *ctx, ngx_http_ai_cache_zone_t *z,
+    ngx_http_ai_cache_node_t *cn)
+{
+    int              include_usage;
+    char            *ev;
+    ngx_str_t        body;
+    ai_cache_sse_t   sse;
+
+    include_usage = ctx->request
+                    ? json_is_true(json_object_get(json_object_get(
+                          ctx->request, "stream_options"), "include_usage"))
+                    : ctx->scan.include_usage;
+
+    ev = (char *) cn->data + cn->len + cn->hit_len;
+    sse = cn->sse;
+    sse.edits = (uint32_t *) (cn->data + ngx_http_ai_cache_edits_off(cn));
+
+    body.len = ai_cache_sse_hit(ev, cn->sse_len, &sse,
+                                ctx->client_model.data, ctx->client_model.len,
+                                include_usage, NULL);
+    body.data = ngx_pnalloc(r->pool, body.len);
+
+    if (body.data == NULL) {
+        ngx_shmtx_unlock(&z->shpool->mutex);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ai_cache_sse_hit(ev, cn->sse_len, &sse, ctx->client_model.data,
+                            ctx->client_model.len, include_usage,
+                            (char *) body.data);
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    if (sse.hit.usage_seen) {
+        ctx->usage.prompt_tokens = sse.hit.prompt_tokens;
+        ctx->usage.completion_tokens = sse.hit.completion_tokens;
+        ctx->usage.cached_tokens = sse.hit.cached_tokens;
+        ctx->usage.seen = 1;
+    }
+
+    if (ngx_http_ai_cache_header(r, "HIT") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_ai_cache_send_sse(r, &body);
 }
 
 
@@ -1126,16 +1230,25 @@ ngx_http_ai_cache_serve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     }
 
     if (ctx->stream) {
-        r->headers_out.status = NGX_HTTP_OK;
-        r->headers_out.content_length_n = body.len;
-        ngx_str_set(&r->headers_out.content_type, "text/event-stream");
-        r->headers_out.content_type_len = r->headers_out.content_type.len;
-        r->headers_out.content_type_lowcase = NULL;
-
-        return ngx_http_ai_send_body(r, &body);
+        return ngx_http_ai_cache_send_sse(r, &body);
     }
 
     return ngx_http_ai_send_json(r, NGX_HTTP_OK, &body);
+}
+
+
+/* a replayed stream goes out whole, with its length */
+
+static ngx_int_t
+ngx_http_ai_cache_send_sse(ngx_http_request_t *r, ngx_str_t *body)
+{
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = body->len;
+    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    return ngx_http_ai_send_body(r, body);
 }
 
 

@@ -5,8 +5,8 @@
  * form: it parses back, and canonicalising it again changes nothing (so
  * two requests that differ only in key order or whitespace share a key).
  * The policy helpers (ai_cache_cacheable, the header parsers) and the
- * stored-body paths (ai_cache_storable, replay as JSON and as SSE) get the
- * same bytes.
+ * stored-body paths (ai_cache_storable, replay as JSON and as SSE, the
+ * rendered streamed hit against the replay) get the same bytes.
  */
 
 #include <jansson.h>
@@ -18,9 +18,12 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int                      ep, rc, rc2, cacheable;
+    int                      ep, rc, rc2, cacheable, usage;
+    char                    *hit;
+    size_t                   n;
+    ai_cache_sse_t           sse;
     json_t                  *v, *again, *copy;
-    ai_buf_t                 canon, canon2, out, s1, s2;
+    ai_buf_t                 canon, canon2, out, s1, s2, slow;
     unsigned char            d1[AI_CACHE_KEY_LEN], d2[AI_CACHE_KEY_LEN];
     char                     hex[65];
     ai_cache_replay_opts_t   ro;
@@ -51,6 +54,39 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ai_buf_free(&out);
     memset(&out, 0, sizeof(out));
     ai_cache_replay_sse((const char *) data, size, &ro, &out);
+    ai_buf_free(&out);
+
+    /* a streamed hit from the rendered events: the replay's bytes */
+    memset(&out, 0, sizeof(out));
+
+    if (ai_cache_render_sse((const char *) data, size, &out, &sse) == 0) {
+        for (usage = 0; usage < 2; usage++) {
+            memset(&ro, 0, sizeof(ro));
+            ro.model = "client-model";
+            ro.model_len = 12;
+            ro.include_usage = usage;
+
+            memset(&slow, 0, sizeof(slow));
+            FUZZ_CHECK(ai_cache_replay_sse((const char *) data, size, &ro,
+                                           &slow) == 0);
+
+            n = ai_cache_sse_hit(out.data, out.len, &sse,
+                                 (const unsigned char *) "client-model", 12,
+                                 usage, NULL);
+            hit = malloc(n + 1);
+            FUZZ_CHECK(hit != NULL);
+            FUZZ_CHECK(ai_cache_sse_hit(out.data, out.len, &sse,
+                                        (const unsigned char *)
+                                        "client-model", 12, usage, hit)
+                       == n);
+            FUZZ_CHECK(n == slow.len && memcmp(hit, slow.data, n) == 0);
+            free(hit);
+            ai_buf_free(&slow);
+        }
+
+        ai_cache_sse_free(&sse);
+    }
+
     ai_buf_free(&out);
 
     v = json_loadb((const char *) data, size, JSON_DECODE_ANY, NULL);

@@ -148,6 +148,39 @@ def test_stream_miss_then_both_shapes_hit(cgw, mock):
     assert len(mock.requests()) == n
 
 
+def test_stream_hits_rendered(cgw, mock):
+    """The first streamed hit renders the events; later ones swap the
+    model in and add or leave out the usage: the same bytes as the first
+    (replayed the slow way), with and without include_usage."""
+    cgw.chat(chat("rendered stream", "claude-ish"))
+    n = len(mock.requests())
+    for usage in (True, False, True, False, True):
+        seen = {}
+        for _ in range(3):
+            r = cgw.chat(chat("rendered stream", "claude-ish", stream=True,
+                              stream_options={"include_usage": usage}))
+            assert r.status == 200 and r.headers["x-aigw-cache"] == "HIT"
+            seen.setdefault(r.data, 0)
+            seen[r.data] += 1
+        assert len(seen) == 1
+        ev = r.events()
+        assert ev[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in ev[:-1]]
+        assert all(c["model"] == "claude-ish" for c in chunks)
+        assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+        if usage:
+            assert chunks[-1]["choices"] == []
+            u = chunks[-1]["usage"]
+            assert u["prompt_tokens_details"]["cached_tokens"] == \
+                u["prompt_tokens"]
+            assert all(c["usage"] is None for c in chunks[:-1])
+        else:
+            assert all("usage" not in c for c in chunks)
+        assert stream_text(r) == content(cgw.chat(chat("rendered stream",
+                                                        "claude-ish")))
+    assert len(mock.requests()) == n
+
+
 def test_non_stream_miss_then_stream_hit(cgw):
     r1 = cgw.chat(chat("whole first"))
     r2 = cgw.chat(chat("whole first", stream=True))

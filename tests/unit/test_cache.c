@@ -2800,6 +2800,95 @@ ai_t_render_one(const char *stored, size_t len, const char *model)
 }
 
 
+/* each event of two SSE texts: the same JSON, or the same bytes */
+
+static int
+ai_t_same_events(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int          same;
+    json_t      *x, *y;
+    const char  *ae, *be, *aend, *bend;
+
+    aend = a + alen;
+    bend = b + blen;
+
+    while (a < aend && b < bend) {
+        ae = strstr(a, "\n\n");
+        be = strstr(b, "\n\n");
+
+        if (ae == NULL || be == NULL || ae >= aend || be >= bend) {
+            return 0;
+        }
+
+        x = json_loadb(a + 6, ae - a - 6, 0, NULL);
+        y = json_loadb(b + 6, be - b - 6, 0, NULL);
+        same = (x && y) ? json_equal(x, y)
+                        : (ae - a == be - b && memcmp(a, b, ae - a) == 0);
+        json_decref(x);
+        json_decref(y);
+
+        if (!same) {
+            return 0;
+        }
+
+        a = ae + 2;
+        b = be + 2;
+    }
+
+    return a == aend && b == bend;
+}
+
+
+static void
+ai_t_render_sse_one(const char *stored, size_t len, const char *model)
+{
+    int                     usage;
+    char                   *hit;
+    size_t                  n;
+    ai_buf_t                slow = { NULL, 0, 0 }, ev = { NULL, 0, 0 };
+    ai_cache_sse_t          sse;
+    ai_cache_replay_opts_t  o;
+
+    CHECK(ai_cache_render_sse(stored, len, &ev, &sse) == 0);
+    CHECK(sse.nmodel > 0);
+
+    for (usage = 0; usage < 2; usage++) {
+        memset(&o, 0, sizeof(o));
+        o.model = model;
+        o.model_len = strlen(model);
+        o.include_usage = usage;
+        slow.len = 0;
+
+        CHECK(ai_cache_replay_sse(stored, len, &o, &slow) == 0);
+
+        n = ai_cache_sse_hit(ev.data, ev.len, &sse,
+                             (const unsigned char *) model, strlen(model),
+                             usage, NULL);
+        hit = malloc(n + 1);
+        CHECK(ai_cache_sse_hit(ev.data, ev.len, &sse,
+                               (const unsigned char *) model, strlen(model),
+                               usage, hit)
+              == n);
+
+        if (strpbrk(model, "\"\\/\x01\x7f") == NULL) {
+            CHECK(n == slow.len && memcmp(hit, slow.data, n) == 0);
+        }
+
+        CHECK(ai_t_same_events(hit, n, slow.data, slow.len));
+
+        /* the usage event is there exactly when asked for */
+        CHECK((strstr(slow.data, "\"choices\":[],\"usage\"") != NULL)
+              == (usage && sse.usage_len != 0));
+
+        free(hit);
+    }
+
+    ai_cache_sse_free(&sse);
+    ai_buf_free(&slow);
+    ai_buf_free(&ev);
+}
+
+
 static void
 test_render_hit(void)
 {
@@ -2824,6 +2913,15 @@ test_render_hit(void)
 
         for (i = 0; i < 3; i++) {
             ai_t_render_one(bodies[i], strlen(bodies[i]), models[j]);
+        }
+    }
+
+    /* the streamed form, with and without the usage event */
+    for (j = 0; j < sizeof(models) / sizeof(models[0]); j++) {
+        ai_t_render_sse_one(stored.data, stored.len, models[j]);
+
+        for (i = 0; i < 3; i++) {
+            ai_t_render_sse_one(bodies[i], strlen(bodies[i]), models[j]);
         }
     }
 
