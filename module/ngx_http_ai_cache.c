@@ -120,11 +120,21 @@ static size_t                    ngx_http_ai_cache_memo_bytes;
 static ai_buf_t  ngx_http_ai_cache_scratch[2];
 
 
+/*
+ * A coalesced request waits on a timer that looks at the entry every
+ * NGX_HTTP_AI_CACHE_POLL ms (the leader may be in another worker); a
+ * leader in the same worker wakes its waiters at once when it stores or
+ * gives up, through this worker's list of them.
+ */
+
 typedef struct {
     ngx_http_request_t         *request;
     ngx_event_t                 wait;
     ngx_msec_t                  wait_start;
+    ngx_queue_t                 queue;        /* this worker's waiters */
 } ngx_http_ai_cache_wait_t;
+
+static ngx_queue_t  ngx_http_ai_cache_waiters;
 
 
 static ngx_int_t ngx_http_ai_cache_init_zone(ngx_shm_zone_t *shm_zone,
@@ -1305,9 +1315,51 @@ ngx_http_ai_cache_wait(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     ctx->cache_wait = w;
 
+    if (ngx_http_ai_cache_waiters.next == NULL) {
+        ngx_queue_init(&ngx_http_ai_cache_waiters);
+    }
+
+    ngx_queue_insert_tail(&ngx_http_ai_cache_waiters, &w->queue);
+
     ngx_add_timer(&w->wait, NGX_HTTP_AI_CACHE_POLL);
 
     return NGX_DONE;
+}
+
+
+/* the leader is done with key: its waiters in this worker look now */
+
+static void
+ngx_http_ai_cache_wake(u_char *key)
+{
+    ngx_queue_t               *q;
+    ngx_http_ai_ctx_t         *wctx;
+    ngx_http_ai_cache_wait_t  *w;
+
+    if (ngx_http_ai_cache_waiters.next == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&ngx_http_ai_cache_waiters);
+         q != ngx_queue_sentinel(&ngx_http_ai_cache_waiters);
+         q = ngx_queue_next(q))
+    {
+        w = ngx_queue_data(q, ngx_http_ai_cache_wait_t, queue);
+        wctx = ngx_http_get_module_ctx(w->request,
+                                       ngx_http_ai_gateway_module);
+
+        if (ngx_memcmp(wctx->cache_key, key, AI_CACHE_KEY_LEN) != 0
+            || w->wait.posted)
+        {
+            continue;
+        }
+
+        if (w->wait.timer_set) {
+            ngx_del_timer(&w->wait);
+        }
+
+        ngx_post_event(&w->wait, &ngx_posted_events);
+    }
 }
 
 
@@ -1345,6 +1397,7 @@ ngx_http_ai_cache_wait_handler(ngx_event_t *ev)
         return;
     }
 
+    ngx_queue_remove(&w->queue);
     ctx->cache_wait = NULL;
 
     if (state == NGX_HTTP_AI_CACHE_READY) {
@@ -1452,6 +1505,10 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     if (ok && z->redis && !ctx->cache_from_remote) {
         ngx_http_ai_cache_remote_set(z, ctx, body, len);
+    }
+
+    if (ctx->cache_leader) {
+        ngx_http_ai_cache_wake(ctx->cache_key);
     }
 
     ctx->cache_leader = 0;
@@ -1679,6 +1736,11 @@ ngx_http_ai_cache_cleanup(void *data)
             ngx_del_timer(&w->wait);
         }
 
+        if (w->wait.posted) {
+            ngx_delete_posted_event(&w->wait);
+        }
+
+        ngx_queue_remove(&w->queue);
         ctx->cache_wait = NULL;
     }
 
