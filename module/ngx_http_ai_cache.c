@@ -1323,6 +1323,9 @@ ngx_http_ai_cache_wait(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx)
 
     ngx_add_timer(&w->wait, NGX_HTTP_AI_CACHE_POLL);
 
+    /* a client that goes away while waiting ends its request at once */
+    r->read_event_handler = ngx_http_test_reading;
+
     return NGX_DONE;
 }
 
@@ -1399,6 +1402,7 @@ ngx_http_ai_cache_wait_handler(ngx_event_t *ev)
 
     ngx_queue_remove(&w->queue);
     ctx->cache_wait = NULL;
+    r->read_event_handler = ngx_http_block_reading;
 
     if (state == NGX_HTTP_AI_CACHE_READY) {
         ctx->cache_status = "HIT";

@@ -242,6 +242,36 @@ def test_coalescing(cgw, mock):
     assert sorted(h for _, _, h in out) == ["HIT"] * 7 + ["MISS"]
 
 
+def test_waiter_that_leaves(cgw, mock):
+    """A coalesced request whose client disconnects ends at once (499),
+    before the leader's answer; the leader is served and stored."""
+    import socket
+    b = chat("waiter leaves", "mock/gpt-4o-delay1500")
+    leader = []
+    t = threading.Thread(target=lambda: leader.append(cgw.chat(b)))
+    t.start()
+    time.sleep(0.3)
+    raw = json.dumps(b).encode()
+    s = socket.create_connection(("127.0.0.1", cgw.port))
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+              b"\r\n" % len(raw) + raw)
+    time.sleep(0.3)
+    s.close()
+    t.join()
+    assert leader[0].status == 200
+    assert leader[0].headers["x-aigw-cache"] == "MISS"
+    assert cgw.chat(b).headers["x-aigw-cache"] == "HIT"
+
+    def statuses():
+        with open(cgw.access_log) as f:
+            return [ln.split('"')[2].split()[0] for ln in f
+                    if "POST /v1/chat/completions" in ln]
+
+    # the waiter's 499 was logged before the leader's 200 (and the hit)
+    assert statuses()[-3:] == ["499", "200", "200"]
+
+
 def test_redis_tier_shared_by_two_gateways(mock):
     from conftest import Redis
     redis = Redis()
