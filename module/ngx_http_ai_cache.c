@@ -1252,13 +1252,9 @@ ngx_http_ai_cache_serve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 static ngx_int_t
 ngx_http_ai_cache_send_sse(ngx_http_request_t *r, ngx_str_t *body)
 {
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = body->len;
-    ngx_str_set(&r->headers_out.content_type, "text/event-stream");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
+    static ngx_str_t  sse = ngx_string("text/event-stream");
 
-    return ngx_http_ai_send_body(r, body);
+    return ngx_http_ai_send_typed(r, NGX_HTTP_OK, &sse, body);
 }
 
 

@@ -174,6 +174,18 @@ ngx_int_t
 ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)
 {
+    static ngx_str_t  json = ngx_string("application/json");
+
+    return ngx_http_ai_send_typed(r, status, &json, body);
+}
+
+
+/* a whole answer of the given type, with its length */
+
+ngx_int_t
+ngx_http_ai_send_typed(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *body)
+{
     ngx_http_ai_ctx_t  *ctx;
 
     /* stages that answered by themselves return to callers that check */
@@ -185,7 +197,7 @@ ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = body->len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type = *type;
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 

@@ -436,6 +436,8 @@ ngx_int_t ngx_http_ai_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_ai_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body);
+ngx_int_t ngx_http_ai_send_typed(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_str_t *body);
 ngx_int_t ngx_http_ai_send_body(ngx_http_request_t *r, ngx_str_t *body);
 ngx_int_t ngx_http_ai_header_out(ngx_http_request_t *r, const char *key,
     ngx_str_t *value);
