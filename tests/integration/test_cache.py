@@ -246,6 +246,13 @@ def test_waiter_that_leaves(cgw, mock):
     """A coalesced request whose client disconnects ends at once (499),
     before the leader's answer; the leader is served and stored."""
     import socket
+
+    def statuses():
+        with open(cgw.access_log) as f:
+            return [ln.split('"')[2].split()[0] for ln in f
+                    if "POST /v1/chat/completions" in ln]
+
+    n0 = len(statuses())
     b = chat("waiter leaves", "mock/gpt-4o-delay1500")
     leader = []
     t = threading.Thread(target=lambda: leader.append(cgw.chat(b)))
@@ -263,13 +270,12 @@ def test_waiter_that_leaves(cgw, mock):
     assert leader[0].headers["x-aigw-cache"] == "MISS"
     assert cgw.chat(b).headers["x-aigw-cache"] == "HIT"
 
-    def statuses():
-        with open(cgw.access_log) as f:
-            return [ln.split('"')[2].split()[0] for ln in f
-                    if "POST /v1/chat/completions" in ln]
-
-    # the waiter's 499 was logged before the leader's 200 (and the hit)
-    assert statuses()[-3:] == ["499", "200", "200"]
+    # the waiter's 499 was logged before the leader's 200 (then the hit);
+    # a line is written just after its answer is sent
+    deadline = time.monotonic() + 5
+    while len(statuses()) < n0 + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert statuses()[n0:] == ["499", "200", "200"]
 
 
 def test_redis_tier_shared_by_two_gateways(mock):
