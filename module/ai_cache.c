@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "ai_cache.h"
+#include "ai_jtok.h"
 
 
 /* ---- canonical JSON ---- */
@@ -43,6 +44,11 @@ static int ai_cache_token_is(const char *p, size_t n, const char *name);
 
 static int ai_cache_on_event(void *ctx, const ai_sse_event_t *ev);
 static int ai_cache_asm_chunk(ai_cache_asm_t *a, json_t *root);
+static int ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data,
+    size_t len);
+static ai_cache_choice_t *ai_cache_asm_slot(ai_cache_asm_t *a, long index);
+static int ai_cache_set_raw(ai_cache_asm_t *a, char **dst, uint32_t v);
+static int ai_cache_append_raw(ai_jdoc_t *doc, uint32_t v, ai_buf_t *b);
 static int ai_cache_asm_choice(ai_cache_asm_t *a, json_t *c);
 static int ai_cache_asm_delta(ai_cache_choice_t *ch, json_t *delta);
 static int ai_cache_asm_tool(ai_cache_choice_t *ch, json_t *tc, size_t pos);
@@ -1925,6 +1931,9 @@ struct ai_cache_asm_s {
     unsigned             has_created:1;
     unsigned             done:1;     /* "[DONE]" seen */
     unsigned             failed:1;
+    unsigned             tree_only:1;
+    ai_jdoc_t            doc;        /* the chunk read without a tree */
+    ai_buf_t             tmp;
 };
 
 
@@ -2017,16 +2026,20 @@ ai_cache_on_event(void *ctx, const ai_sse_event_t *ev)
         return -1;
     }
 
-    root = json_loadb(ev->data, ev->data_len, 0, NULL);
+    rc = a->tree_only ? 1 : ai_cache_asm_chunk_raw(a, ev->data, ev->data_len);
 
-    if (!json_is_object(root)) {
+    if (rc == 1) {
+        root = json_loadb(ev->data, ev->data_len, 0, NULL);
+
+        if (!json_is_object(root)) {
+            json_decref(root);
+            a->failed = 1;
+            return -1;
+        }
+
+        rc = ai_cache_asm_chunk(a, root);
         json_decref(root);
-        a->failed = 1;
-        return -1;
     }
-
-    rc = ai_cache_asm_chunk(a, root);
-    json_decref(root);
 
     if (rc != 0) {
         a->failed = 1;
@@ -2147,13 +2160,303 @@ ai_cache_asm_chunk(ai_cache_asm_t *a, json_t *root)
 }
 
 
+/* the choice of that index, new or seen before; NULL: refused */
+
+static ai_cache_choice_t *
+ai_cache_asm_slot(ai_cache_asm_t *a, long index)
+{
+    size_t              i;
+    ai_cache_choice_t  *ch;
+
+    if (index < 0 || index >= AI_CACHE_MAX_CHOICES) {
+        return NULL;
+    }
+
+    for (i = 0; i < a->nchoices; i++) {
+        if (a->choices[i].index == index) {
+            return &a->choices[i];
+        }
+    }
+
+    ch = realloc(a->choices, (a->nchoices + 1) * sizeof(*ch));
+
+    if (ch == NULL) {
+        return NULL;
+    }
+
+    a->choices = ch;
+    ch = &a->choices[a->nchoices++];
+    memset(ch, 0, sizeof(*ch));
+    ch->index = index;
+
+    return ch;
+}
+
+
+/*
+ * A chunk read from its bytes, no tree, for the common shapes (text
+ * deltas, a role, a finish reason, the usage).  Returns 0 when taken, -1
+ * when the stream cannot be stored, 1 for a chunk left to the tree
+ * (escaped keys or an escaped "object", tool or function calls,
+ * logprobs, anything the span index refuses): the same state either way.
+ */
+
+static int
+ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data, size_t len)
+{
+    int                  rc;
+    long                 index;
+    json_t              *u;
+    uint32_t             v, choices, c, d, k;
+    ai_jdoc_t           *doc;
+    ai_cache_choice_t   *ch;
+
+    doc = &a->doc;
+
+    if (ai_jdoc_parse(doc, data, len, 0) != 0 || doc->key_escaped
+        || ai_jdoc_type(doc, AI_JDOC_ROOT) != AI_JT_OBJECT)
+    {
+        return 1;
+    }
+
+    v = ai_jdoc_gets(doc, AI_JDOC_ROOT, "object");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_STRING && doc->tok[v].escaped) {
+        return 1;
+    }
+
+    choices = ai_jdoc_gets(doc, AI_JDOC_ROOT, "choices");
+
+    /* the shapes left to the tree, found before anything changes */
+
+    if (ai_jdoc_type(doc, choices) == AI_JT_ARRAY) {
+        for (k = 0, c = choices + 1; k < doc->tok[choices].count;
+             k++, c = doc->tok[c].next)
+        {
+            if (ai_jdoc_type(doc, c) != AI_JT_OBJECT) {
+                continue;
+            }
+
+            if (ai_jdoc_type(doc, ai_jdoc_gets(doc, c, "logprobs"))
+                == AI_JT_OBJECT)
+            {
+                return 1;
+            }
+
+            d = ai_jdoc_gets(doc, c, "delta");
+
+            if (a->endpoint == AI_EP_CHAT
+                && ai_jdoc_type(doc, d) == AI_JT_OBJECT)
+            {
+                v = ai_jdoc_gets(doc, d, "tool_calls");
+
+                if ((ai_jdoc_type(doc, v) != AI_JT_NONE
+                     && ai_jdoc_type(doc, v) != AI_JT_NULL)
+                    || ai_jdoc_type(doc, ai_jdoc_gets(doc, d,
+                                                      "function_call"))
+                       == AI_JT_OBJECT)
+                {
+                    return 1;
+                }
+            }
+        }
+    }
+
+    /* then as ai_cache_asm_chunk() does with a tree */
+
+    v = ai_jdoc_gets(doc, AI_JDOC_ROOT, "error");
+
+    if (ai_jdoc_type(doc, v) != AI_JT_NONE
+        && ai_jdoc_type(doc, v) != AI_JT_NULL)
+    {
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, AI_JDOC_ROOT, "object");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_STRING
+        && !(a->endpoint == AI_EP_CHAT
+             ? ai_jdoc_iss(doc, v, "chat.completion.chunk")
+             : ai_jdoc_iss(doc, v, "text_completion")))
+    {
+        return -1;
+    }
+
+    if ((a->id == NULL
+         && ai_cache_set_raw(a, &a->id, ai_jdoc_gets(doc, AI_JDOC_ROOT, "id"))
+            != 0)
+        || ai_cache_set_raw(a, &a->model,
+                            ai_jdoc_gets(doc, AI_JDOC_ROOT, "model")) != 0
+        || ai_cache_set_raw(a, &a->fingerprint,
+                            ai_jdoc_gets(doc, AI_JDOC_ROOT,
+                                         "system_fingerprint")) != 0)
+    {
+        return -1;
+    }
+
+    v = ai_jdoc_gets(doc, AI_JDOC_ROOT, "created");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_INTEGER) {
+        a->created = ai_jdoc_int(doc, v);
+        a->has_created = 1;
+    }
+
+    v = ai_jdoc_gets(doc, AI_JDOC_ROOT, "usage");
+
+    if (ai_jdoc_type(doc, v) == AI_JT_OBJECT) {
+        /* once per stream: kept as a tree for the answer's build */
+        u = json_loadb(data + doc->tok[v].start,
+                       doc->tok[v].end - doc->tok[v].start, 0, NULL);
+
+        if (u == NULL) {
+            return -1;
+        }
+
+        json_decref(a->usage);
+        a->usage = u;
+    }
+
+    if (ai_jdoc_type(doc, choices) == AI_JT_NONE
+        || ai_jdoc_type(doc, choices) == AI_JT_NULL)
+    {
+        return 0;
+    }
+
+    if (ai_jdoc_type(doc, choices) != AI_JT_ARRAY) {
+        return -1;
+    }
+
+    for (k = 0, c = choices + 1; k < doc->tok[choices].count;
+         k++, c = doc->tok[c].next)
+    {
+        if (ai_jdoc_type(doc, c) != AI_JT_OBJECT) {
+            return -1;
+        }
+
+        v = ai_jdoc_gets(doc, c, "index");
+        index = ai_jdoc_type(doc, v) == AI_JT_INTEGER
+                ? (long) ai_jdoc_int(doc, v) : 0;
+
+        ch = ai_cache_asm_slot(a, index);
+
+        if (ch == NULL) {
+            return -1;
+        }
+
+        if (a->endpoint == AI_EP_CHAT) {
+            d = ai_jdoc_gets(doc, c, "delta");
+
+            if (ai_jdoc_type(doc, d) == AI_JT_OBJECT) {
+                if (ai_cache_set_raw(a, &ch->role,
+                                     ai_jdoc_gets(doc, d, "role")) != 0)
+                {
+                    return -1;
+                }
+
+                rc = ai_cache_append_raw(doc, ai_jdoc_gets(doc, d, "content"),
+                                         &ch->content);
+                if (rc < 0) {
+                    return -1;
+                }
+
+                ch->has_content |= rc;
+
+                rc = ai_cache_append_raw(doc, ai_jdoc_gets(doc, d, "refusal"),
+                                         &ch->refusal);
+                if (rc < 0) {
+                    return -1;
+                }
+
+                ch->has_refusal |= rc;
+            }
+
+        } else {
+            rc = ai_cache_append_raw(doc, ai_jdoc_gets(doc, c, "text"),
+                                     &ch->content);
+            if (rc < 0) {
+                return -1;
+            }
+
+            ch->has_content |= rc;
+        }
+
+        if (ai_cache_set_raw(a, &ch->finish,
+                             ai_jdoc_gets(doc, c, "finish_reason")) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* ai_cache_set_str() from string token v; the same string is kept */
+
+static int
+ai_cache_set_raw(ai_cache_asm_t *a, char **dst, uint32_t v)
+{
+    char  *s;
+
+    if (ai_jdoc_type(&a->doc, v) != AI_JT_STRING) {
+        return 0;
+    }
+
+    a->tmp.len = 0;
+
+    if (ai_jdoc_decode(&a->doc, v, &a->tmp) != 0
+        || ai_buf_append(&a->tmp, "", 1) != 0)
+    {
+        return -1;
+    }
+
+    if (*dst && strcmp(*dst, a->tmp.data) == 0) {
+        return 0;
+    }
+
+    s = malloc(a->tmp.len);
+
+    if (s == NULL) {
+        return -1;
+    }
+
+    memcpy(s, a->tmp.data, a->tmp.len);
+
+    free(*dst);
+    *dst = s;
+
+    return 0;
+}
+
+
+/* ai_cache_append() from string token v: 1, or 0 when v is not one */
+
+static int
+ai_cache_append_raw(ai_jdoc_t *doc, uint32_t v, ai_buf_t *b)
+{
+    if (ai_jdoc_type(doc, v) != AI_JT_STRING) {
+        return 0;
+    }
+
+    /* an empty string still allocates, so that data is never NULL */
+
+    if ((ai_jdoc_str_len(doc, v) == 0 ? ai_buf_append(b, "", 0)
+                                      : ai_jdoc_decode(doc, v, b))
+        != 0)
+    {
+        return -1;
+    }
+
+    return 1;
+}
+
+
 static int
 ai_cache_asm_choice(ai_cache_asm_t *a, json_t *c)
 {
     long                 index;
-    size_t               i;
     json_t              *v;
-    ai_cache_choice_t   *ch, *nc;
+    ai_cache_choice_t   *ch;
 
     if (!json_is_object(c)) {
         return -1;
@@ -2162,30 +2465,10 @@ ai_cache_asm_choice(ai_cache_asm_t *a, json_t *c)
     v = json_object_get(c, "index");
     index = json_is_integer(v) ? (long) json_integer_value(v) : 0;
 
-    if (index < 0 || index >= AI_CACHE_MAX_CHOICES) {
-        return -1;
-    }
-
-    ch = NULL;
-
-    for (i = 0; i < a->nchoices; i++) {
-        if (a->choices[i].index == index) {
-            ch = &a->choices[i];
-            break;
-        }
-    }
+    ch = ai_cache_asm_slot(a, index);
 
     if (ch == NULL) {
-        nc = realloc(a->choices, (a->nchoices + 1) * sizeof(*nc));
-
-        if (nc == NULL) {
-            return -1;
-        }
-
-        a->choices = nc;
-        ch = &a->choices[a->nchoices++];
-        memset(ch, 0, sizeof(*ch));
-        ch->index = index;
+        return -1;
     }
 
     if (a->endpoint == AI_EP_CHAT) {
@@ -2593,6 +2876,13 @@ ai_cache_asm_message(ai_cache_choice_t *ch)
 
 
 void
+ai_cache_asm_tree_only(ai_cache_asm_t *a)
+{
+    a->tree_only = 1;
+}
+
+
+void
 ai_cache_asm_free(ai_cache_asm_t *a)
 {
     size_t              i, j;
@@ -2623,6 +2913,8 @@ ai_cache_asm_free(ai_cache_asm_t *a)
     }
 
     free(a->choices);
+    ai_jdoc_free(&a->doc);
+    ai_buf_free(&a->tmp);
     free(a->id);
     free(a->model);
     free(a->fingerprint);

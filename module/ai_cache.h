@@ -111,6 +111,8 @@ void ai_cache_asm_limit(ai_cache_asm_t *a, size_t max_bytes);
 int ai_cache_asm_feed(ai_cache_asm_t *a, const char *p, size_t n);
 int ai_cache_asm_finish(ai_cache_asm_t *a, ai_buf_t *out_json);
 void ai_cache_asm_free(ai_cache_asm_t *a);
+/* every chunk read through a jansson tree (tests compare the two readers) */
+void ai_cache_asm_tree_only(ai_cache_asm_t *a);
 
 
 /*

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ai_jtok.h"
+#include "ai_translate.h"               /* ai_buf_t */
 
 
 typedef struct {
@@ -577,4 +578,91 @@ ai_jdoc_int(const ai_jdoc_t *doc, uint32_t i)
     }
 
     return neg ? -v : v;
+}
+
+
+int
+ai_jdoc_decode(const ai_jdoc_t *doc, uint32_t i, ai_buf_t *out)
+{
+    char                  u[4];
+    size_t                n;
+    unsigned              v;
+    const unsigned char  *p, *last, *run;
+
+    p = doc->data + doc->tok[i].start + 1;
+    last = doc->data + doc->tok[i].end - 1;
+
+    if (!doc->tok[i].escaped) {
+        return ai_buf_append(out, (const char *) p, last - p);
+    }
+
+    /* the index checked the escapes: only their meaning is left */
+
+    while (p < last) {
+        run = p;
+
+        while (p < last && *p != '\\') {
+            p++;
+        }
+
+        if (p > run && ai_buf_append(out, (const char *) run, p - run) != 0) {
+            return -1;
+        }
+
+        if (p == last) {
+            break;
+        }
+
+        switch (p[1]) {
+        case 'b':  u[0] = '\b'; n = 1; break;
+        case 'f':  u[0] = '\f'; n = 1; break;
+        case 'n':  u[0] = '\n'; n = 1; break;
+        case 'r':  u[0] = '\r'; n = 1; break;
+        case 't':  u[0] = '\t'; n = 1; break;
+        case 'u':  n = 0; break;
+        default:   u[0] = (char) p[1]; n = 1; break;     /* " \\ / */
+        }
+
+        if (n) {
+            p += 2;
+
+        } else {
+            n = ai_json_unicode(p, last, &v);
+
+            if (n == 0) {
+                return -1;      /* only an index made AI_JDOC_VALID */
+            }
+
+            p += n;
+
+            if (v < 0x80) {
+                u[0] = (char) v;
+                n = 1;
+
+            } else if (v < 0x800) {
+                u[0] = (char) (0xc0 | (v >> 6));
+                u[1] = (char) (0x80 | (v & 0x3f));
+                n = 2;
+
+            } else if (v < 0x10000) {
+                u[0] = (char) (0xe0 | (v >> 12));
+                u[1] = (char) (0x80 | ((v >> 6) & 0x3f));
+                u[2] = (char) (0x80 | (v & 0x3f));
+                n = 3;
+
+            } else {
+                u[0] = (char) (0xf0 | (v >> 18));
+                u[1] = (char) (0x80 | ((v >> 12) & 0x3f));
+                u[2] = (char) (0x80 | ((v >> 6) & 0x3f));
+                u[3] = (char) (0x80 | (v & 0x3f));
+                n = 4;
+            }
+        }
+
+        if (ai_buf_append(out, u, n) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
 }

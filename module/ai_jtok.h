@@ -83,6 +83,14 @@ int ai_jdoc_is(const ai_jdoc_t *doc, uint32_t i, const char *s, size_t len);
 #define ai_jdoc_str_len(doc, i)  ((size_t) ((doc)->tok[i].end              \
                                             - (doc)->tok[i].start - 2))
 
+/*
+ * The bytes jansson decodes string token i to (escapes resolved, UTF-8),
+ * appended to out (an ai_buf_t, ai_translate.h).  Returns 0, or -1 on
+ * memory exhaustion.
+ */
+struct ai_buf_s;
+int ai_jdoc_decode(const ai_jdoc_t *doc, uint32_t i, struct ai_buf_s *out);
+
 /* an integer token's value (the index holds only those that fit) */
 long long ai_jdoc_int(const ai_jdoc_t *doc, uint32_t i);
 

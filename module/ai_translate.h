@@ -37,7 +37,7 @@ typedef struct {
 
 
 /* a growing output buffer; data is malloc'd, the caller frees it */
-typedef struct {
+typedef struct ai_buf_s {
     char         *data;
     size_t        len;
     size_t        cap;

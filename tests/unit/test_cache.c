@@ -208,21 +208,21 @@ ai_t_cacheable(const char *req, int endpoint, int force)
  */
 
 static int
-ai_t_assemble(int endpoint, const char *s, size_t len, size_t step,
-    size_t cut, ai_buf_t *out)
+ai_t_assemble_one(int endpoint, const char *s, size_t len, size_t step,
+    size_t cut, int tree_only, ai_buf_t *out)
 {
     int              rc;
     size_t           off, n;
     ai_cache_asm_t  *a;
 
-    if (len == (size_t) -2) {
-        len = strlen(s);
-    }
-
     a = ai_cache_asm_new(endpoint);
 
     if (a == NULL) {
         return -2;
+    }
+
+    if (tree_only) {
+        ai_cache_asm_tree_only(a);
     }
 
     if (step == (size_t) -1) {
@@ -238,6 +238,43 @@ ai_t_assemble(int endpoint, const char *s, size_t len, size_t step,
 
     rc = ai_cache_asm_finish(a, out);
     ai_cache_asm_free(a);
+
+    return rc;
+}
+
+
+/*
+ * Every assembly is made twice, chunks read from their bytes and through
+ * jansson trees: the two must give the same answer, byte for byte.
+ */
+
+static int  ai_t_asm_compared;
+
+static int
+ai_t_assemble(int endpoint, const char *s, size_t len, size_t step,
+    size_t cut, ai_buf_t *out)
+{
+    int       rc, rc2;
+    size_t    start;
+    ai_buf_t  tree = { NULL, 0, 0 };
+
+    if (len == (size_t) -2) {
+        len = strlen(s);
+    }
+
+    start = out->len;
+    rc = ai_t_assemble_one(endpoint, s, len, step, cut, 0, out);
+    rc2 = ai_t_assemble_one(endpoint, s, len, step, cut, 1, &tree);
+
+    CHECK(rc == rc2);
+
+    if (rc == 1 && rc2 == 1) {
+        CHECK(out->len - start == tree.len
+              && memcmp(out->data + start, tree.data, tree.len) == 0);
+    }
+
+    ai_t_asm_compared++;
+    ai_buf_free(&tree);
 
     return rc;
 }
@@ -3257,6 +3294,182 @@ test_key_prefix_resume(void)
     ai_buf_free(&b);
 }
 
+/* random chunk streams: the tree-free chunk reader and jansson agree */
+
+static const char *
+ai_t_pick(const char *const *set, size_t n)
+{
+    return set[ai_t_rand((unsigned) n)];
+}
+
+#define AI_T_PICK(set)  ai_t_pick(set, sizeof(set) / sizeof(set[0]))
+
+
+static void
+test_assemble_random(void)
+{
+    int             i, k, m, endpoint, ok;
+    unsigned        nch, j;
+    ai_buf_t        sse = { NULL, 0, 0 }, out = { NULL, 0, 0 };
+    static const char *const str[] = {
+        "\"plain\"", "\"\"", "\"esc \\\"q\\\" \\\\ \\/ \\n\\t\"",
+        "\"caf\\u00e9 \\ud83d\\ude00\"", "\"caf\xc3\xa9\"", "null", "7",
+        "\"gpt-x\"", "\"gpt-y\"", "[\"a\"]", "{\"x\":1}",
+    };
+    static const char *const objs[] = {
+        "\"chat.completion.chunk\"", "\"text_completion\"",
+        "\"chat.completion\"", "\"chat.completion.\\u0063hunk\"", "5",
+    };
+    static const char *const ints[] = {
+        "0", "1", "2", "-1", "99", "1.5", "\"0\"", "null", "1741569952",
+    };
+    static const char *const fins[] = {
+        "\"stop\"", "\"length\"", "null", "\"tool_calls\"", "3",
+        "\"content_filter\"",
+    };
+    static const char *const rare[] = {
+        "\"logprobs\":{\"content\":[]}", "\"logprobs\":null",
+        "\"x_extra\":[1,{\"a\":null}]", "\"index\":0,\"index\":1",
+        "\"fin\\u0069sh_reason\":\"stop\"",
+    };
+    static const char *const deltas[] = {
+        "\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]",
+        "\"tool_calls\":null", "\"function_call\":{\"name\":\"g\"}",
+        "\"content\":\"a\",\"content\":\"b\"", "\"refusal\":\"no\"",
+    };
+
+    for (i = 0; i < 3000; i++) {
+        endpoint = ai_t_rand(4) ? AI_EP_CHAT : AI_EP_COMPLETIONS;
+        sse.len = 0;
+        m = 1 + (int) ai_t_rand(8);
+
+        for (k = 0; k < m; k++) {
+            ai_buf_append_str(&sse, "data: {");
+
+            if (ai_t_rand(8)) {
+                ai_buf_append_str(&sse, "\"id\":");
+                ai_buf_append_str(&sse, ai_t_rand(6) ? "\"chatcmpl-1\""
+                                                     : AI_T_PICK(str));
+                ai_buf_append_str(&sse, ",");
+            }
+
+            ai_buf_append_str(&sse, "\"object\":");
+            ai_buf_append_str(&sse, ai_t_rand(5)
+                                    ? (endpoint == AI_EP_CHAT
+                                       ? "\"chat.completion.chunk\""
+                                       : "\"text_completion\"")
+                                    : AI_T_PICK(objs));
+            ai_buf_append_str(&sse, ",\"created\":");
+            ai_buf_append_str(&sse, ai_t_rand(5) ? "1741569952"
+                                                 : AI_T_PICK(ints));
+            ai_buf_append_str(&sse, ",\"model\":");
+            ai_buf_append_str(&sse, ai_t_rand(4) ? "\"gpt-x\""
+                                                 : AI_T_PICK(str));
+
+            if (ai_t_rand(3) == 0) {
+                ai_buf_append_str(&sse, ",\"system_fingerprint\":");
+                ai_buf_append_str(&sse, AI_T_PICK(str));
+            }
+
+            if (ai_t_rand(30) == 0) {
+                ai_buf_append_str(&sse, ai_t_rand(2)
+                                        ? ",\"error\":{\"message\":\"x\"}"
+                                        : ",\"error\":null");
+            }
+
+            if (ai_t_rand(6) == 0) {
+                ai_buf_append_str(&sse, ai_t_rand(3)
+                                  ? ",\"usage\":{\"prompt_tokens\":5,"
+                                    "\"completion_tokens\":3,"
+                                    "\"total_tokens\":8}"
+                                  : ",\"usage\":null");
+            }
+
+            ai_buf_append_str(&sse, ",\"choices\":");
+
+            if (ai_t_rand(20) == 0) {
+                ai_buf_append_str(&sse, AI_T_PICK(str));
+
+            } else {
+                ai_buf_append_str(&sse, "[");
+                nch = ai_t_rand(3);
+
+                for (j = 0; j < nch; j++) {
+                    if (j) {
+                        ai_buf_append_str(&sse, ",");
+                    }
+
+                    if (ai_t_rand(40) == 0) {
+                        ai_buf_append_str(&sse, "5");
+                        continue;
+                    }
+
+                    ai_buf_append_str(&sse, "{\"index\":");
+                    ai_buf_append_str(&sse, ai_t_rand(4) ? "0"
+                                                         : AI_T_PICK(ints));
+
+                    if (endpoint == AI_EP_CHAT) {
+                        ai_buf_append_str(&sse, ",\"delta\":{");
+
+                        if (ai_t_rand(4) == 0) {
+                            ai_buf_append_str(&sse, "\"role\":");
+                            ai_buf_append_str(&sse, ai_t_rand(3)
+                                                    ? "\"assistant\""
+                                                    : AI_T_PICK(str));
+                            ai_buf_append_str(&sse, ",");
+                        }
+
+                        if (ai_t_rand(10) == 0) {
+                            ai_buf_append_str(&sse, AI_T_PICK(deltas));
+                            ai_buf_append_str(&sse, ",");
+                        }
+
+                        ai_buf_append_str(&sse, ai_t_rand(8)
+                                                ? "\"content\":"
+                                                : "\"c\\u006fntent\":");
+                        ai_buf_append_str(&sse, AI_T_PICK(str));
+                        ai_buf_append_str(&sse, "}");
+
+                    } else {
+                        ai_buf_append_str(&sse, ",\"text\":");
+                        ai_buf_append_str(&sse, AI_T_PICK(str));
+                    }
+
+                    if (ai_t_rand(8) == 0) {
+                        ai_buf_append_str(&sse, ",");
+                        ai_buf_append_str(&sse, AI_T_PICK(rare));
+                    }
+
+                    ai_buf_append_str(&sse, ",\"finish_reason\":");
+                    ai_buf_append_str(&sse, k == m - 1 && ai_t_rand(4)
+                                            ? "\"stop\"" : AI_T_PICK(fins));
+                    ai_buf_append_str(&sse, "}");
+                }
+
+                ai_buf_append_str(&sse, "]");
+            }
+
+            ai_buf_append_str(&sse, "}\n\n");
+        }
+
+        if (ai_t_rand(10)) {
+            ai_buf_append_str(&sse, "data: [DONE]\n\n");
+        }
+
+        out.len = 0;
+        ok = ai_t_assemble(endpoint, sse.data, sse.len,
+                           ai_t_rand(3) ? 0 : 1 + ai_t_rand(200), 0, &out);
+        (void) ok;
+    }
+
+    ai_buf_free(&sse);
+    ai_buf_free(&out);
+
+    printf("test_cache: %d assemblies compared (bytes and trees)\n",
+           ai_t_asm_compared);
+}
+
 int
 main(void)
 {
@@ -3269,6 +3482,7 @@ main(void)
     test_render_hit();
     test_key_raw_random();
     test_key_prefix_resume();
+    test_assemble_random();
 
     printf("test_cache: %d checks, %d failed\n", ai_checks, ai_failures);
 
