@@ -46,6 +46,8 @@ static int ai_cache_on_event(void *ctx, const ai_sse_event_t *ev);
 static int ai_cache_asm_chunk(ai_cache_asm_t *a, json_t *root);
 static int ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data,
     size_t len);
+static int ai_cache_asm_chunk_like(ai_cache_asm_t *a, const char *data,
+    size_t len);
 static ai_cache_choice_t *ai_cache_asm_slot(ai_cache_asm_t *a, long index);
 static int ai_cache_set_raw(ai_cache_asm_t *a, char **dst, uint32_t v);
 static int ai_cache_append_raw(ai_jdoc_t *doc, uint32_t v, ai_buf_t *b);
@@ -1934,6 +1936,9 @@ struct ai_cache_asm_s {
     unsigned             tree_only:1;
     ai_jdoc_t            doc;        /* the chunk read without a tree */
     ai_buf_t             tmp;
+    ai_buf_t             head;       /* the last chunk around its text */
+    ai_buf_t             tail;
+    ai_cache_choice_t   *text_of;    /* whose text that was; NULL: none */
 };
 
 
@@ -2026,7 +2031,12 @@ ai_cache_on_event(void *ctx, const ai_sse_event_t *ev)
         return -1;
     }
 
-    rc = a->tree_only ? 1 : ai_cache_asm_chunk_raw(a, ev->data, ev->data_len);
+    rc = a->tree_only ? 1 : ai_cache_asm_chunk_like(a, ev->data,
+                                                     ev->data_len);
+
+    if (rc == 1 && !a->tree_only) {
+        rc = ai_cache_asm_chunk_raw(a, ev->data, ev->data_len);
+    }
 
     if (rc == 1) {
         root = json_loadb(ev->data, ev->data_len, 0, NULL);
@@ -2212,6 +2222,7 @@ ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data, size_t len)
     ai_cache_choice_t   *ch;
 
     doc = &a->doc;
+    a->text_of = NULL;
 
     if (ai_jdoc_parse(doc, data, len, 0) != 0 || doc->key_escaped
         || ai_jdoc_type(doc, AI_JDOC_ROOT) != AI_JT_OBJECT)
@@ -2387,7 +2398,72 @@ ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data, size_t len)
         }
     }
 
+    /* one choice's text: the next chunk may differ only in that text */
+
+    if (doc->tok[choices].count == 1) {
+        c = choices + 1;
+        d = ai_jdoc_gets(doc, c, "delta");
+        v = a->endpoint == AI_EP_CHAT ? ai_jdoc_gets(doc, d, "content")
+                                      : ai_jdoc_gets(doc, c, "text");
+
+        /* (a refusal beside it would be appended again: not such a one) */
+
+        if (ai_jdoc_type(doc, v) == AI_JT_STRING
+            && (a->endpoint != AI_EP_CHAT
+                || ai_jdoc_type(doc, ai_jdoc_gets(doc, d, "refusal"))
+                   != AI_JT_STRING))
+        {
+            a->head.len = 0;
+            a->tail.len = 0;
+
+            if (ai_buf_append(&a->head, data, doc->tok[v].start) != 0
+                || ai_buf_append(&a->tail, data + doc->tok[v].end,
+                                 len - doc->tok[v].end) != 0)
+            {
+                return -1;
+            }
+
+            a->text_of = ch;
+        }
+    }
+
     return 0;
+}
+
+
+/*
+ * Streams repeat one chunk with only the text changed: a chunk that is
+ * the last one's bytes around a different string literal means the same
+ * as that chunk with this text (JSON is read token by token: one whole
+ * string in place of another changes nothing else), so only the string
+ * is checked and appended.  Returns 0 when taken, 1 when not such a
+ * chunk, -1 on memory exhaustion.
+ */
+
+static int
+ai_cache_asm_chunk_like(ai_cache_asm_t *a, const char *data, size_t len)
+{
+    size_t      n;
+    ai_jdoc_t  *doc;
+
+    if (a->text_of == NULL || len < a->head.len + a->tail.len + 2
+        || memcmp(data, a->head.data, a->head.len) != 0
+        || memcmp(data + len - a->tail.len, a->tail.data, a->tail.len) != 0)
+    {
+        return 1;
+    }
+
+    /* exactly one string literal between the two */
+
+    doc = &a->doc;
+    n = len - a->head.len - a->tail.len;
+
+    if (ai_jdoc_parse_string(doc, data + a->head.len, n) != 0) {
+        return 1;
+    }
+
+    return ai_cache_append_raw(doc, AI_JDOC_ROOT, &a->text_of->content) < 0
+           ? -1 : 0;
 }
 
 
@@ -2915,6 +2991,8 @@ ai_cache_asm_free(ai_cache_asm_t *a)
     free(a->choices);
     ai_jdoc_free(&a->doc);
     ai_buf_free(&a->tmp);
+    ai_buf_free(&a->head);
+    ai_buf_free(&a->tail);
     free(a->id);
     free(a->model);
     free(a->fingerprint);

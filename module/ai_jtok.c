@@ -24,6 +24,8 @@ typedef struct {
 
 
 static int ai_jtok_value(ai_jparser_t *jp);
+static int ai_jdoc_parse_top(ai_jdoc_t *doc, const char *p, size_t len,
+    int flags, int string);
 
 /* bytes a string holds as they are: printable ASCII but '"' and '\\' */
 static const unsigned char  ai_jtok_plain[256] = {
@@ -100,6 +102,21 @@ ai_jtok_new(ai_jparser_t *jp, int type)
 int
 ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len, int flags)
 {
+    return ai_jdoc_parse_top(doc, p, len, flags, 0);
+}
+
+
+int
+ai_jdoc_parse_string(ai_jdoc_t *doc, const char *p, size_t len)
+{
+    return ai_jdoc_parse_top(doc, p, len, 0, 1);
+}
+
+
+static int
+ai_jdoc_parse_top(ai_jdoc_t *doc, const char *p, size_t len, int flags,
+    int string)
+{
     ai_jparser_t  jp;
 
     if (doc->tok == NULL) {
@@ -124,6 +141,12 @@ ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len, int flags)
     jp.p = doc->data;
     jp.last = jp.p + len;
     jp.depth = 0;
+
+    if (string) {
+        /* one string literal, nothing around it */
+        return (len == 0 || *jp.p != '"' || ai_jtok_value(&jp) != 0
+                || jp.p != jp.last) ? -1 : 0;
+    }
 
     ai_jtok_ws(&jp);
 

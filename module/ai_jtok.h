@@ -59,6 +59,8 @@ typedef struct {
 #define AI_JDOC_VALID  1
 
 int ai_jdoc_parse(ai_jdoc_t *doc, const char *p, size_t len, int flags);
+/* exactly one string literal, checked as a member's string is: token 1 */
+int ai_jdoc_parse_string(ai_jdoc_t *doc, const char *p, size_t len);
 void ai_jdoc_free(ai_jdoc_t *doc);
 
 /* the value of key in object obj (the last one, as jansson keeps); 0: none */
