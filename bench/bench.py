@@ -1052,6 +1052,7 @@ and an Anthropic SSE stream (`message_start`, `content_block_start`, `ping`,
 | 10 | aigw + `ai_tenants` (one tenant, one key, 10⁹ requests/min) + `ai_limits zone=...:10m`; wrk sends `Authorization: Bearer <key>` | the same aigw without tenants/limits, same request | RPS ≥ 0.95× | 200 with `x-ratelimit-*` headers; no key: 401 |
 | 10 | the same with `store=redis://127.0.0.1:PORT`, a real `redis-server` (no persistence) pinned with wrk and the mock on CPU 0 | bare nginx, non-stream | RPS ≥ 0.60× | as above, and Redis holds keys after it; redis-server's own CPU (`/proc/<pid>/stat`) and commands per request (`INFO stats`) are reported beside nginx's |
 | 5 | aigw + `ai_cache zone=...:64m`, the request at `"temperature":0`: every request after the first is a HIT | stock nginx `return 200` of the canned completion JSON | RPS ≥ 0.70× | first answer, then `x-aigw-cache: HIT` |
+| 5 | aigw + `ai_cache`, `"temperature":0`, a unique token in every prompt, `"stream":true` (the 20-chunk stream read and assembled, stored) | the same requests, aigw without `ai_cache` | information | `x-aigw-cache: MISS` / none |
 | 5 | the same, `"stream":true`: every request a streamed HIT (OpenAI SSE sent from the events rendered at the first streamed hit) | the whole-answer HIT above | information | `x-aigw-cache: HIT`, SSE with `[DONE]` |
 | 5 | aigw + `ai_cache`, `"temperature":1` (not cacheable: BYPASS) | the same aigw without `ai_cache` | CPU/req ≤ 1.05× | `x-aigw-cache: BYPASS` / no such header |
 | 5 | aigw + `ai_cache`, `"temperature":0` and a unique token in every prompt (wrk `request()`): every request a MISS, stored, LRU-evicted when full | the same requests, aigw without `ai_cache` | CPU/req ≤ 1.05× (the issue's miss figure) | `x-aigw-cache: MISS` / none |
@@ -1363,6 +1364,18 @@ def feature_plan(ctx):
         c5 = entry("cache, unique prompts (MISS)", "aigw + ai_cache",
                    aigw("cache", cache_http), uniq, completion_check(
                        body=one, want_headers={"x-aigw-cache": "MISS"}))
+        uniq_stream = request_body("gpt-4o-stream", True, temperature=0,
+                                   user_prompt=USER_PROMPT + " (ticket " +
+                                   UNIQUE + ")")
+        one_stream = uniq_stream.replace(UNIQUE, "check-s-%d" % os.getpid())
+        c7 = entry("cache, unique prompts streamed (MISS)",
+                   "aigw, no ai_cache", aigw("aigw"), uniq_stream,
+                   completion_check(stream=True, body=one_stream,
+                                    want_headers={"x-aigw-cache": None}))
+        c8 = entry("cache, unique prompts streamed (MISS)", "aigw + ai_cache",
+                   aigw("cache", cache_http), uniq_stream,
+                   completion_check(stream=True, body=one_stream,
+                                    want_headers={"x-aigw-cache": "MISS"}))
         checks.append({"issue": "5", "name": "Cache HIT: RPS ÷ nginx return "
                        "200", "a": c1, "b": c0,
                        "value": lambda a, b: ratio(a, b, "rps"), "cmp": ge,
@@ -1387,6 +1400,12 @@ def feature_plan(ctx):
                        "cmp": le, "target": CACHE_CPU_TARGET,
                        "target_text": "≤ %.2f×" % CACHE_CPU_TARGET,
                        "text": cpu_text})
+        checks.append({"issue": "5", "name": "Cache MISS, streamed (20 "
+                       "chunks read and assembled, key, store): CPU/req ÷ "
+                       "no cache", "a": c8, "b": c7,
+                       "value": lambda a, b: ratio(a, b, "cpu_us_req"),
+                       "cmp": le, "target": None,
+                       "target_text": "information", "text": cpu_text})
         checks.append({"issue": "5", "name": "Cache MISS (unique "
                        "temperature-0 prompts: key + store + LRU): CPU/req "
                        "÷ no cache", "a": c5, "b": c4,

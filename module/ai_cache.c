@@ -1936,9 +1936,8 @@ struct ai_cache_asm_s {
     unsigned             tree_only:1;
     ai_jdoc_t            doc;        /* the chunk read without a tree */
     ai_buf_t             tmp;
-    ai_buf_t             head;       /* the last chunk around its text */
-    ai_buf_t             tail;
-    ai_cache_choice_t   *text_of;    /* whose text that was; NULL: none */
+    ai_jlike_t           like;       /* the last chunk around its text */
+    ai_cache_choice_t   *text_of;    /* whose text that was */
 };
 
 
@@ -2222,7 +2221,7 @@ ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data, size_t len)
     ai_cache_choice_t   *ch;
 
     doc = &a->doc;
-    a->text_of = NULL;
+    ai_jlike_forget(&a->like);
 
     if (ai_jdoc_parse(doc, data, len, 0) != 0 || doc->key_escaped
         || ai_jdoc_type(doc, AI_JDOC_ROOT) != AI_JT_OBJECT)
@@ -2413,13 +2412,7 @@ ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data, size_t len)
                 || ai_jdoc_type(doc, ai_jdoc_gets(doc, d, "refusal"))
                    != AI_JT_STRING))
         {
-            a->head.len = 0;
-            a->tail.len = 0;
-
-            if (ai_buf_append(&a->head, data, doc->tok[v].start) != 0
-                || ai_buf_append(&a->tail, data + doc->tok[v].end,
-                                 len - doc->tok[v].end) != 0)
-            {
+            if (ai_jlike_keep(&a->like, doc, v) != 0) {
                 return -1;
             }
 
@@ -2432,38 +2425,21 @@ ai_cache_asm_chunk_raw(ai_cache_asm_t *a, const char *data, size_t len)
 
 
 /*
- * Streams repeat one chunk with only the text changed: a chunk that is
- * the last one's bytes around a different string literal means the same
- * as that chunk with this text (JSON is read token by token: one whole
- * string in place of another changes nothing else), so only the string
- * is checked and appended.  Returns 0 when taken, 1 when not such a
- * chunk, -1 on memory exhaustion.
+ * A chunk that is the last one's bytes around another text (ai_jlike_t):
+ * everything else it says was already taken (the same id, model,
+ * finish, usage), so only its text is appended.  Returns 0 when taken, 1
+ * when not such a chunk, -1 on memory exhaustion.
  */
 
 static int
 ai_cache_asm_chunk_like(ai_cache_asm_t *a, const char *data, size_t len)
 {
-    size_t      n;
-    ai_jdoc_t  *doc;
-
-    if (a->text_of == NULL || len < a->head.len + a->tail.len + 2
-        || memcmp(data, a->head.data, a->head.len) != 0
-        || memcmp(data + len - a->tail.len, a->tail.data, a->tail.len) != 0)
-    {
+    if (!ai_jlike_match(&a->like, &a->doc, data, len)) {
         return 1;
     }
 
-    /* exactly one string literal between the two */
-
-    doc = &a->doc;
-    n = len - a->head.len - a->tail.len;
-
-    if (ai_jdoc_parse_string(doc, data + a->head.len, n) != 0) {
-        return 1;
-    }
-
-    return ai_cache_append_raw(doc, AI_JDOC_ROOT, &a->text_of->content) < 0
-           ? -1 : 0;
+    return ai_cache_append_raw(&a->doc, AI_JDOC_ROOT, &a->text_of->content)
+           < 0 ? -1 : 0;
 }
 
 
@@ -2991,8 +2967,7 @@ ai_cache_asm_free(ai_cache_asm_t *a)
     free(a->choices);
     ai_jdoc_free(&a->doc);
     ai_buf_free(&a->tmp);
-    ai_buf_free(&a->head);
-    ai_buf_free(&a->tail);
+    ai_jlike_free(&a->like);
     free(a->id);
     free(a->model);
     free(a->fingerprint);

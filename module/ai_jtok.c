@@ -689,3 +689,56 @@ ai_jdoc_decode(const ai_jdoc_t *doc, uint32_t i, ai_buf_t *out)
 
     return 0;
 }
+
+
+int
+ai_jlike_keep(ai_jlike_t *l, const ai_jdoc_t *doc, uint32_t i)
+{
+    char    *b;
+    size_t   n;
+
+    l->kept = 0;
+    n = doc->len - (doc->tok[i].end - doc->tok[i].start);
+
+    if (n > l->cap) {
+        b = realloc(l->bytes, n);
+
+        if (b == NULL) {
+            return -1;
+        }
+
+        l->bytes = b;
+        l->cap = n;
+    }
+
+    l->head = doc->tok[i].start;
+    l->tail = doc->len - doc->tok[i].end;
+
+    memcpy(l->bytes, doc->data, l->head);
+    memcpy(l->bytes + l->head, doc->data + doc->tok[i].end, l->tail);
+    l->kept = 1;
+
+    return 0;
+}
+
+
+int
+ai_jlike_match(const ai_jlike_t *l, ai_jdoc_t *doc, const char *data,
+    size_t len)
+{
+    return l->kept && len >= l->head + l->tail + 2
+           && memcmp(data, l->bytes, l->head) == 0
+           && memcmp(data + len - l->tail, l->bytes + l->head, l->tail) == 0
+           && ai_jdoc_parse_string(doc, data + l->head,
+                                   len - l->head - l->tail) == 0;
+}
+
+
+void
+ai_jlike_free(ai_jlike_t *l)
+{
+    free(l->bytes);
+    l->bytes = NULL;
+    l->cap = 0;
+    l->kept = 0;
+}

@@ -93,6 +93,28 @@ int ai_jdoc_is(const ai_jdoc_t *doc, uint32_t i, const char *s, size_t len);
 struct ai_buf_s;
 int ai_jdoc_decode(const ai_jdoc_t *doc, uint32_t i, struct ai_buf_s *out);
 
+/*
+ * A stream repeats one chunk with only its text changed.  ai_jlike_keep()
+ * keeps a chunk's bytes around one of its string tokens; ai_jlike_match()
+ * is 1 when data is those bytes around one valid string literal (which
+ * becomes token 1 of doc): the chunk then means what the kept one meant
+ * with that string in place (JSON is read token by token), 0 when it is
+ * not, and then data may be anything.
+ */
+typedef struct {
+    char     *bytes;           /* the head, then the tail */
+    size_t    head;
+    size_t    tail;
+    size_t    cap;
+    int       kept;
+} ai_jlike_t;
+
+int ai_jlike_keep(ai_jlike_t *l, const ai_jdoc_t *doc, uint32_t i);
+int ai_jlike_match(const ai_jlike_t *l, ai_jdoc_t *doc, const char *data,
+    size_t len);
+#define ai_jlike_forget(l)  ((l)->kept = 0)
+void ai_jlike_free(ai_jlike_t *l);
+
 /* an integer token's value (the index holds only those that fit) */
 long long ai_jdoc_int(const ai_jdoc_t *doc, uint32_t i);
 

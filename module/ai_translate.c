@@ -17,6 +17,8 @@
 
 static int ai_buf_dump(const char *p, size_t len, void *data);
 static int ai_stream_on_sse(void *ctx, const ai_sse_event_t *ev);
+static int ai_openai_stream_read(ai_stream_t *s, const ai_sse_event_t *ev);
+static long ai_jdoc_long(const ai_jdoc_t *doc, uint32_t obj, const char *key);
 static int ai_openai_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
     ai_buf_t *out);
 static int ai_openai_stream_finish(ai_stream_t *s, int complete,
@@ -488,6 +490,7 @@ ai_stream_free(ai_stream_t *s)
 
     ai_sse_free(&s->sse);
     ai_jdoc_free(&s->doc);
+    ai_jlike_free(&s->like);
     free(s->chunk_pre);
     free(s->block_tool);
     free(s->client_model);
@@ -850,6 +853,114 @@ ai_text_of(json_t *content, const char *sep)
  * for (the gateway may ask for one on its behalf) and to end well.
  */
 
+/*
+ * What an OpenAI chunk says that a passed-through stream needs (its
+ * usage, finished choices, an error, whether a usage-only chunk is left
+ * out), read without a tree: 1 to leave the chunk out, 0 to pass it on,
+ * -1 for a chunk left to jansson (escaped keys, what the index refuses).
+ * A chunk that repeats the last one around another text says what that
+ * one said (ai_jlike_t).
+ */
+
+static int
+ai_openai_stream_read(ai_stream_t *s, const ai_sse_event_t *ev)
+{
+    uint32_t    usage, choices, c, k, v, t;
+    ai_jdoc_t  *doc;
+
+    doc = &s->doc;
+
+    if (ai_jlike_match(&s->like, doc, ev->data, ev->data_len)) {
+        return s->like_drop;
+    }
+
+    ai_jlike_forget(&s->like);
+
+    if (ai_jdoc_parse(doc, ev->data, ev->data_len, 0) != 0
+        || doc->key_escaped)
+    {
+        return -1;
+    }
+
+    if (ai_jdoc_type(doc, AI_JDOC_ROOT) != AI_JT_OBJECT) {
+        return 0;
+    }
+
+    s->like_drop = 0;
+    usage = ai_jdoc_gets(doc, AI_JDOC_ROOT, "usage");
+    choices = ai_jdoc_gets(doc, AI_JDOC_ROOT, "choices");
+
+    if (ai_jdoc_type(doc, usage) == AI_JT_OBJECT) {
+        s->usage.prompt_tokens = ai_jdoc_long(doc, usage, "prompt_tokens");
+        s->usage.completion_tokens = ai_jdoc_long(doc, usage,
+                                                  "completion_tokens");
+        v = ai_jdoc_gets(doc, usage, "prompt_tokens_details");
+        s->usage.cached_tokens = ai_jdoc_type(doc, v) == AI_JT_OBJECT
+                                 ? ai_jdoc_long(doc, v, "cached_tokens") : 0;
+        s->usage.seen = 1;
+
+        s->like_drop = !s->include_usage
+                       && ai_jdoc_type(doc, choices) == AI_JT_ARRAY
+                       && doc->tok[choices].count == 0;
+    }
+
+    t = 0;
+
+    if (ai_jdoc_type(doc, choices) == AI_JT_ARRAY) {
+        for (k = 0, c = choices + 1; k < doc->tok[choices].count;
+             k++, c = doc->tok[c].next)
+        {
+            if (ai_jdoc_type(doc, c) != AI_JT_OBJECT) {
+                continue;
+            }
+
+            if (ai_jdoc_type(doc, ai_jdoc_gets(doc, c, "finish_reason"))
+                == AI_JT_STRING)
+            {
+                s->finished |= 1;
+            }
+
+            /* one choice's text: the next chunk may differ only in it */
+            v = ai_jdoc_gets(doc, ai_jdoc_gets(doc, c, "delta"), "content");
+            t = (doc->tok[choices].count == 1
+                 && ai_jdoc_type(doc, v) == AI_JT_STRING) ? v : 0;
+        }
+    }
+
+    if (ai_jdoc_gets(doc, AI_JDOC_ROOT, "error")) {
+        s->done = 1;
+    }
+
+    if (t && ai_jlike_keep(&s->like, doc, t) != 0) {
+        ai_jlike_forget(&s->like);
+    }
+
+    return s->like_drop;
+}
+
+
+/* ai_json_long() on an index: an integer, a real cut to one, else 0 */
+
+static long
+ai_jdoc_long(const ai_jdoc_t *doc, uint32_t obj, const char *key)
+{
+    uint32_t  v;
+
+    v = ai_jdoc_get(doc, obj, key, strlen(key));
+
+    if (ai_jdoc_type(doc, v) == AI_JT_INTEGER) {
+        return (long) ai_jdoc_int(doc, v);
+    }
+
+    if (ai_jdoc_type(doc, v) == AI_JT_REAL) {
+        return (long) strtod((const char *) doc->data + doc->tok[v].start,
+                             NULL);
+    }
+
+    return 0;
+}
+
+
 static int
 ai_openai_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
     ai_buf_t *out)
@@ -864,8 +975,13 @@ ai_openai_stream_event(ai_stream_t *s, const ai_sse_event_t *ev,
         return ai_buf_append_str(out, "data: [DONE]\n\n");
     }
 
-    drop = 0;
-    root = json_loadb(ev->data, ev->data_len, 0, NULL);
+    drop = s->tree_only ? -1 : ai_openai_stream_read(s, ev);
+    root = NULL;
+
+    if (drop == -1) {
+        drop = 0;
+        root = json_loadb(ev->data, ev->data_len, 0, NULL);
+    }
 
     if (json_is_object(root)) {
         usage = json_object_get(root, "usage");

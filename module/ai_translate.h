@@ -178,6 +178,8 @@ struct ai_stream_s {
 
     ai_jdoc_t             doc;          /* events read without jansson */
     int                   tree_only;
+    ai_jlike_t            like;         /* OpenAI: the last chunk */
+    int                   like_drop;    /* OpenAI: it was left out */
 
     unsigned              started:1;    /* the first chunk went out */
     unsigned              done:1;       /* the stream was closed */

@@ -1516,13 +1516,24 @@ ngx_http_ai_cache_store(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 }
 
 
-/* a passed-through whole answer, copied for the store at its end */
+/*
+ * A passed-through answer: a whole one is copied for the store at its
+ * end, a stream goes to the assembler as it comes.
+ */
 
 void
 ngx_http_ai_cache_tee(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     u_char *p, size_t len)
 {
     ngx_http_ai_main_conf_t  *amcf;
+
+    if (ctx->cache_asm) {
+        if (r->upstream && r->upstream->headers_in.status_n == NGX_HTTP_OK) {
+            (void) ngx_http_ai_cache_feed(ctx, (char *) p, len);
+        }
+
+        return;
+    }
 
     amcf = ngx_http_get_module_main_conf(r, ngx_http_ai_gateway_module);
 

@@ -132,11 +132,12 @@ ngx_http_ai_translate_request(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
         && !(ctx->account && ctx->stream && !ctx->opts.include_usage))
     {
         /*
-         * A whole answer that only the cache wants to see passes through
-         * untouched, Content-Length and all, and is copied on its way.
+         * An answer that only the cache wants to see passes through
+         * untouched (a whole one with its Content-Length), and is copied
+         * on its way, or, a stream, read by the cache's assembler.
          */
-        ctx->cache_tee = ctx->cache_store && !ctx->stream
-                         && !ctx->plugins_text && !ctx->account;
+        ctx->cache_tee = ctx->cache_store && !ctx->plugins_text
+                         && !ctx->account;
         ctx->process = (ctx->process && !ctx->cache_tee) || ctx->account;
         ctx->hold_headers = ctx->plugins_text && !ctx->stream;
 

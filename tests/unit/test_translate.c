@@ -2654,6 +2654,103 @@ ai_t_fast_request_shapes(void)
 }
 
 
+/*
+ * OpenAI streams passed through and read for their usage, finish and
+ * errors: the tree-free reader (with its repeated-chunk shortcut) and
+ * jansson give the same bytes and the same counts.
+ */
+
+static void
+ai_t_fast_openai_streams(void)
+{
+    int                  i, k, m, j, n;
+    ai_buf_t             sse, out, tout;
+    ai_stream_t         *a, *b;
+    ai_translate_opts_t  o, to;
+    static const char   *texts[] = {
+        "\"Hel\"", "\"lo\"", "\"\"", "\"caf\\u00e9 \\ud83d\\ude00\"",
+        "\"q\\\"\\\\\\n\"", "\"bad \\x\"", "\"caf\xc3\xa9\"", "null", "7",
+    };
+    static const char   *fins[] = {
+        "null", "null", "null", "\"stop\"", "\"length\"", "3",
+    };
+    static const char   *tops[] = {
+        "", "", "", "\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":"
+        "4.9,\"prompt_tokens_details\":{\"cached_tokens\":2}},",
+        "\"usage\":null,", "\"error\":null,", "\"error\":{\"message\":\"x\"},",
+        "\"us\\u0061ge\":{\"prompt_tokens\":3},",
+    };
+
+    o = ai_t_opts(AI_EP_CHAT, "gpt", 0);
+
+    for (i = 0; i < 2000; i++) {
+        memset(&sse, 0, sizeof(ai_buf_t));
+        memset(&out, 0, sizeof(ai_buf_t));
+        memset(&tout, 0, sizeof(ai_buf_t));
+
+        o.include_usage = (int) ai_t_rand(2);
+        to = o;
+        to.tree_only = 1;
+        m = 1 + (int) ai_t_rand(10);
+
+        for (k = 0; k < m; k++) {
+            ai_buf_append_str(&sse, "data: {\"id\":\"c1\",");
+            ai_buf_append_str(&sse, tops[ai_t_rand(8)]);
+
+            if (ai_t_rand(6) == 0) {
+                ai_buf_append_str(&sse, "\"choices\":[]}\n\n");
+                continue;
+            }
+
+            ai_buf_append_str(&sse, "\"choices\":[");
+            n = 1 + (ai_t_rand(8) == 0);
+
+            for (j = 0; j < n; j++) {
+                ai_buf_append_str(&sse, j ? ",{\"index\":1," : "{\"index\":0,");
+                ai_buf_append_str(&sse, "\"delta\":{\"content\":");
+                ai_buf_append_str(&sse, texts[ai_t_rand(9)]);
+                ai_buf_append_str(&sse, "},\"finish_reason\":");
+                ai_buf_append_str(&sse, fins[ai_t_rand(6)]);
+                ai_buf_append_str(&sse, "}");
+            }
+
+            ai_buf_append_str(&sse, "]}\n\n");
+        }
+
+        if (ai_t_rand(5)) {
+            ai_buf_append_str(&sse, "data: [DONE]\n\n");
+        }
+
+        a = ai_stream_new(AI_FORMAT_OPENAI, &o);
+        b = ai_stream_new(AI_FORMAT_OPENAI, &to);
+        CHECK(a != NULL && b != NULL);
+
+        if (a == NULL || b == NULL) {
+            return;
+        }
+
+        CHECK((ai_stream_feed(a, sse.data, sse.len, &out) == 0)
+              == (ai_stream_feed(b, sse.data, sse.len, &tout) == 0));
+        CHECK((ai_stream_finish(a, 1, &out) == 0)
+              == (ai_stream_finish(b, 1, &tout) == 0));
+
+        CHECK(out.len == tout.len
+              && (out.len == 0 || memcmp(out.data, tout.data, out.len) == 0));
+        CHECK(a->usage.seen == b->usage.seen
+              && a->usage.prompt_tokens == b->usage.prompt_tokens
+              && a->usage.completion_tokens == b->usage.completion_tokens
+              && a->usage.cached_tokens == b->usage.cached_tokens);
+        CHECK(a->finished == b->finished && a->done == b->done);
+
+        ai_stream_free(a);
+        ai_stream_free(b);
+        ai_buf_free(&sse);
+        ai_buf_free(&out);
+        ai_buf_free(&tout);
+    }
+}
+
+
 int
 main(void)
 {
@@ -2666,6 +2763,7 @@ main(void)
     ai_t_fast_requests();
     ai_t_fast_responses();
     ai_t_fast_streams();
+    ai_t_fast_openai_streams();
     ai_t_gemini_request();
     ai_t_gemini_response();
     ai_t_anthropic_in();
