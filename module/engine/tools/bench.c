@@ -286,6 +286,114 @@ bandwidth(int threads, size_t size, int reps, int huge, double *copy_gbs)
 }
 
 
+/* one pass of `threads` threads reading buf: GB/s */
+static double
+bw_pass(const char *buf, size_t size, int threads)
+{
+    bw_part_t   part[64];
+    pthread_t   th[64];
+    double      t0, t1;
+    int         i;
+
+    t0 = now();
+    for (i = 0; i < threads; i++) {
+        part[i].p = buf + size / threads * i;
+        part[i].n = size / threads & ~(size_t) 127;
+        pthread_create(&th[i], NULL, bw_read, &part[i]);
+    }
+    for (i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+    }
+    t1 = now();
+
+    return size / (t1 - t0) / 1e9;
+}
+
+
+typedef struct {
+    int     pairs;
+    double  ratio_med, ratio_min, ratio_max;    /* decode / roofline */
+    double  dec_med, roof_med;                  /* tok/s, GB/s */
+} interleaved_t;
+
+
+/*
+ * The VM's read bandwidth flips between states within seconds, so a
+ * roofline measured once before and once after a long decode may not be
+ * the one the decode saw.  Here short decode passes alternate with short
+ * roofline passes (R D R D ... R, the best of two reads of 256 MiB on huge
+ * pages each), and each decode pass is compared with the higher of the
+ * two rooflines around it (never the lower: that would flatter it).
+ */
+static void
+interleaved(aie_model_t *m, int threads, double bytes_tok, int pairs,
+    int tokens, interleaved_t *res)
+{
+    size_t   size = (size_t) 256 << 20;
+    char    *buf;
+    double   roof[65], ratio[64], dec[64], r, d, s;
+    int      bos = 1, k, a, b;
+    text_t   text = { NULL, 0, 0 };
+
+    memset(res, 0, sizeof(*res));
+    pairs = pairs > 64 ? 64 : pairs;
+
+    buf = bw_alloc(size, 1);
+    if (buf == NULL) {
+        return;
+    }
+    memset(buf, 1, size);
+
+    for (k = 0; k <= pairs; k++) {
+        r = bw_pass(buf, size, threads);
+        s = bw_pass(buf, size, threads);
+        roof[k] = r > s ? r : s;
+
+        if (k == pairs) {
+            break;
+        }
+
+        dec[k] = gen_rate(m, threads, &bos, 1, tokens, 256, 0, 1, &text);
+    }
+
+    for (k = 0; k < pairs; k++) {
+        r = roof[k] > roof[k + 1] ? roof[k] : roof[k + 1];
+        ratio[k] = dec[k] * bytes_tok / 1e9 / r;
+    }
+
+    /* medians by sorting copies */
+    for (a = 0; a < pairs; a++) {
+        for (b = a + 1; b < pairs; b++) {
+            if (ratio[b] < ratio[a]) {
+                d = ratio[a]; ratio[a] = ratio[b]; ratio[b] = d;
+            }
+            if (dec[b] < dec[a]) {
+                d = dec[a]; dec[a] = dec[b]; dec[b] = d;
+            }
+        }
+    }
+    for (a = 0; a <= pairs; a++) {
+        for (b = a + 1; b <= pairs; b++) {
+            if (roof[b] < roof[a]) {
+                d = roof[a]; roof[a] = roof[b]; roof[b] = d;
+            }
+        }
+    }
+
+    res->pairs = pairs;
+    res->ratio_med = pairs % 2 ? ratio[pairs / 2]
+                     : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
+    res->ratio_min = ratio[0];
+    res->ratio_max = ratio[pairs - 1];
+    res->dec_med = pairs % 2 ? dec[pairs / 2]
+                   : (dec[pairs / 2 - 1] + dec[pairs / 2]) / 2;
+    res->roof_med = roof[pairs / 2];
+
+    bw_free(buf, size);
+    free(text.buf);
+}
+
+
 /* 16 concurrent streams through the engine: aggregate tokens/s */
 static double
 engine_rate(aie_model_t *model, int threads, int streams, int n,
@@ -630,6 +738,9 @@ main(int argc, char **argv)
     int                streams = 16, agree, **seqtok, n_check = 16;
     int                only_tok = 0, n_corp = 0;
     corpus_t           corp[2];
+    interleaved_t      il;
+    double             ones[8], aggs[8], ratios[8], ratio_med;
+    int                n_rounds;
     char               path[1024], err[256], cpu[256], flags[512];
     aie_model_t       *m;
     aie_model_info_t   info;
@@ -747,6 +858,12 @@ main(int argc, char **argv)
             100 * dec[0] * bytes_tok / 1e9 / bw, bw);
     dec1 = gen_rate(m, 1, &bos, 1, quick ? 32 : 64, 256, quick ? 0.3 : 1.0,
                     2, &text);
+    interleaved(m, threads, bytes_tok, quick ? 5 : 15, 32, &il);
+    fprintf(stderr, "interleaved, %d pairs: decode %.1f tok/s (median), "
+            "roofline %.1f GB/s (median); decode / roofline around it: "
+            "median %.0f%%, %.0f-%.0f%%\n", il.pairs, il.dec_med,
+            il.roof_med, 100 * il.ratio_med, 100 * il.ratio_min,
+            100 * il.ratio_max);
     aie_model_free(m);
 
     /* the roofline after the decode too: the VM's bandwidth drifts */
@@ -766,17 +883,32 @@ main(int argc, char **argv)
 
     /* 3. 16 streams through the engine, and batched == sequential */
     m = aie_model_load(random_path, NULL, err, sizeof(err));
-    one_engine = engine_rate(m, threads, 1, quick ? 32 : 64, 0, NULL);
     seqtok = calloc((size_t) streams, sizeof(int *));
     for (i = 0; i < streams; i++) {
         seqtok[i] = calloc((size_t) n_check + 1, sizeof(int));
     }
     engine_rate(m, threads, streams, quick ? 16 : 64, n_check, seqtok);
-    agg = engine_rate(m, threads, streams, quick ? 32 : 64, 0, NULL);
-    if (!quick) {
-        double  a2 = engine_rate(m, threads, streams, 64, 0, NULL);
-        agg = a2 > agg ? a2 : agg;
+
+    /*
+     * rounds of one stream then 16, each round's ratio on its own (the
+     * one stream follows the bandwidth's state, the batch hardly): the
+     * medians are the figures, the range goes with them
+     */
+    n_rounds = quick ? 2 : 5;
+    for (i = 0; i < n_rounds; i++) {
+        ones[i] = engine_rate(m, threads, 1, quick ? 32 : 64, 0, NULL);
+        aggs[i] = engine_rate(m, threads, streams, quick ? 32 : 64, 0, NULL);
+        ratios[i] = aggs[i] / ones[i];
+        fprintf(stderr, "engine round %d: 1 stream %.1f tokens/s, %d "
+                "streams %.1f tokens/s (%.2fx)\n", i + 1, ones[i], streams,
+                aggs[i], ratios[i]);
     }
+    qsort(ones, (size_t) n_rounds, sizeof(double), cmp_double);
+    qsort(aggs, (size_t) n_rounds, sizeof(double), cmp_double);
+    qsort(ratios, (size_t) n_rounds, sizeof(double), cmp_double);
+    one_engine = (ones[(n_rounds - 1) / 2] + ones[n_rounds / 2]) / 2;
+    agg = (aggs[(n_rounds - 1) / 2] + aggs[n_rounds / 2]) / 2;
+    ratio_med = (ratios[(n_rounds - 1) / 2] + ratios[n_rounds / 2]) / 2;
 
     /* each stream alone must give the tokens it gave in the batch */
     agree = 0;
@@ -798,9 +930,10 @@ main(int argc, char **argv)
         free(lg);
         aie_seq_free(s);
     }
-    fprintf(stderr, "engine: 1 stream %.1f tokens/s, %d streams %.1f "
-            "tokens/s (%.2fx); batched == alone for %d/%d streams\n",
-            one_engine, streams, agg, agg / one_engine, agree, streams);
+    fprintf(stderr, "engine, medians of %d rounds: 1 stream %.1f tokens/s, "
+            "%d streams %.1f tokens/s; ratio %.2fx (%.2f-%.2f); batched == "
+            "alone for %d/%d streams\n", n_rounds, one_engine, streams, agg,
+            ratio_med, ratios[0], ratios[n_rounds - 1], agree, streams);
     aie_model_free(m);
 
     /* 4. tokenizer */
@@ -855,10 +988,19 @@ main(int argc, char **argv)
             dec[1] * bytes_tok / 1e9, 100 * dec[1] * bytes_tok / 1e9 / bw,
             dec[0] * bytes_tok / 1e9, 100 * dec[0] * bytes_tok / 1e9 / bw,
             dec[0] * bytes_tok / 1e9 / bw >= 0.70 ? "PASS" : "MISS");
+    fprintf(out, "| same: decode bandwidth vs the roofline measured "
+            "around it (%d short decode passes of 32 tokens alternating "
+            "with roofline passes; each against the higher roofline beside "
+            "it): median, range | | %.0f%%, %.0f-%.0f%% (decode %.1f tok/s, "
+            "roofline %.1f GB/s, medians) | | ≥ 70%% | %s |\n", il.pairs,
+            100 * il.ratio_med, 100 * il.ratio_min, 100 * il.ratio_max,
+            il.dec_med, il.roof_med, il.ratio_med >= 0.70 ? "PASS" : "MISS");
     fprintf(out, "| same: %d concurrent streams through the engine, "
-            "aggregate | | %.1f tok/s = %.2fx one stream (%.1f) | | "
-            "≥ 4x | %s |\n", streams, agg, agg / one_engine, one_engine,
-            agg / one_engine >= 4.0 ? "PASS" : "MISS");
+            "aggregate, %d rounds of (1 stream, then %d) | | %.1f tok/s "
+            "vs %.1f: %.2fx (median of the rounds' ratios; range "
+            "%.2f-%.2fx) | | ≥ 4x | %s |\n", streams, n_rounds, streams, agg,
+            one_engine, ratio_med, ratios[0], ratios[n_rounds - 1],
+            ratio_med >= 4.0 ? "PASS" : "MISS");
     /* the figure checked: varied text, one cold pass, both vocabularies */
     for (i = 0; i < n_corp; i++) {
         fprintf(out, "| tokenizer encode, varied text `%s` (%.2f MB), one "
