@@ -373,10 +373,10 @@ static void
 test_attention_one(const aie_dot_kernels_t *k)
 {
     const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
-    static const int          hss[] = { 8, 12, 64 };
+    static const int          hss[] = { 8, 12, 64, 96, 128 };
     static const int          lens[] = { 1, 7, 8, 9, 100 };
-    float                     kc[100 * 128], vc[100 * 128], q[64];
-    float                     o1[64], o2[64], att[128], h[37], h2[37],
+    float                     kc[100 * 128], vc[100 * 128], q[128];
+    float                     o1[128], o2[128], att[128], h[37], h2[37],
                               g[37], worst;
     int                       hi, li, i, hs;
 
@@ -385,7 +385,7 @@ test_attention_one(const aie_dot_kernels_t *k)
         vc[i] = frand();
     }
 
-    for (hi = 0; hi < 3; hi++) {
+    for (hi = 0; hi < 5; hi++) {
         hs = hss[hi];
         for (i = 0; i < hs; i++) {
             q[i] = frand() * 2;
@@ -1708,6 +1708,7 @@ main(void)
     test_logits(bin, gguf, q8, q4);
     test_corrupt();
     test_scheduler(gguf);
+    test_scheduler(q8);     /* the packed kernel, where the CPU has it */
     test_scheduler(q4);
 
     aie_model_free(bin);
