@@ -167,16 +167,25 @@ aie_forward_state_max_tokens(const aie_forward_state_t *st)
 }
 
 
+/* eight partial sums: a loop the compiler vectorises, the same for every n */
 static void
 aie_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
-    float  ss = 0.0f;
-    int    i;
+    float  part[8] = { 0 }, ss;
+    int    i, k;
 
-    for (i = 0; i < n; i++) {
-        ss += x[i] * x[i];
+    for (i = 0; i + 8 <= n; i += 8) {
+        for (k = 0; k < 8; k++) {
+            part[k] += x[i + k] * x[i + k];
+        }
     }
 
+    for ( /* void */ ; i < n; i++) {
+        part[0] += x[i] * x[i];
+    }
+
+    ss = ((part[0] + part[4]) + (part[1] + part[5]))
+         + ((part[2] + part[6]) + (part[3] + part[7]));
     ss = 1.0f / sqrtf(ss / n + eps);
 
     for (i = 0; i < n; i++) {
@@ -207,7 +216,7 @@ aie_rope(float *v, int n_heads, int head_size, const float *cs, int rope_dim)
 
 /* one head of one entry: softmax(q.K / sqrt(d)) . V over the cache */
 static void
-aie_attention_task(void *arg, int task, int thread)
+aie_attention_head(void *arg, int task, int thread)
 {
     aie_attention_job_t      *job = arg;
     const aie_config_t       *c = &job->model->config;
@@ -227,6 +236,23 @@ aie_attention_task(void *arg, int task, int thread)
                        e->kv->k + off, e->kv->v + off, (size_t) c->kv_dim,
                        e->pos + 1, hs, 1.0f / sqrtf((float) hs),
                        st->att + (size_t) thread * st->max_ctx);
+}
+
+
+/*
+ * A batch's attention goes a token per task (all its heads): 192 tasks of
+ * one head for 16 tokens of 12 heads spent ~2 % of a step claiming tasks
+ * on a shared counter.  A single stream's goes a head per task.
+ */
+static void
+aie_attention_token(void *arg, int i, int thread)
+{
+    aie_attention_job_t  *job = arg;
+    int                   h, n_heads = job->model->config.n_heads;
+
+    for (h = 0; h < n_heads; h++) {
+        aie_attention_head(arg, i * n_heads + h, thread);
+    }
 }
 
 
@@ -403,11 +429,14 @@ aie_forward(const aie_model_t *model, aie_backend_t *be,
 
         if (inline_attn) {
             for (j = 0; j < n * c->n_heads; j++) {
-                aie_attention_task(&job, j, 0);
+                aie_attention_head(&job, j, 0);
             }
 
+        } else if (n >= AIE_PARALLEL_STEPS_MIN) {
+            be->parallel(be, aie_attention_token, &job, n);
+
         } else {
-            be->parallel(be, aie_attention_task, &job, n * c->n_heads);
+            be->parallel(be, aie_attention_head, &job, n * c->n_heads);
         }
 
         be->matmul(be, st->xb2, &w->wo, st->xb, n);
