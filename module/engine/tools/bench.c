@@ -1034,6 +1034,15 @@ main(int argc, char **argv)
         }
     }
 
+    if (il.ratio_med > 1.0) {
+        fprintf(out, "The interleaved decode read more than the read loop "
+                "did around it (median %.0f%%): the roofline passes saw "
+                "less bandwidth than the machine gave the decode (a VM "
+                "whose bandwidth changes state), so this run says nothing "
+                "about how close the decode comes to the machine's best.\n\n",
+                100 * il.ratio_med);
+    }
+
     fprintf(out,
         "Checks: greedy stories260K text starts \"%s\": F32 fast %s, "
         "scalar %s; Q8_0 fast %s, scalar %s. Batched == alone (first %d "
