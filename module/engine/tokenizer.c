@@ -8,6 +8,7 @@
  * Characters left without a token fall back to <0xXX> byte tokens.
  */
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,19 +38,27 @@ typedef struct {
     int            n;
 } aie_bigram_heap_t;
 
+/* for spans longer than AIE_SMALL_SPAN only, allocated on the first */
+typedef struct {
+    aie_symbol_t       *sym;
+    aie_bigram_heap_t   heap;
+    size_t              cap;    /* bytes of span they hold */
+} aie_scratch_t;
+
 /*
  * Words seen earlier in the same text, with their tokens: English repeats
  * its words, and a hit costs a hash and a memcmp instead of the merges.
  */
 typedef struct {
-    const char  *word;
-    uint32_t     len;
     uint32_t     hash;
-    int          first;     /* in tokens */
-    int          n;
+    uint32_t     pos;       /* where the word is in the text */
+    uint32_t     first;     /* its tokens, in the cache's tokens */
+    uint16_t     len;       /* 0: an empty slot */
+    uint16_t     n;
 } aie_word_t;
 
 typedef struct {
+    const char  *text;
     aie_word_t  *words;     /* open addressing */
     uint32_t     mask;      /* slots - 1 */
     int         *tokens;
@@ -57,7 +66,7 @@ typedef struct {
     int          cap_tokens;
 } aie_word_cache_t;
 
-#define AIE_WORD_MAX_SLOTS  65536   /* one per 8 bytes of text, up to this */
+#define AIE_WORD_MAX_SLOTS  65536   /* one per 16 bytes of text, up to this */
 #define AIE_WORD_MAX_LEN    48      /* longer words are not cached */
 #define AIE_WORD_MIN_TEXT   1024    /* shorter texts go without a cache */
 #define AIE_WORD_PROBES     8
@@ -87,6 +96,76 @@ aie_tok_hash(const char *s, size_t len)
     }
 
     return h;
+}
+
+
+static inline uint64_t
+aie_load64(const char *s)
+{
+    uint64_t  w;
+
+    memcpy(&w, s, 8);
+    return w;
+}
+
+
+/*
+ * The last n (< 8) bytes of a word as one number, by loads that stay in
+ * it (overlapping ones): no byte-wise copy through the stack, which would
+ * stall the load that reads it back.
+ */
+static inline uint64_t
+aie_load_tail(const char *s, size_t n)
+{
+    uint32_t  lo, hi;
+
+    if (n >= 4) {
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        return (uint64_t) hi << 32 | lo;
+    }
+
+    if (n > 0) {
+        return (uint64_t) (uint8_t) s[0] | (uint64_t) (uint8_t) s[n / 2] << 8
+               | (uint64_t) (uint8_t) s[n - 1] << 16;
+    }
+
+    return 0;
+}
+
+
+/* a word's hash for the cache: eight bytes at a time */
+static uint32_t
+aie_word_hash(const char *s, size_t len)
+{
+    uint64_t  h = len * 0x9e3779b97f4a7c15ull;
+    size_t    i;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        h = (h ^ aie_load64(s + i)) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+
+    h = (h ^ aie_load_tail(s + i, len - i)) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return (uint32_t) (h >> 32);
+}
+
+
+/* memcmp(a, b, len) == 0 for a short word, without a call */
+static inline int
+aie_word_eq(const char *a, const char *b, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i + 8 <= len; i += 8) {
+        if (aie_load64(a + i) != aie_load64(b + i)) {
+            return 0;
+        }
+    }
+
+    return aie_load_tail(a + i, len - i) == aie_load_tail(b + i, len - i);
 }
 
 
@@ -178,7 +257,7 @@ aie_tokenizer_set(aie_tokenizer_t *tok, int id, const char *piece,
     }
 
     tok->types[id] = (uint8_t) type;
-    tok->scores[id] = score;
+    tok->scores[id] = score == score ? score : -INFINITY;  /* NaN: never */
     tok->text_off[id] = (uint32_t) *used;
 
     switch (type) {
@@ -230,13 +309,19 @@ aie_tokenizer_build_map(aie_tokenizer_t *tok)
     tok->map_mask = size - 1;
 
     /*
-     * Where no token holds a space right after another character, no merge
-     * can cross the start of a word (" word"), and text can be encoded word
-     * by word with the same result: small heaps that stay in L1.
+     * A merge can never join two bytes that no token holds side by side,
+     * so the text can be cut there and merged span by span with the same
+     * result (small merges that stay in L1, and spans that repeat).  Cuts
+     * go only before ASCII bytes, which never continue a character.  With
+     * llama's vocabularies a space after a non-space is such a cut
+     * (split_words): words; so are most punctuation marks and new lines.
      */
     tok->split_words = 1;
+    memset(tok->joined, 0, sizeof(tok->joined));
+
     for (id = 0; id < tok->n_vocab; id++) {
         uint32_t  i, n = tok->text_len[id];
+        uint8_t   a, b;
 
         if (tok->types[id] != AIE_TOKEN_NORMAL
             && tok->types[id] != AIE_TOKEN_USER_DEFINED)
@@ -246,8 +331,15 @@ aie_tokenizer_build_map(aie_tokenizer_t *tok)
 
         s = tok->text + tok->text_off[id];
         for (i = 1; i < n; i++) {
-            if (s[i] == ' ' && s[i - 1] != ' ') {
+            a = (uint8_t) s[i - 1];
+            b = (uint8_t) s[i];
+
+            if (b == ' ' && a != ' ') {
                 tok->split_words = 0;
+            }
+
+            if (b < 128) {
+                tok->joined[a][b >> 3] |= (uint8_t) (1u << (b & 7));
             }
         }
     }
@@ -766,103 +858,191 @@ aie_utf8_len(unsigned char c)
 }
 
 
-#define AIE_SMALL_SPAN  64
+#define AIE_SMALL_SPAN  64          /* bytes */
 
 
-/* the token of the pair (i, its next) and its score, or -1 */
-static int
-aie_pair_score(const aie_tokenizer_t *tok, const aie_symbol_t *sym, int i,
-    float *score)
+/* the length of the UTF-8 character at s (n bytes left): 1 if broken */
+static inline int
+aie_utf8_char(const char *s, size_t n)
 {
-    int  id;
+    int  clen, i;
 
-    if (i < 0 || sym[i].next < 0) {
-        return -1;
+    clen = aie_utf8_len((unsigned char) s[0]);
+
+    if ((size_t) clen > n) {
+        return 1;
     }
 
-    id = aie_symbol_pair(tok, sym, i, sym[i].next);
-    if (id >= 0) {
-        *score = tok->scores[id];
+    for (i = 1; i < clen; i++) {
+        if (((unsigned char) s[i] & 0xC0) != 0x80) {
+            return 1;
+        }
     }
 
-    return id;
+    return clen;
+}
+
+
+/* the token joining symbols i and i + 1 of a small span and its score */
+static inline int
+aie_small_pair(const aie_tokenizer_t *tok, const char *buf,
+    const uint8_t *off, const int *id, int i, float *score)
+{
+    int  r;
+
+    if (tok->pairs != NULL && id[i] >= 0 && id[i + 1] >= 0) {
+        r = aie_tokenizer_pair(tok, id[i], id[i + 1]);
+    } else {
+        r = aie_tokenizer_find(tok, buf + off[i],
+                               (size_t) (off[i + 2] - off[i]));
+    }
+
+    *score = r >= 0 ? tok->scores[r] : -INFINITY;
+    return r;
 }
 
 
 /*
- * The same merges as the heap for a short span (a word): the best pair by
- * score, leftmost on ties, found by a scan of the cached pair scores; only
- * the two pairs beside a merge are looked up again.
+ * The heap's merges for a short span (a word), in arrays on the stack: the
+ * best pair by score, leftmost on ties, is found by a scan of the pairs'
+ * scores (no pair: -inf), the arrays are closed up after a merge and only
+ * the two pairs beside it are looked up again.  Emits the tokens.
  */
-static void
-aie_tokenizer_merge_small(const aie_tokenizer_t *tok, aie_symbol_t *sym,
-    int n_sym)
+static int
+aie_tokenizer_encode_small(const aie_tokenizer_t *tok, const char *buf,
+    size_t n, int *out, int max, int count)
 {
-    float  sc[AIE_SMALL_SPAN];
-    int    pid[AIE_SMALL_SPAN];
-    int    i, best, r;
+    int       id[AIE_SMALL_SPAN + 1], pid[AIE_SMALL_SPAN];
+    uint8_t   off[AIE_SMALL_SPAN + 2];
+    float     sc[AIE_SMALL_SPAN], bs;
+    size_t    o;
+    int       n_sym, i, best, clen, t;
+    unsigned  c;
 
-    for (i = 0; i < n_sym; i++) {
-        pid[i] = aie_pair_score(tok, sym, i, &sc[i]);
+    n_sym = 0;
+    for (o = 0; o < n; o += (size_t) clen) {
+        c = (unsigned char) buf[o];
+        off[n_sym] = (uint8_t) o;
+
+        if (c < 0x80) {
+            clen = 1;
+            id[n_sym] = tok->ascii_id[c];
+        } else {
+            clen = aie_utf8_char(buf + o, n - o);
+            id[n_sym] = aie_tokenizer_find(tok, buf + o, (size_t) clen);
+        }
+
+        n_sym++;
+    }
+    off[n_sym] = (uint8_t) n;
+
+    for (i = 0; i + 1 < n_sym; i++) {
+        pid[i] = aie_small_pair(tok, buf, off, id, i, &sc[i]);
     }
 
-    for ( ;; ) {
+    while (n_sym > 1) {
         best = -1;
-        for (i = 0; i >= 0; i = sym[i].next) {
-            if (pid[i] >= 0 && (best < 0 || sc[i] > sc[best])) {
+        bs = -INFINITY;
+        for (i = 0; i + 1 < n_sym; i++) {
+            if (sc[i] > bs) {
+                bs = sc[i];
                 best = i;
             }
         }
 
         if (best < 0) {
-            return;
+            /* only pairs scored -inf (or none): the first pair that is one */
+            for (i = 0; i + 1 < n_sym && pid[i] < 0; i++) {
+                /* void */
+            }
+            if (i + 1 == n_sym) {
+                break;
+            }
+            best = i;
         }
 
-        r = sym[best].next;
-        sym[best].n += sym[r].n;
-        sym[best].id = pid[best];
-        sym[r].n = 0;
-        sym[best].next = sym[r].next;
-        if (sym[r].next >= 0) {
-            sym[sym[r].next].prev = best;
+        /* symbol best + 1 and pair best + 1 go; the arrays close up */
+        id[best] = pid[best];
+        for (i = best + 1; i + 1 < n_sym; i++) {
+            id[i] = id[i + 1];
+            off[i] = off[i + 1];
+            pid[i] = pid[i + 1];
+            sc[i] = sc[i + 1];
         }
+        off[n_sym - 1] = off[n_sym];
+        n_sym--;
 
-        pid[best] = aie_pair_score(tok, sym, best, &sc[best]);
-        if (sym[best].prev >= 0) {
-            pid[sym[best].prev] = aie_pair_score(tok, sym, sym[best].prev,
-                                                 &sc[sym[best].prev]);
+        if (best + 1 < n_sym) {
+            pid[best] = aie_small_pair(tok, buf, off, id, best, &sc[best]);
+        }
+        if (best > 0) {
+            pid[best - 1] = aie_small_pair(tok, buf, off, id, best - 1,
+                                           &sc[best - 1]);
         }
     }
+
+    for (i = 0; i < n_sym; i++) {
+        t = id[i] < tok->n_vocab ? id[i] : -1;
+
+        if (t >= 0) {
+            if (count < max) {
+                out[count] = t;
+            }
+            count++;
+            continue;
+        }
+
+        for (o = off[i]; o < off[i + 1]; o++) {
+            t = tok->byte_token[(unsigned char) buf[o]];
+            t = t >= 0 ? t : tok->unk_id;
+            if (t >= 0) {
+                if (count < max) {
+                    out[count] = t;
+                }
+                count++;
+            }
+        }
+    }
+
+    return count;
 }
 
 
 /* merges one span of buf (whole characters) and emits its tokens */
 static int
 aie_tokenizer_encode_span(const aie_tokenizer_t *tok, const char *buf,
-    size_t n, aie_symbol_t *sym, aie_bigram_heap_t *heap, int *out, int max,
-    int count)
+    size_t n, aie_scratch_t *scr, int *out, int max, int count)
 {
-    aie_bigram_t  bg;
-    size_t        off;
-    int           n_sym, i, id, b, clen;
+    aie_bigram_heap_t  *heap = &scr->heap;
+    aie_symbol_t       *sym;
+    aie_bigram_t        bg;
+    size_t              off;
+    int                 n_sym, i, id, b, clen;
 
+    if (n <= AIE_SMALL_SPAN) {
+        return aie_tokenizer_encode_small(tok, buf, n, out, max, count);
+    }
+
+    if (n > scr->cap) {
+        free(scr->sym);
+        free(scr->heap.items);
+        scr->sym = malloc(n * sizeof(aie_symbol_t));
+        scr->heap.items = malloc((3 * n + 1) * sizeof(aie_bigram_t));
+        scr->cap = n;
+
+        if (scr->sym == NULL || scr->heap.items == NULL) {
+            scr->cap = 0;
+            return -1;
+        }
+    }
+
+    sym = scr->sym;
     heap->n = 0;
 
     /* one symbol per UTF-8 character; broken sequences split into bytes */
     n_sym = 0;
     for (off = 0; off < n; off += (size_t) sym[n_sym - 1].n) {
-        clen = aie_utf8_len((unsigned char) buf[off]);
-
-        if ((size_t) clen > n - off) {
-            clen = 1;
-        }
-
-        for (i = 1; i < clen; i++) {
-            if (((unsigned char) buf[off + i] & 0xC0) != 0x80) {
-                clen = 1;
-                break;
-            }
-        }
+        clen = aie_utf8_char(buf + off, n - off);
 
         sym[n_sym].text = buf + off;
         sym[n_sym].n = clen;
@@ -872,11 +1052,6 @@ aie_tokenizer_encode_span(const aie_tokenizer_t *tok, const char *buf,
         sym[n_sym].prev = n_sym - 1;
         sym[n_sym].next = (off + (size_t) clen < n) ? n_sym + 1 : -1;
         n_sym++;
-    }
-
-    if (n_sym <= AIE_SMALL_SPAN) {
-        aie_tokenizer_merge_small(tok, sym, n_sym);
-        goto emit;
     }
 
     for (i = 1; i < n_sym; i++) {
@@ -905,8 +1080,6 @@ aie_tokenizer_encode_span(const aie_tokenizer_t *tok, const char *buf,
         aie_bigram_try(tok, heap, sym, sym[bg.left].prev, bg.left);
         aie_bigram_try(tok, heap, sym, bg.left, sym[bg.left].next);
     }
-
-emit:
 
 #define aie_emit(tid)                                                       \
     do {                                                                    \
@@ -942,46 +1115,46 @@ emit:
 /* the word's tokens from the cache, or merged and remembered */
 static int
 aie_tokenizer_encode_word(const aie_tokenizer_t *tok, aie_word_cache_t *wc,
-    const char *word, size_t len, aie_symbol_t *sym, aie_bigram_heap_t *heap,
-    int *out, int max, int count)
+    const char *word, size_t len, aie_scratch_t *scr, int *out, int max,
+    int count)
 {
     aie_word_t  *w, *free_slot = NULL;
     uint32_t     hash, h;
     int          i, done, n, *t;
 
     if (wc == NULL || len > AIE_WORD_MAX_LEN) {
-        return aie_tokenizer_encode_span(tok, word, len, sym, heap, out, max,
+        return aie_tokenizer_encode_span(tok, word, len, scr, out, max,
                                          count);
     }
 
-    hash = aie_tok_hash(word, len);
+    hash = aie_word_hash(word, len);
 
     for (i = 0; i < AIE_WORD_PROBES; i++) {
         h = (hash + (uint32_t) i) & wc->mask;
         w = &wc->words[h];
 
-        if (w->word == NULL) {
+        if (w->len == 0) {
             free_slot = w;
             break;
         }
 
         if (w->hash == hash && w->len == len
-            && memcmp(w->word, word, len) == 0)
+            && aie_word_eq(wc->text + w->pos, word, len))
         {
+            t = wc->tokens + w->first;
             for (n = 0; n < w->n; n++, count++) {
                 if (count < max) {
-                    out[count] = wc->tokens[w->first + n];
+                    out[count] = t[n];
                 }
             }
             return count;
         }
     }
 
-    done = aie_tokenizer_encode_span(tok, word, len, sym, heap, out, max,
-                                     count);
+    done = aie_tokenizer_encode_span(tok, word, len, scr, out, max, count);
     n = done - count;
 
-    if (free_slot == NULL || done > max) {
+    if (free_slot == NULL || done < 0 || done > max) {
         return done;
     }
 
@@ -996,14 +1169,98 @@ aie_tokenizer_encode_word(const aie_tokenizer_t *tok, aie_word_cache_t *wc,
     }
 
     memcpy(wc->tokens + wc->n_tokens, out + count, (size_t) n * sizeof(int));
-    free_slot->word = word;
-    free_slot->len = (uint32_t) len;
     free_slot->hash = hash;
-    free_slot->first = wc->n_tokens;
-    free_slot->n = n;
+    free_slot->pos = (uint32_t) (word - wc->text);
+    free_slot->first = (uint32_t) wc->n_tokens;
+    free_slot->len = (uint16_t) len;
+    free_slot->n = (uint16_t) n;
     wc->n_tokens += n;
 
     return done;
+}
+
+
+/* whether the text may be cut between bytes a and b (see build_map) */
+static inline int
+aie_tok_cut(const aie_tokenizer_t *tok, unsigned char a, unsigned char b)
+{
+    return b < 128 && !(tok->joined[a][b >> 3] >> (b & 7) & 1);
+}
+
+
+/* where the span starting at start ends: at the next cut */
+static inline size_t
+aie_word_end(const aie_tokenizer_t *tok, const char *s, size_t start,
+    size_t n)
+{
+    size_t  end = start + 1;
+
+    while (end < n && !aie_tok_cut(tok, (unsigned char) s[end - 1],
+                                   (unsigned char) s[end]))
+    {
+        end++;
+    }
+
+    return end;
+}
+
+
+/*
+ * Span by span (words, mostly).  The dummy prefix space belongs to the
+ * first span only, so that span is merged from a copy and the rest
+ * straight from the text; the word cache (texts of AIE_WORD_MIN_TEXT and
+ * more) remembers the others by their place in the text.
+ */
+static int
+aie_tokenizer_encode_words(const aie_tokenizer_t *tok, const char *text,
+    size_t len, aie_scratch_t *scr, int *out, int max, int count)
+{
+    aie_word_cache_t   cache, *wc;
+    size_t             start, end;
+    char              *first;
+
+    start = 0;
+
+    if (tok->add_space_prefix) {
+        end = aie_tok_cut(tok, ' ', (unsigned char) text[0])
+              ? 0 : aie_word_end(tok, text, 0, len);
+        first = malloc(end + 1);
+        if (first == NULL) {
+            return -1;
+        }
+
+        first[0] = ' ';
+        memcpy(first + 1, text, end);
+        count = aie_tokenizer_encode_span(tok, first, end + 1, scr, out, max,
+                                          count);
+        free(first);
+        start = end;
+    }
+
+    wc = NULL;
+    memset(&cache, 0, sizeof(cache));
+
+    if (len >= AIE_WORD_MIN_TEXT && len <= UINT32_MAX) {
+        cache.mask = 127;
+        while (cache.mask < AIE_WORD_MAX_SLOTS - 1 && cache.mask < len / 16) {
+            cache.mask = cache.mask * 2 + 1;
+        }
+
+        cache.text = text;
+        cache.words = calloc(cache.mask + 1, sizeof(aie_word_t));
+        wc = cache.words != NULL ? &cache : NULL;
+    }
+
+    for ( /* void */ ; start < len && count >= 0; start = end) {
+        end = aie_word_end(tok, text, start, len);
+        count = aie_tokenizer_encode_word(tok, wc, text + start, end - start,
+                                          scr, out, max, count);
+    }
+
+    free(cache.words);
+    free(cache.tokens);
+
+    return count;
 }
 
 
@@ -1011,12 +1268,10 @@ static int
 aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
     size_t len, int add_bos, int *out, int max, int split)
 {
-    char               *buf;
-    aie_symbol_t       *sym;
-    aie_bigram_heap_t   heap;
-    aie_word_cache_t    cache, *wc;
-    size_t              n, start, end, span;
-    int                 count;
+    aie_scratch_t   scr;
+    char           *buf;
+    size_t          n;
+    int             count;
 
     count = 0;
 
@@ -1031,81 +1286,30 @@ aie_tokenizer_encode_impl(const aie_tokenizer_t *tok, const char *text,
         return count;
     }
 
-    n = len + (tok->add_space_prefix ? 1 : 0);
-    split = split && tok->split_words;
+    memset(&scr, 0, sizeof(scr));
 
-    buf = malloc(n);
-    if (buf == NULL) {
-        return -1;
-    }
-
-    if (tok->add_space_prefix) {
-        buf[0] = ' ';
-    }
-
-    memcpy(buf + n - len, text, len);
-
-    /* scratch for the longest span only */
-    span = n;
     if (split) {
-        span = 0;
-        for (start = 0; start < n; start = end) {
-            end = start + 1;
-            while (end < n && !(buf[end] == ' ' && buf[end - 1] != ' ')) {
-                end++;
-            }
-            span = end - start > span ? end - start : span;
-        }
-    }
-
-    sym = malloc(span * sizeof(aie_symbol_t));
-    heap.items = malloc((3 * span + 1) * sizeof(aie_bigram_t));
-    heap.n = 0;
-
-    if (sym == NULL || heap.items == NULL) {
-        free(buf);
-        free(sym);
-        free(heap.items);
-        return -1;
-    }
-
-    if (!split) {
-        count = aie_tokenizer_encode_span(tok, buf, n, sym, &heap, out, max,
-                                          count);
+        count = aie_tokenizer_encode_words(tok, text, len, &scr, out, max,
+                                           count);
 
     } else {
-        wc = NULL;
-        memset(&cache, 0, sizeof(cache));
-
-        if (n >= AIE_WORD_MIN_TEXT) {
-            cache.mask = 127;
-            while (cache.mask < AIE_WORD_MAX_SLOTS - 1 && cache.mask < n / 8) {
-                cache.mask = cache.mask * 2 + 1;
-            }
-
-            cache.words = calloc(cache.mask + 1, sizeof(aie_word_t));
-            wc = cache.words != NULL ? &cache : NULL;
+        n = len + (tok->add_space_prefix ? 1 : 0);
+        buf = malloc(n);
+        if (buf == NULL) {
+            return -1;
         }
 
-        /* words: a span ends before a space that follows a non-space */
-        for (start = 0; start < n; start = end) {
-            end = start + 1;
-            while (end < n && !(buf[end] == ' ' && buf[end - 1] != ' ')) {
-                end++;
-            }
-
-            count = aie_tokenizer_encode_word(tok, wc, buf + start,
-                                              end - start, sym, &heap, out,
-                                              max, count);
+        if (tok->add_space_prefix) {
+            buf[0] = ' ';
         }
 
-        free(cache.words);
-        free(cache.tokens);
+        memcpy(buf + n - len, text, len);
+        count = aie_tokenizer_encode_span(tok, buf, n, &scr, out, max, count);
+        free(buf);
     }
 
-    free(buf);
-    free(sym);
-    free(heap.items);
+    free(scr.sym);
+    free(scr.heap.items);
 
     return count;
 }

@@ -45,6 +45,8 @@ typedef struct {
     int        unk_id;
     int        add_space_prefix;
     int        split_words;   /* no token has a space after a non-space */
+    uint8_t    joined[256][16];  /* bit b of joined[a]: some token holds
+                                    byte a right before ASCII byte b */
 } aie_tokenizer_t;
 
 

@@ -592,12 +592,43 @@ aie_attention_avx2(float *out, const float *q, const float *k,
     inv = 1.0f / sum;
 
     /*
-     * out = inv * sum_t att[t] * v_t, 32 dimensions per pass with one
-     * accumulator each: every value row is read front to back once per
+     * out = inv * sum_t att[t] * v_t, 64 (or 32) dimensions per pass with
+     * one accumulator each: every value row is read front to back once per
      * pass (the cache holds thousands of rows for a batch of sequences,
-     * so reading them in order matters more than the FMA chains)
+     * so reading them in order matters), and eight independent FMA chains
+     * keep both FMA units busy where four waited on their latency
      */
-    for (d = 0; d + 32 <= hs; d += 32) {
+    for (d = 0; d + 64 <= hs; d += 64) {
+        const float  *vd = v + d;
+
+        p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = _mm256_setzero_ps();
+
+        for (t = 0; t < n; t++) {
+            const float  *vt = vd + (size_t) t * kv_stride;
+
+            e = _mm256_broadcast_ss(att + t);
+            p0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt), p0);
+            p1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 8), p1);
+            p2 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 16), p2);
+            p3 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 24), p3);
+            p4 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 32), p4);
+            p5 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 40), p5);
+            p6 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 48), p6);
+            p7 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 56), p7);
+        }
+
+        mv = _mm256_set1_ps(inv);
+        _mm256_storeu_ps(out + d, _mm256_mul_ps(p0, mv));
+        _mm256_storeu_ps(out + d + 8, _mm256_mul_ps(p1, mv));
+        _mm256_storeu_ps(out + d + 16, _mm256_mul_ps(p2, mv));
+        _mm256_storeu_ps(out + d + 24, _mm256_mul_ps(p3, mv));
+        _mm256_storeu_ps(out + d + 32, _mm256_mul_ps(p4, mv));
+        _mm256_storeu_ps(out + d + 40, _mm256_mul_ps(p5, mv));
+        _mm256_storeu_ps(out + d + 48, _mm256_mul_ps(p6, mv));
+        _mm256_storeu_ps(out + d + 56, _mm256_mul_ps(p7, mv));
+    }
+
+    for ( /* void */ ; d + 32 <= hs; d += 32) {
         const float  *vd = v + d;
 
         p0 = p1 = p2 = p3 = _mm256_setzero_ps();
@@ -1135,7 +1166,7 @@ aie_mm_q8p_vnni_block(const uint8_t *qb, const uint16_t *sp, int64_t b,
                   _mm512_set1_epi32(aie_load_i32(xs + 4 * k)))
 
         a = _mm512_set1_epi32(cx[j * nb + b]);
-        if (NB <= 2) {
+        if (1) {
             a2 = _mm512_setzero_si512();
             aie_dp(a, w0, 0);
             aie_dp(a2, w4, 4);

@@ -58,6 +58,33 @@ typedef struct {
 } aie_matmul_job_t;
 
 
+/* activations quantised for the packed kernel, one task per activation */
+typedef struct {
+    aie_cpu_backend_t  *cpu;
+    const float        *x;
+    int64_t             cols;
+} aie_quant_job_t;
+
+/* a batch this large quantises its activations on the pool */
+#define AIE_QUANT_PARALLEL_MIN  4
+
+
+static void
+aie_cpu_quant_task(void *arg, int b, int thread)
+{
+    aie_quant_job_t    *job = arg;
+    aie_cpu_backend_t  *cpu = job->cpu;
+    size_t              blocks = (size_t) (job->cols / AIE_QK);
+
+    (void) thread;
+
+    cpu->kernels->q8_act(job->x + (size_t) b * job->cols, job->cols,
+                         cpu->xq + (size_t) b * blocks,
+                         cpu->xd + (size_t) b * blocks,
+                         cpu->xc + (size_t) b * blocks);
+}
+
+
 static void
 aie_cpu_matmul_task(void *arg, int task, int thread)
 {
@@ -169,11 +196,14 @@ aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
         }
 
         if (w->packed != NULL && cpu->kernels->mm_q8_0_packed != NULL) {
-            for (b = 0; b < n; b++) {
-                cpu->kernels->q8_act(x + (size_t) b * w->cols, w->cols,
-                                     cpu->xq + (size_t) b * blocks,
-                                     cpu->xd + (size_t) b * blocks,
-                                     cpu->xc + (size_t) b * blocks);
+            aie_quant_job_t  qj = { cpu, x, w->cols };
+
+            if (n >= AIE_QUANT_PARALLEL_MIN) {
+                aie_pool_run(cpu->pool, aie_cpu_quant_task, &qj, n);
+            } else {
+                for (b = 0; b < n; b++) {
+                    aie_cpu_quant_task(&qj, b, 0);
+                }
             }
 
             job.x = (const char *) cpu->xq;

@@ -373,10 +373,10 @@ static void
 test_attention_one(const aie_dot_kernels_t *k)
 {
     const aie_dot_kernels_t  *s = aie_dot_kernels_scalar();
-    static const int          hss[] = { 8, 12, 64 };
+    static const int          hss[] = { 8, 12, 64, 96, 128 };
     static const int          lens[] = { 1, 7, 8, 9, 100 };
-    float                     kc[100 * 128], vc[100 * 128], q[64];
-    float                     o1[64], o2[64], att[128], h[37], h2[37],
+    float                     kc[100 * 128], vc[100 * 128], q[128];
+    float                     o1[128], o2[128], att[128], h[37], h2[37],
                               g[37], worst;
     int                       hi, li, i, hs;
 
@@ -385,7 +385,7 @@ test_attention_one(const aie_dot_kernels_t *k)
         vc[i] = frand();
     }
 
-    for (hi = 0; hi < 3; hi++) {
+    for (hi = 0; hi < 5; hi++) {
         hs = hss[hi];
         for (i = 0; i < hs; i++) {
             q[i] = frand() * 2;
@@ -1490,6 +1490,96 @@ test_tokenizer_long(aie_model_t **m, int n_models, const char **texts,
 
 
 /*
+ * Varied, real text (this file's source: code, comments, punctuation, runs
+ * of spaces and new lines), cut into spans where no token joins two bytes,
+ * equals the whole-text merge; from several starting points (mid-word, at
+ * a space, at punctuation), with and without the pair table.  Also spans
+ * either side of the small-span limit with multi-byte characters.
+ */
+static void
+test_tokenizer_varied(aie_model_t **m, int n_models)
+{
+    FILE      *f = fopen(__FILE__, "rb");
+    char      *text, edge[256];
+    size_t     len = 0, cap = 1 << 20, k, e;
+    int       *a, *b, na, nb, j, start, same = 1, same_pairs = 1;
+    int        same_edge = 1;
+    uint64_t  *pairs;
+
+    if (f == NULL) {
+        printf("SKIP tokenizer on varied text: cannot read %s\n", __FILE__);
+        return;
+    }
+
+    text = malloc(cap);
+    len = fread(text, 1, cap, f);
+    fclose(f);
+    a = malloc((len + 2) * sizeof(int));
+    b = malloc((len + 2) * sizeof(int));
+
+    printf("tokenizer: varied text (%zu bytes of this test's source) "
+           "equals the whole-text merge\n", len);
+
+    for (j = 0; j < n_models; j++) {
+        for (start = 0; start < 48; start += 7) {
+            na = aie_tokenize(m[j], text + start, len - start, 1, a,
+                              (int) len + 2);
+            nb = aie_tokenizer_encode_ref(m[j]->tokenizer, text + start,
+                                          len - start, 1, b, (int) len + 2);
+            same &= na > 0 && na == nb
+                    && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+        }
+
+        pairs = m[j]->tokenizer->pairs;
+        m[j]->tokenizer->pairs = NULL;
+        na = aie_tokenize(m[j], text, len, 1, a, (int) len + 2);
+        m[j]->tokenizer->pairs = pairs;
+        nb = aie_tokenizer_encode_ref(m[j]->tokenizer, text, len, 1, b,
+                                      (int) len + 2);
+        same_pairs &= na == nb
+                      && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+
+        /* words of 60..70 bytes: letters, then a 2- or 3-byte character,
+           a broken one, at the end; after spaces, and alone */
+        for (e = 60; e <= 70; e++) {
+            for (k = 0; k < 3; k++) {
+                size_t  n = 0, i;
+
+                memcpy(edge, "  x ", 4);
+                n = k == 2 ? 0 : 4;
+                for (i = 0; i < e; i++) {
+                    edge[n++] = (char) ('a' + (i * 7 + e) % 26);
+                }
+                if (k == 0) {
+                    memcpy(edge + n, "\xc3\xa9", 2);
+                    n += 2;
+                } else if (k == 1) {
+                    memcpy(edge + n, "\xe6\x97\xa5\xe6", 4);
+                    n += 4;
+                }
+                memcpy(edge + n, ".\n  y", 5);
+                n += 5;
+
+                na = aie_tokenize(m[j], edge, n, 1, a, (int) len);
+                nb = aie_tokenizer_encode_ref(m[j]->tokenizer, edge, n, 1,
+                                              b, (int) len);
+                same_edge &= na > 0 && na == nb
+                             && memcmp(a, b, (size_t) na * sizeof(int)) == 0;
+            }
+        }
+    }
+
+    CHECK(same, "varied text: spans == whole text");
+    CHECK(same_pairs, "varied text: pair table == text lookups");
+    CHECK(same_edge, "words at the small-span limit: spans == whole text");
+
+    free(text);
+    free(a);
+    free(b);
+}
+
+
+/*
  * A synthetic vocabulary (aie-mkrandom's, path in AIE_MKRANDOM) where most
  * ASCII characters, the space among them, are no token but start tokens
  * (" a"): the pair table's stand-in ids for such characters.
@@ -1525,6 +1615,7 @@ test_tokenizer_random(const char **texts, int n_texts)
         CHECK(m->tokenizer->ascii_id[' '] >= m->tokenizer->n_vocab,
               "the synthetic vocabulary has no space token");
         test_tokenizer_long(&m, 1, texts, n_texts);
+        test_tokenizer_varied(&m, 1);
         aie_model_free(m);
     }
 
@@ -1559,6 +1650,7 @@ test_tokenizer_words(aie_model_t *bin, aie_model_t *gguf)
     CHECK(same, "word-by-word == whole text");
 
     test_tokenizer_long(m, 2, texts, 7);
+    test_tokenizer_varied(m, 2);
     test_tokenizer_random(texts, 7);
 }
 
@@ -1616,6 +1708,7 @@ main(void)
     test_logits(bin, gguf, q8, q4);
     test_corrupt();
     test_scheduler(gguf);
+    test_scheduler(q8);     /* the packed kernel, where the CPU has it */
     test_scheduler(q4);
 
     aie_model_free(bin);

@@ -13,7 +13,12 @@
  *      decode and the machine's read bandwidth, decode bandwidth = weight
  *      bytes per token x tokens/s as a share of that roofline;
  *   3. the same model, 16 concurrent streams through the engine;
- *   4. tokenizer encode MB/s on one core.
+ *   4. tokenizer encode MB/s on one core: the figure checked is one cold
+ *      pass over varied text (--corpus FILE, up to two: the repository's
+ *      prose and its whole text), the word cache starting empty; one
+ *      paragraph repeated is kept for information.
+ *
+ *   aie-bench ... --only-tokenizer   just part 4, to stderr
  */
 
 #include <errno.h>
@@ -281,6 +286,114 @@ bandwidth(int threads, size_t size, int reps, int huge, double *copy_gbs)
 }
 
 
+/* one pass of `threads` threads reading buf: GB/s */
+static double
+bw_pass(const char *buf, size_t size, int threads)
+{
+    bw_part_t   part[64];
+    pthread_t   th[64];
+    double      t0, t1;
+    int         i;
+
+    t0 = now();
+    for (i = 0; i < threads; i++) {
+        part[i].p = buf + size / threads * i;
+        part[i].n = size / threads & ~(size_t) 127;
+        pthread_create(&th[i], NULL, bw_read, &part[i]);
+    }
+    for (i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+    }
+    t1 = now();
+
+    return size / (t1 - t0) / 1e9;
+}
+
+
+typedef struct {
+    int     pairs;
+    double  ratio_med, ratio_min, ratio_max;    /* decode / roofline */
+    double  dec_med, roof_med;                  /* tok/s, GB/s */
+} interleaved_t;
+
+
+/*
+ * The VM's read bandwidth flips between states within seconds, so a
+ * roofline measured once before and once after a long decode may not be
+ * the one the decode saw.  Here short decode passes alternate with short
+ * roofline passes (R D R D ... R, the best of two reads of 256 MiB on huge
+ * pages each), and each decode pass is compared with the higher of the
+ * two rooflines around it (never the lower: that would flatter it).
+ */
+static void
+interleaved(aie_model_t *m, int threads, double bytes_tok, int pairs,
+    int tokens, interleaved_t *res)
+{
+    size_t   size = (size_t) 256 << 20;
+    char    *buf;
+    double   roof[65], ratio[64], dec[64], r, d, s;
+    int      bos = 1, k, a, b;
+    text_t   text = { NULL, 0, 0 };
+
+    memset(res, 0, sizeof(*res));
+    pairs = pairs > 64 ? 64 : pairs;
+
+    buf = bw_alloc(size, 1);
+    if (buf == NULL) {
+        return;
+    }
+    memset(buf, 1, size);
+
+    for (k = 0; k <= pairs; k++) {
+        r = bw_pass(buf, size, threads);
+        s = bw_pass(buf, size, threads);
+        roof[k] = r > s ? r : s;
+
+        if (k == pairs) {
+            break;
+        }
+
+        dec[k] = gen_rate(m, threads, &bos, 1, tokens, 256, 0, 1, &text);
+    }
+
+    for (k = 0; k < pairs; k++) {
+        r = roof[k] > roof[k + 1] ? roof[k] : roof[k + 1];
+        ratio[k] = dec[k] * bytes_tok / 1e9 / r;
+    }
+
+    /* medians by sorting copies */
+    for (a = 0; a < pairs; a++) {
+        for (b = a + 1; b < pairs; b++) {
+            if (ratio[b] < ratio[a]) {
+                d = ratio[a]; ratio[a] = ratio[b]; ratio[b] = d;
+            }
+            if (dec[b] < dec[a]) {
+                d = dec[a]; dec[a] = dec[b]; dec[b] = d;
+            }
+        }
+    }
+    for (a = 0; a <= pairs; a++) {
+        for (b = a + 1; b <= pairs; b++) {
+            if (roof[b] < roof[a]) {
+                d = roof[a]; roof[a] = roof[b]; roof[b] = d;
+            }
+        }
+    }
+
+    res->pairs = pairs;
+    res->ratio_med = pairs % 2 ? ratio[pairs / 2]
+                     : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
+    res->ratio_min = ratio[0];
+    res->ratio_max = ratio[pairs - 1];
+    res->dec_med = pairs % 2 ? dec[pairs / 2]
+                   : (dec[pairs / 2 - 1] + dec[pairs / 2]) / 2;
+    res->roof_med = roof[pairs / 2];
+
+    bw_free(buf, size);
+    free(text.buf);
+}
+
+
 /* 16 concurrent streams through the engine: aggregate tokens/s */
 static double
 engine_rate(aie_model_t *model, int threads, int streams, int n,
@@ -402,6 +515,159 @@ tok_rate(aie_model_t *model, const char *text, size_t len, int *out,
 }
 
 
+static double
+cpu_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+
+typedef struct {
+    const char  *name;
+    char        *text;
+    size_t       len;
+    double       first_cpu;     /* MB/s: the first pass, CPU time */
+    double       first_wall;    /* MB/s: the same pass, wall-clock time */
+    double       med_cpu[2];    /* MB/s: median of 5 more passes, per vocab */
+    double       first[2];
+    double       wall[2];
+    int          n_tokens[2];
+} corpus_t;
+
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+
+/*
+ * Encode MB/s over varied text: the first pass (CPU time of this thread,
+ * and wall-clock time) and the median CPU-time rate of five more.  Every
+ * call starts with an empty word cache; only the CPU's caches are warmer
+ * in the later passes.
+ */
+static void
+tok_cold(aie_model_t *model, corpus_t *c, int v, int *out, int max)
+{
+    double  c0, w0, r[5];
+    int     i;
+
+    c0 = cpu_now();
+    w0 = now();
+    c->n_tokens[v] = aie_tokenize(model, c->text, c->len, 1, out, max);
+    c->first[v] = c->len / (cpu_now() - c0) / 1e6;
+    c->wall[v] = c->len / (now() - w0) / 1e6;
+
+    for (i = 0; i < 5; i++) {
+        c0 = cpu_now();
+        aie_tokenize(model, c->text, c->len, 1, out, max);
+        r[i] = c->len / (cpu_now() - c0) / 1e6;
+    }
+    qsort(r, 5, sizeof(double), cmp_double);
+    c->med_cpu[v] = r[2];
+}
+
+
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE    *f = fopen(path, "rb");
+    char    *buf = NULL;
+    long     n;
+
+    if (f == NULL) {
+        return NULL;
+    }
+
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0
+        && fseek(f, 0, SEEK_SET) == 0)
+    {
+        buf = malloc((size_t) n + 1);
+        if (buf != NULL && fread(buf, 1, (size_t) n, f) != (size_t) n) {
+            free(buf);
+            buf = NULL;
+        }
+        if (buf != NULL) {
+            buf[n] = '\0';
+            *len = (size_t) n;
+        }
+    }
+
+    fclose(f);
+    return buf;
+}
+
+
+/*
+ * Part 4: encode MB/s on one core, with the stories vocabulary (512) and
+ * the random model's (32000): varied text (the corpora, one cold pass
+ * each, the figure checked) and one paragraph repeated (best of several
+ * passes; the word cache makes that easy).  Returns the repeated text's
+ * length.
+ */
+static size_t
+tokenizer_bench(const char *stories, const char *random_path, int quick,
+    corpus_t *corp, int n_corp, double tok_mb[2], int n_toks[2])
+{
+    const char   *paths[2] = { stories, random_path };
+    aie_model_t  *m;
+    char          err[256], *big;
+    size_t        big_len, plen, max_len, i;
+    int           v, c, *toks;
+
+    plen = strlen(paragraph);
+    big_len = (size_t) (quick ? 1 : 4) << 20;
+    big = malloc(big_len + 1);
+    for (i = 0; i < big_len; i += plen) {
+        memcpy(big + i, paragraph, big_len - i < plen ? big_len - i : plen);
+    }
+    big[big_len] = '\0';
+
+    max_len = big_len;
+    for (c = 0; c < n_corp; c++) {
+        max_len = corp[c].len > max_len ? corp[c].len : max_len;
+    }
+    toks = malloc((max_len + 2) * sizeof(int));
+
+    for (v = 0; v < 2; v++) {
+        m = aie_model_load(paths[v], NULL, err, sizeof(err));
+        if (m == NULL) {
+            fprintf(stderr, "aie-bench: %s\n", err);
+            exit(1);
+        }
+
+        /* varied text first, while nothing has run through the tokenizer */
+        for (c = 0; c < n_corp; c++) {
+            tok_cold(m, &corp[c], v, toks, (int) corp[c].len + 2);
+            fprintf(stderr, "tokenizer, %s vocab, %s (%.2f MB, %d tokens): "
+                    "first pass %.1f MB/s CPU (%.1f wall), median of 5 "
+                    "more %.1f MB/s\n", v ? "32000" : "512", corp[c].name,
+                    corp[c].len / 1e6, corp[c].n_tokens[v], corp[c].first[v],
+                    corp[c].wall[v], corp[c].med_cpu[v]);
+        }
+
+        tok_mb[v] = tok_rate(m, big, big_len, toks, (int) big_len + 2,
+                             &n_toks[v]);
+        fprintf(stderr, "tokenizer, %s vocab, a paragraph repeated: "
+                "%.1f MB/s (%d tokens)\n", v ? "32000" : "512", tok_mb[v],
+                n_toks[v]);
+        aie_model_free(m);
+    }
+
+    free(big);
+    free(toks);
+
+    return big_len;
+}
+
+
 /* the 1-minute load average: other work on the machine skews every figure */
 static double
 load_avg(void)
@@ -468,8 +734,13 @@ main(int argc, char **argv)
 {
     const char        *dir = NULL, *random_path = NULL, *out_path = NULL;
     int                threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
-    int                quick = 0, i, j, n_tok, ok_story[2][2], bos = 1;
+    int                quick = 0, i, j, ok_story[2][2], bos = 1;
     int                streams = 16, agree, **seqtok, n_check = 16;
+    int                only_tok = 0, n_corp = 0;
+    corpus_t           corp[2];
+    interleaved_t      il;
+    double             ones[8], aggs[8], ratios[8], ratio_med;
+    int                n_rounds;
     char               path[1024], err[256], cpu[256], flags[512];
     aie_model_t       *m;
     aie_model_info_t   info;
@@ -477,9 +748,8 @@ main(int argc, char **argv)
     double             story[2][2], bw, copy_bw = 0, dec[2], agg, one_engine;
     double             bytes_tok, tok_mb[2], t_ms, load0, load1;
     double             bw_4k, bw_huge, bw1, bw_after, dec1, copy2;
-    char              *big;
-    size_t             big_len, plen;
-    int               *toks, n_toks[2];
+    size_t             big_len;
+    int                n_toks[2];
     FILE              *out = stdout;
     time_t             tt = time(NULL);
     char               when[64];
@@ -499,9 +769,24 @@ main(int argc, char **argv)
             out_path = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0) {
             threads = atoi(argv[++i]);
+        } else if (i + 1 < argc && strcmp(argv[i], "--corpus") == 0
+                   && n_corp < 2)
+        {
+            corp[n_corp].name = argv[++i];
+            corp[n_corp].text = read_file(argv[i], &corp[n_corp].len);
+            if (corp[n_corp].text == NULL) {
+                fprintf(stderr, "aie-bench: cannot read \"%s\"\n", argv[i]);
+                return 1;
+            }
+            corp[n_corp].name = strrchr(argv[i], '/') != NULL
+                                ? strrchr(argv[i], '/') + 1 : argv[i];
+            n_corp++;
+        } else if (strcmp(argv[i], "--only-tokenizer") == 0) {
+            only_tok = 1;
         } else {
             fprintf(stderr, "usage: aie-bench --models DIR --random FILE "
-                    "[--out FILE] [--threads N] [--quick]\n");
+                    "[--out FILE] [--threads N] [--corpus FILE]... [--quick] "
+                    "[--only-tokenizer]\n");
             return 2;
         }
     }
@@ -513,6 +798,13 @@ main(int argc, char **argv)
 
     cpu_info(cpu, sizeof(cpu), flags, sizeof(flags));
     load0 = load_avg();
+
+    if (only_tok) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[0]);
+        tokenizer_bench(path, random_path, quick, corp, n_corp, tok_mb,
+                        n_toks);
+        return 0;
+    }
 
     /* 1. stories260K, one stream, one thread */
     for (i = 0; i < 2; i++) {
@@ -566,6 +858,12 @@ main(int argc, char **argv)
             100 * dec[0] * bytes_tok / 1e9 / bw, bw);
     dec1 = gen_rate(m, 1, &bos, 1, quick ? 32 : 64, 256, quick ? 0.3 : 1.0,
                     2, &text);
+    interleaved(m, threads, bytes_tok, quick ? 5 : 15, 32, &il);
+    fprintf(stderr, "interleaved, %d pairs: decode %.1f tok/s (median), "
+            "roofline %.1f GB/s (median); decode / roofline around it: "
+            "median %.0f%%, %.0f-%.0f%%\n", il.pairs, il.dec_med,
+            il.roof_med, 100 * il.ratio_med, 100 * il.ratio_min,
+            100 * il.ratio_max);
     aie_model_free(m);
 
     /* the roofline after the decode too: the VM's bandwidth drifts */
@@ -585,17 +883,32 @@ main(int argc, char **argv)
 
     /* 3. 16 streams through the engine, and batched == sequential */
     m = aie_model_load(random_path, NULL, err, sizeof(err));
-    one_engine = engine_rate(m, threads, 1, quick ? 32 : 64, 0, NULL);
     seqtok = calloc((size_t) streams, sizeof(int *));
     for (i = 0; i < streams; i++) {
         seqtok[i] = calloc((size_t) n_check + 1, sizeof(int));
     }
     engine_rate(m, threads, streams, quick ? 16 : 64, n_check, seqtok);
-    agg = engine_rate(m, threads, streams, quick ? 32 : 64, 0, NULL);
-    if (!quick) {
-        double  a2 = engine_rate(m, threads, streams, 64, 0, NULL);
-        agg = a2 > agg ? a2 : agg;
+
+    /*
+     * rounds of one stream then 16, each round's ratio on its own (the
+     * one stream follows the bandwidth's state, the batch hardly): the
+     * medians are the figures, the range goes with them
+     */
+    n_rounds = quick ? 2 : 5;
+    for (i = 0; i < n_rounds; i++) {
+        ones[i] = engine_rate(m, threads, 1, quick ? 32 : 64, 0, NULL);
+        aggs[i] = engine_rate(m, threads, streams, quick ? 32 : 64, 0, NULL);
+        ratios[i] = aggs[i] / ones[i];
+        fprintf(stderr, "engine round %d: 1 stream %.1f tokens/s, %d "
+                "streams %.1f tokens/s (%.2fx)\n", i + 1, ones[i], streams,
+                aggs[i], ratios[i]);
     }
+    qsort(ones, (size_t) n_rounds, sizeof(double), cmp_double);
+    qsort(aggs, (size_t) n_rounds, sizeof(double), cmp_double);
+    qsort(ratios, (size_t) n_rounds, sizeof(double), cmp_double);
+    one_engine = (ones[(n_rounds - 1) / 2] + ones[n_rounds / 2]) / 2;
+    agg = (aggs[(n_rounds - 1) / 2] + aggs[n_rounds / 2]) / 2;
+    ratio_med = (ratios[(n_rounds - 1) / 2] + ratios[n_rounds / 2]) / 2;
 
     /* each stream alone must give the tokens it gave in the batch */
     agree = 0;
@@ -617,36 +930,16 @@ main(int argc, char **argv)
         free(lg);
         aie_seq_free(s);
     }
-    fprintf(stderr, "engine: 1 stream %.1f tokens/s, %d streams %.1f "
-            "tokens/s (%.2fx); batched == alone for %d/%d streams\n",
-            one_engine, streams, agg, agg / one_engine, agree, streams);
+    fprintf(stderr, "engine, medians of %d rounds: 1 stream %.1f tokens/s, "
+            "%d streams %.1f tokens/s; ratio %.2fx (%.2f-%.2f); batched == "
+            "alone for %d/%d streams\n", n_rounds, one_engine, streams, agg,
+            ratio_med, ratios[0], ratios[n_rounds - 1], agree, streams);
     aie_model_free(m);
 
-    /* 4. tokenizer: a few MB of English */
-    plen = strlen(paragraph);
-    big_len = (size_t) (quick ? 1 : 4) << 20;
-    big = malloc(big_len + 1);
-    for (i = 0; (size_t) i < big_len; i += (int) plen) {
-        memcpy(big + i, paragraph, big_len - (size_t) i < plen
-                                   ? big_len - (size_t) i : plen);
-    }
-    big[big_len] = '\0';
-    toks = malloc((big_len + 2) * sizeof(int));
-
+    /* 4. tokenizer */
     snprintf(path, sizeof(path), "%s/%s", dir, files[0]);
-    m = aie_model_load(path, NULL, err, sizeof(err));
-    tok_mb[0] = tok_rate(m, big, big_len, toks, (int) big_len + 2,
-                         &n_toks[0]);
-    aie_model_free(m);
-    m = aie_model_load(random_path, NULL, err, sizeof(err));
-    tok_mb[1] = tok_rate(m, big, big_len, toks, (int) big_len + 2,
-                         &n_toks[1]);
-    aie_model_free(m);
-    fprintf(stderr, "tokenizer: %.1f MB/s (stories 512 vocab, %d tokens), "
-            "%.1f MB/s (32000 vocab, %d tokens)\n", tok_mb[0], n_toks[0],
-            tok_mb[1], n_toks[1]);
-    n_tok = n_toks[0];
-    (void) n_tok;
+    big_len = tokenizer_bench(path, random_path, quick, corp, n_corp,
+                              tok_mb, n_toks);
 
     load1 = load_avg();
 
@@ -695,15 +988,60 @@ main(int argc, char **argv)
             dec[1] * bytes_tok / 1e9, 100 * dec[1] * bytes_tok / 1e9 / bw,
             dec[0] * bytes_tok / 1e9, 100 * dec[0] * bytes_tok / 1e9 / bw,
             dec[0] * bytes_tok / 1e9 / bw >= 0.70 ? "PASS" : "MISS");
+    fprintf(out, "| same: decode bandwidth vs the roofline measured "
+            "around it (%d short decode passes of 32 tokens alternating "
+            "with roofline passes; each against the higher roofline beside "
+            "it): median, range | | %.0f%%, %.0f-%.0f%% (decode %.1f tok/s, "
+            "roofline %.1f GB/s, medians) | | ≥ 70%% | %s |\n", il.pairs,
+            100 * il.ratio_med, 100 * il.ratio_min, 100 * il.ratio_max,
+            il.dec_med, il.roof_med, il.ratio_med >= 0.70 ? "PASS" : "MISS");
     fprintf(out, "| same: %d concurrent streams through the engine, "
-            "aggregate | | %.1f tok/s = %.2fx one stream (%.1f) | | "
-            "≥ 4x | %s |\n", streams, agg, agg / one_engine, one_engine,
-            agg / one_engine >= 4.0 ? "PASS" : "MISS");
-    fprintf(out, "| tokenizer encode, %.0f MB of English, 1 core "
-            "(stories 512 vocab / 32000 vocab) | | %.1f / %.1f MB/s | | "
-            "≥ 50 MB/s | %s |\n\n", (double) big_len / (1 << 20),
-            tok_mb[0], tok_mb[1],
-            tok_mb[0] >= 50 && tok_mb[1] >= 50 ? "PASS" : "MISS");
+            "aggregate, %d rounds of (1 stream, then %d) | | %.1f tok/s "
+            "vs %.1f: %.2fx (median of the rounds' ratios; range "
+            "%.2f-%.2fx) | | ≥ 4x | %s |\n", streams, n_rounds, streams, agg,
+            one_engine, ratio_med, ratios[0], ratios[n_rounds - 1],
+            ratio_med >= 4.0 ? "PASS" : "MISS");
+    /* the figure checked: varied text, one cold pass, both vocabularies */
+    for (i = 0; i < n_corp; i++) {
+        fprintf(out, "| tokenizer encode, varied text `%s` (%.2f MB), one "
+                "cold pass (CPU time, 1 core; stories 512 vocab / 32000 "
+                "vocab) | | %.1f / %.1f MB/s | | ≥ 50 MB/s | %s |\n", corp[i].name,
+                corp[i].len / 1e6, corp[i].first[0], corp[i].first[1],
+                corp[i].first[0] >= 50 && corp[i].first[1] >= 50
+                ? "PASS" : "MISS");
+    }
+    if (n_corp == 0) {
+        fprintf(out, "| tokenizer encode, varied text | | not measured "
+                "(no --corpus) | | ≥ 50 MB/s | MISS |\n");
+    }
+    fprintf(out, "| for information: tokenizer encode, %.0f MB of one "
+            "paragraph repeated (the word cache hits), 1 core | | "
+            "%.1f / %.1f MB/s | | | |\n\n", (double) big_len / (1 << 20),
+            tok_mb[0], tok_mb[1]);
+
+    if (n_corp > 0) {
+        fprintf(out, "Tokenizer on varied text: each pass starts with an "
+                "empty word cache; the first pass right after loading the "
+                "vocabulary is the figure checked (CPU time of the thread; "
+                "wall-clock time and the median of five more passes in "
+                "brackets):");
+        for (i = 0; i < n_corp; i++) {
+            fprintf(out, " %s: %d / %d tokens, wall %.1f / %.1f MB/s, "
+                    "median %.1f / %.1f MB/s%s", corp[i].name,
+                    corp[i].n_tokens[0], corp[i].n_tokens[1],
+                    corp[i].wall[0], corp[i].wall[1], corp[i].med_cpu[0],
+                    corp[i].med_cpu[1], i + 1 < n_corp ? ";" : ".\n\n");
+        }
+    }
+
+    if (il.ratio_med > 1.0) {
+        fprintf(out, "The interleaved decode read more than the read loop "
+                "did around it (median %.0f%%): the roofline passes saw "
+                "less bandwidth than the machine gave the decode (a VM "
+                "whose bandwidth changes state), so this run says nothing "
+                "about how close the decode comes to the machine's best.\n\n",
+                100 * il.ratio_med);
+    }
 
     fprintf(out,
         "Checks: greedy stories260K text starts \"%s\": F32 fast %s, "
@@ -730,9 +1068,10 @@ main(int argc, char **argv)
         fclose(out);
     }
 
-    free(big);
-    free(toks);
     free(text.buf);
+    for (i = 0; i < n_corp; i++) {
+        free(corp[i].text);
+    }
     for (i = 0; i < streams; i++) {
         free(seqtok[i]);
     }
