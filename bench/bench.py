@@ -83,6 +83,9 @@ LIMITS_RPS_TARGET = 0.95       # issue 10: <= 5 % RPS loss vs no limits
 REDIS_RPS_TARGET = 0.60        # issue 10: Redis store >= 60 % of bare RPS
 CACHE_HIT_RPS_TARGET = 0.70    # issue 5: HIT >= 70 % of nginx return 200
 CACHE_CPU_TARGET = 1.05        # issue 5: a miss (and a bypass) costs <= 5 % CPU
+# one worker A/B: pairs of alternating runs per round, seconds each
+AB_PAIRS = int(os.environ.get("BENCH_AB_PAIRS", "4"))
+AB_DURATION = int(float(os.environ.get("BENCH_AB_DURATION", "3")))
 PLUGINS_RPS_TARGET = 0.70      # issue 8: plugins >= 70 % of bare RPS
 PII_US_TARGET = 10.0           # issue 8: pii_redact <= 10 us CPU per 4 KB
 ROUTING_CPU_TARGET = 1.0       # issue 4: 8 targets <= +1 us CPU/req
@@ -704,13 +707,15 @@ def proc_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def measure(target, url, body, headers=None, duration=None, extra=()):
+def measure(target, url, body, headers=None, duration=None, extra=(),
+            warmup=None):
     """wrk against url; CPU of the target nginx, and of each process in
     extra (objects with .name, .ticks() and optionally .counter())."""
     duration = duration or DURATION
+    warmup = WARMUP if warmup is None else warmup
     script = wrk_script(body, headers)
-    if WARMUP > 0:
-        run_wrk(url, script, WARMUP)
+    if warmup > 0:
+        run_wrk(url, script, warmup)
     pids0 = sorted(target.pids())
     t0 = target.cpu_ticks()
     e0 = [(x.ticks(), x.counter() if hasattr(x, "counter") else 0)
@@ -930,7 +935,9 @@ def feature_report(results, features):
     plan, checks = features
     L = ["## Feature scenarios", "",
          "Same run, same machine and pinning; %d s per measurement. Each "
-         "compared pair is measured back to back; 'bare nginx' is the "
+         "compared pair is measured back to back, in both orders over the "
+         "rounds (odd rounds run the scenarios backwards), and its check "
+         "is the median of the per-round figures; 'bare nginx' is the "
          "table above's line of the same shape." % FEATURE_DURATION, "",
          "| scenario | target | RPS | p50 | p99 | CPU µs/req | target CPU "
          "| other CPU µs/req | errors |",
@@ -974,7 +981,9 @@ def feature_report(results, features):
             # of the per-round figures is what is checked, so that a slow
             # round (the VM's neighbours) counts once, for both sides
             per = [c["value"](x, y) for x, y in zip(ra, rb)]
-            value = sorted(per)[len(per) // 2]
+            ps = sorted(per)
+            value = (ps[len(ps) // 2] if len(ps) % 2
+                     else (ps[len(ps) // 2 - 1] + ps[len(ps) // 2]) / 2)
             text += "; per round %s, median **%s**" % (
                 ", ".join(fmt_check_value(x) for x in per),
                 fmt_check_value(value))
@@ -1052,6 +1061,7 @@ and an Anthropic SSE stream (`message_start`, `content_block_start`, `ping`,
 | 10 | aigw + `ai_tenants` (one tenant, one key, 10⁹ requests/min) + `ai_limits zone=...:10m`; wrk sends `Authorization: Bearer <key>` | the same aigw without tenants/limits, same request | RPS ≥ 0.95× | 200 with `x-ratelimit-*` headers; no key: 401 |
 | 10 | the same with `store=redis://127.0.0.1:PORT`, a real `redis-server` (no persistence) pinned with wrk and the mock on CPU 0 | bare nginx, non-stream | RPS ≥ 0.60× | as above, and Redis holds keys after it; redis-server's own CPU (`/proc/<pid>/stat`) and commands per request (`INFO stats`) are reported beside nginx's |
 | 5 | aigw + `ai_cache zone=...:64m`, the request at `"temperature":0`: every request after the first is a HIT | stock nginx `return 200` of the canned completion JSON | RPS ≥ 0.70× | first answer, then `x-aigw-cache: HIT` |
+| 5 | one aigw with `ai_cache` and two models on the same provider, `gpt-4o` and `gpt-4o-nocache ... cache=off`; unique temperature-0 prompts to each, alternating 3 s runs against the same worker (4 pairs per round, the order flipped every pair) | the same requests to the `cache=off` model | CPU/req ≤ 1.05× (the issue's miss figure, without a second nginx's run-to-run spread) | `x-aigw-cache: MISS` / none |
 | 5 | aigw + `ai_cache`, `"temperature":0`, a unique token in every prompt, `"stream":true` (the 20-chunk stream read and assembled, stored) | the same requests, aigw without `ai_cache` | information | `x-aigw-cache: MISS` / none |
 | 5 | the same, `"stream":true`: every request a streamed HIT (OpenAI SSE sent from the events rendered at the first streamed hit) | the whole-answer HIT above | information | `x-aigw-cache: HIT`, SSE with `[DONE]` |
 | 5 | aigw + `ai_cache`, `"temperature":1` (not cacheable: BYPASS) | the same aigw without `ai_cache` | CPU/req ≤ 1.05× | `x-aigw-cache: BYPASS` / no such header |
@@ -1376,6 +1386,22 @@ def feature_plan(ctx):
                    aigw("cache", cache_http), uniq_stream,
                    completion_check(stream=True, body=one_stream,
                                     want_headers={"x-aigw-cache": "MISS"}))
+        # the same miss in one worker, the cache off by model (cache=off):
+        # alternating short runs against one process, no second instance
+        ab_http = cache_http + ("    ai_model gpt-4o-nocache mock:gpt-4o-mini "
+                                "cache=off;\n")
+        uniq_nc = uniq.replace('"model":"gpt-4o"', '"model":"gpt-4o-nocache"')
+        one_nc = uniq_nc.replace(UNIQUE, "check-nc-%d" % os.getpid())
+        group = {"factory": aigw("cache-ab", ab_http), "done": -1}
+        c9 = entry("cache MISS, one worker A/B", "model with cache=off",
+                   None, uniq_nc, completion_check(
+                       body=one_nc, want_headers={"x-aigw-cache": None}))
+        c10 = entry("cache MISS, one worker A/B", "model with the cache",
+                    None, uniq, completion_check(
+                        body=one, want_headers={"x-aigw-cache": "MISS"}))
+        for e in plan[-2:]:
+            e["ab"] = group
+        group["entries"] = plan[-2:]
         checks.append({"issue": "5", "name": "Cache HIT: RPS ÷ nginx return "
                        "200", "a": c1, "b": c0,
                        "value": lambda a, b: ratio(a, b, "rps"), "cmp": ge,
@@ -1406,6 +1432,14 @@ def feature_plan(ctx):
                        "value": lambda a, b: ratio(a, b, "cpu_us_req"),
                        "cmp": le, "target": None,
                        "target_text": "information", "text": cpu_text})
+        checks.append({"issue": "5", "name": "Cache MISS, one worker, "
+                       "alternating %d s runs (key + store + LRU): CPU/req "
+                       "÷ the same requests to a cache=off model" % AB_DURATION,
+                       "a": c10, "b": c9,
+                       "value": lambda a, b: ratio(a, b, "cpu_us_req"),
+                       "cmp": le, "target": CACHE_CPU_TARGET,
+                       "target_text": "≤ %.2f×" % CACHE_CPU_TARGET,
+                       "text": cpu_text})
         checks.append({"issue": "5", "name": "Cache MISS (unique "
                        "temperature-0 prompts: key + store + LRU): CPU/req "
                        "÷ no cache", "a": c5, "b": c4,
@@ -1532,6 +1566,43 @@ def feature_plan(ctx):
     return plan, checks
 
 
+def measure_ab(group, rnd, runs, notes, servers, logs):
+    """Two request shapes against one nginx worker, alternating short runs
+    (AB_PAIRS pairs, the order flipped every pair): each pair is one
+    "round" of the check's per-round figures."""
+    entries = group["entries"]
+    port = entries[0]["port"]
+    srv = group["factory"]()
+    servers.append(srv)
+    srv.start(port)
+    wait_port(port, srv.proc)
+    try:
+        for e in entries:
+            bad = e["check"](e)
+            if bad:
+                for x in entries:
+                    x["skipped"] = "check failed: " + bad[:200]
+                notes.append("%s / %s: not measured, the check before the "
+                             "load failed: %s" % (e["scen"], e["tgt"],
+                                                  bad[:300]))
+                return
+        url = "http://127.0.0.1:%d%s" % (port, entries[0]["path"])
+        for i in range(AB_PAIRS):
+            for e in (entries if i % 2 == 0 else list(reversed(entries))):
+                r = measure(srv, url, e["body"], e["headers"], AB_DURATION,
+                            (), warmup=1)
+                runs.setdefault((e["scen"], e["tgt"]), []).append(r)
+                print("bench: [%d/%d] %s / %s (pair %d)  %8.0f req/s  "
+                      "%6.1f µs CPU/req  errors %d"
+                      % (rnd + 1, ROUNDS, e["scen"], e["tgt"], i + 1,
+                         r["rps"], r["cpu_us_req"], r["errors"]),
+                      flush=True)
+    finally:
+        srv.stop()
+        servers.remove(srv)
+        logs.setdefault(srv.name, []).append(srv)
+
+
 def main():
     global WORKDIR
     if not os.path.exists(MODULE):
@@ -1620,10 +1691,21 @@ def main():
         runs = {}
         logs = {}
         for rnd in range(ROUNDS):
-            for e in plan:
+            # every second round runs the feature scenarios backwards, so
+            # that each compared pair is measured in both orders (the
+            # second of two back-to-back runs tends to read a little
+            # differently on this VM)
+            order = plan if rnd % 2 == 0 else \
+                plan[:nbase] + list(reversed(plan[nbase:]))
+            for e in order:
                 scen, tgt, factory, port = (e["scen"], e["tgt"],
                                             e["factory"], e.get("port"))
                 if e.get("skipped"):
+                    continue
+                if e.get("ab"):
+                    if e["ab"]["done"] != rnd:
+                        e["ab"]["done"] = rnd
+                        measure_ab(e["ab"], rnd, runs, notes, servers, logs)
                     continue
                 # every target starts fresh for its measurement, alone on
                 # its core: a misbehaving one cannot disturb the next.

@@ -56,6 +56,8 @@ static int ai_cache_asm_delta(ai_cache_choice_t *ch, json_t *delta);
 static int ai_cache_asm_tool(ai_cache_choice_t *ch, json_t *tc, size_t pos);
 static int ai_cache_merge_logprobs(ai_cache_choice_t *ch, json_t *lp);
 static json_t *ai_cache_asm_build(ai_cache_asm_t *a);
+static int ai_cache_asm_write(ai_cache_asm_t *a, ai_buf_t *out);
+static int ai_cache_choice_cmp(const void *x, const void *y);
 static json_t *ai_cache_asm_message(ai_cache_choice_t *ch);
 static int ai_cache_finish_ok(const char *reason);
 static int ai_cache_choices_ok(json_t *choices, int endpoint);
@@ -2756,6 +2758,14 @@ ai_cache_asm_finish(ai_cache_asm_t *a, ai_buf_t *out_json)
         }
     }
 
+    if (!a->tree_only) {
+        rc = ai_cache_asm_write(a, out_json);
+
+        if (rc != 1) {
+            return rc == 0 ? 1 : -1;
+        }
+    }
+
     root = ai_cache_asm_build(a);
 
     if (root == NULL) {
@@ -2766,6 +2776,130 @@ ai_cache_asm_finish(ai_cache_asm_t *a, ai_buf_t *out_json)
     json_decref(root);
 
     return rc == 0 ? 1 : -1;
+}
+
+
+/* a string member, "name":"value" escaped as jansson dumps it */
+
+static int
+ai_cache_put_member(ai_buf_t *out, const char *name, const char *s,
+    size_t len)
+{
+    return ai_buf_append_str(out, name) != 0
+           || ai_buf_append(out, "\"", 1) != 0
+           || ai_buf_append_jstr(out, s, len) != 0
+           || ai_buf_append(out, "\"", 1) != 0 ? -1 : 0;
+}
+
+
+/*
+ * The common answer (text, a role, a refusal; no tool or function call,
+ * no logprobs) written as ai_cache_asm_build() and jansson's compact dump
+ * would write it, without the tree: 0, -1 on memory exhaustion, 1 for an
+ * answer left to the tree.  The unit tests compare the two.
+ */
+
+static int
+ai_cache_asm_write(ai_cache_asm_t *a, ai_buf_t *out)
+{
+    int                 chat;
+    size_t              i, start;
+    ai_cache_choice_t  *ch;
+
+    for (i = 0; i < a->nchoices; i++) {
+        ch = &a->choices[i];
+
+        if (ch->logprobs || ch->has_fcall || ch->ntools) {
+            return 1;
+        }
+    }
+
+    chat = (a->endpoint == AI_EP_CHAT);
+    start = out->len;
+
+    qsort(a->choices, a->nchoices, sizeof(ai_cache_choice_t),
+          ai_cache_choice_cmp);
+
+    if (ai_cache_put_member(out, "{\"id\":", a->id ? a->id : "",
+                            a->id ? strlen(a->id) : 0) != 0
+        || ai_buf_append_str(out, chat ? ",\"object\":\"chat.completion\""
+                                       : ",\"object\":\"text_completion\"")
+           != 0
+        || ai_buf_append_str(out, ",\"created\":") != 0
+        || ai_buf_append_int(out, a->has_created ? a->created : 0) != 0
+        || ai_cache_put_member(out, ",\"model\":", a->model ? a->model : "",
+                               a->model ? strlen(a->model) : 0) != 0
+        || ai_buf_append_str(out, ",\"choices\":[") != 0)
+    {
+        goto failed;
+    }
+
+    for (i = 0; i < a->nchoices; i++) {
+        ch = &a->choices[i];
+
+        if (ai_buf_append_str(out, i ? ",{\"index\":" : "{\"index\":") != 0
+            || ai_buf_append_int(out, ch->index) != 0)
+        {
+            goto failed;
+        }
+
+        if (chat) {
+            if (ai_cache_put_member(out, ",\"message\":{\"role\":",
+                                    ch->role ? ch->role : "assistant",
+                                    strlen(ch->role ? ch->role
+                                                    : "assistant")) != 0
+                || (ch->has_content
+                    ? ai_cache_put_member(out, ",\"content\":",
+                                          ch->content.data
+                                          ? ch->content.data : "",
+                                          ch->content.len)
+                    : ai_buf_append_str(out, ",\"content\":null")) != 0
+                || (ch->has_refusal
+                    && ai_cache_put_member(out, ",\"refusal\":",
+                                           ch->refusal.data
+                                           ? ch->refusal.data : "",
+                                           ch->refusal.len) != 0)
+                || ai_buf_append(out, "}", 1) != 0)
+            {
+                goto failed;
+            }
+
+        } else if (ai_cache_put_member(out, ",\"text\":",
+                                       ch->content.data
+                                       ? ch->content.data : "",
+                                       ch->content.len) != 0)
+        {
+            goto failed;
+        }
+
+        if (ai_cache_put_member(out, ",\"logprobs\":null,\"finish_reason\":",
+                                ch->finish, strlen(ch->finish)) != 0
+            || ai_buf_append(out, "}", 1) != 0)
+        {
+            goto failed;
+        }
+    }
+
+    if (ai_buf_append(out, "]", 1) != 0
+        || (a->usage
+            && (ai_buf_append_str(out, ",\"usage\":") != 0
+                || ai_buf_append_json(out, a->usage) != 0))
+        || (a->fingerprint
+            && ai_cache_put_member(out, ",\"system_fingerprint\":",
+                                   a->fingerprint, strlen(a->fingerprint))
+               != 0)
+        || ai_buf_append(out, "}", 1) != 0)
+    {
+        goto failed;
+    }
+
+    return 0;
+
+failed:
+
+    out->len = start;
+
+    return -1;
 }
 
 
