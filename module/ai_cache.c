@@ -752,27 +752,8 @@ ai_cache_raw_string(ai_cache_raw_t *r)
                 esc[1] = (char) u;
                 n = 2;
 
-            } else if (u < 0x80) {
-                esc[0] = (char) u;
-                n = 1;
-
-            } else if (u < 0x800) {
-                esc[0] = (char) (0xc0 | (u >> 6));
-                esc[1] = (char) (0x80 | (u & 0x3f));
-                n = 2;
-
-            } else if (u < 0x10000) {
-                esc[0] = (char) (0xe0 | (u >> 12));
-                esc[1] = (char) (0x80 | ((u >> 6) & 0x3f));
-                esc[2] = (char) (0x80 | (u & 0x3f));
-                n = 3;
-
             } else {
-                esc[0] = (char) (0xf0 | (u >> 18));
-                esc[1] = (char) (0x80 | ((u >> 12) & 0x3f));
-                esc[2] = (char) (0x80 | ((u >> 6) & 0x3f));
-                esc[3] = (char) (0x80 | (u & 0x3f));
-                n = 4;
+                n = ai_json_utf8_put(esc, u);
             }
 
             if (ai_cache_raw_put(r, esc, n) != 0) {

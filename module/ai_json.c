@@ -710,3 +710,32 @@ ai_error_json(unsigned char *buf, size_t size, const char *message,
 
     return p - buf;
 }
+
+
+size_t
+ai_json_utf8_put(char *dst, unsigned cp)
+{
+    if (cp < 0x80) {
+        dst[0] = (char) cp;
+        return 1;
+    }
+
+    if (cp < 0x800) {
+        dst[0] = (char) (0xc0 | (cp >> 6));
+        dst[1] = (char) (0x80 | (cp & 0x3f));
+        return 2;
+    }
+
+    if (cp < 0x10000) {
+        dst[0] = (char) (0xe0 | (cp >> 12));
+        dst[1] = (char) (0x80 | ((cp >> 6) & 0x3f));
+        dst[2] = (char) (0x80 | (cp & 0x3f));
+        return 3;
+    }
+
+    dst[0] = (char) (0xf0 | (cp >> 18));
+    dst[1] = (char) (0x80 | ((cp >> 12) & 0x3f));
+    dst[2] = (char) (0x80 | ((cp >> 6) & 0x3f));
+    dst[3] = (char) (0x80 | (cp & 0x3f));
+    return 4;
+}

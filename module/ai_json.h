@@ -58,6 +58,8 @@ size_t ai_json_unicode(const unsigned char *p, const unsigned char *end,
  * forms, no surrogates, nothing past U+10FFFF, nothing past end).
  */
 size_t ai_json_utf8_len(const unsigned char *p, const unsigned char *end);
+/* code point cp (< 0x110000) written as UTF-8 at dst: its length, 1 to 4 */
+size_t ai_json_utf8_put(char *dst, unsigned cp);
 
 size_t ai_json_escape_len(const unsigned char *s, size_t len);
 unsigned char *ai_json_escape(unsigned char *dst, const unsigned char *s,

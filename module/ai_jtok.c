@@ -657,29 +657,7 @@ ai_jdoc_decode(const ai_jdoc_t *doc, uint32_t i, ai_buf_t *out)
             }
 
             p += n;
-
-            if (v < 0x80) {
-                u[0] = (char) v;
-                n = 1;
-
-            } else if (v < 0x800) {
-                u[0] = (char) (0xc0 | (v >> 6));
-                u[1] = (char) (0x80 | (v & 0x3f));
-                n = 2;
-
-            } else if (v < 0x10000) {
-                u[0] = (char) (0xe0 | (v >> 12));
-                u[1] = (char) (0x80 | ((v >> 6) & 0x3f));
-                u[2] = (char) (0x80 | (v & 0x3f));
-                n = 3;
-
-            } else {
-                u[0] = (char) (0xf0 | (v >> 18));
-                u[1] = (char) (0x80 | ((v >> 12) & 0x3f));
-                u[2] = (char) (0x80 | ((v >> 6) & 0x3f));
-                u[3] = (char) (0x80 | (v & 0x3f));
-                n = 4;
-            }
+            n = ai_json_utf8_put(u, v);
         }
 
         if (ai_buf_append(out, u, n) != 0) {
