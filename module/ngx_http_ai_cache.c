@@ -1060,6 +1060,32 @@ ngx_http_ai_cache_render(ngx_http_ai_cache_zone_t *z, u_char *key,
 }
 
 
+/* stream_options.include_usage of this request */
+
+static ngx_uint_t
+ngx_http_ai_cache_include_usage(ngx_http_ai_ctx_t *ctx)
+{
+    return ctx->request
+           ? json_is_true(json_object_get(json_object_get(
+                 ctx->request, "stream_options"), "include_usage"))
+           : (ngx_uint_t) ctx->scan.include_usage;
+}
+
+
+/* a rendered hit's usage is the request's */
+
+static void
+ngx_http_ai_cache_hit_usage(ngx_http_ai_ctx_t *ctx, ai_cache_hit_t *hit)
+{
+    if (hit->usage_seen) {
+        ctx->usage.prompt_tokens = hit->prompt_tokens;
+        ctx->usage.completion_tokens = hit->completion_tokens;
+        ctx->usage.cached_tokens = hit->cached_tokens;
+        ctx->usage.seen = 1;
+    }
+}
+
+
 /*
  * A streamed hit for an OpenAI client from the rendered events.  Called
  * with the zone locked; unlocks it.
@@ -1075,10 +1101,7 @@ ngx_http_ai_cache_send_rendered_sse(ngx_http_request_t *r,
     ngx_str_t        body;
     ai_cache_sse_t   sse;
 
-    include_usage = ctx->request
-                    ? json_is_true(json_object_get(json_object_get(
-                          ctx->request, "stream_options"), "include_usage"))
-                    : ctx->scan.include_usage;
+    include_usage = (int) ngx_http_ai_cache_include_usage(ctx);
 
     ev = (char *) cn->data + cn->len + cn->hit_len;
     sse = cn->sse;
@@ -1100,12 +1123,7 @@ ngx_http_ai_cache_send_rendered_sse(ngx_http_request_t *r,
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    if (sse.hit.usage_seen) {
-        ctx->usage.prompt_tokens = sse.hit.prompt_tokens;
-        ctx->usage.completion_tokens = sse.hit.completion_tokens;
-        ctx->usage.cached_tokens = sse.hit.cached_tokens;
-        ctx->usage.seen = 1;
-    }
+    ngx_http_ai_cache_hit_usage(ctx, &sse.hit);
 
     if (ngx_http_ai_cache_header(r, "HIT") != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1152,12 +1170,7 @@ ngx_http_ai_cache_send_rendered(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    if (hit.usage_seen) {
-        ctx->usage.prompt_tokens = hit.prompt_tokens;
-        ctx->usage.completion_tokens = hit.completion_tokens;
-        ctx->usage.cached_tokens = hit.cached_tokens;
-        ctx->usage.seen = 1;
-    }
+    ngx_http_ai_cache_hit_usage(ctx, &hit);
 
     if (ngx_http_ai_cache_header(r, "HIT") != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1184,11 +1197,7 @@ ngx_http_ai_cache_serve(ngx_http_request_t *r, ngx_http_ai_ctx_t *ctx,
     o.model = (char *) ctx->client_model.data;
     o.model_len = ctx->client_model.len;
     o.include_usage = ctx->stream
-                      && (ctx->request
-                          ? json_is_true(json_object_get(json_object_get(
-                                ctx->request, "stream_options"),
-                                "include_usage"))
-                          : ctx->scan.include_usage);
+                      && ngx_http_ai_cache_include_usage(ctx);
 
     if (ctx->stream) {
         rc = ai_cache_replay_sse((char *) data, len, &o, &out);
