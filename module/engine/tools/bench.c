@@ -10,8 +10,9 @@
  *   1. stories260K F32 and Q8_0: one stream, greedy, 256 tokens from BOS,
  *      one thread;
  *   2. a memory-bound random ~100M Q8_0 model (aie-mkrandom): single-stream
- *      decode and the machine's read bandwidth, decode bandwidth = weight
- *      bytes per token x tokens/s as a share of that roofline;
+ *      decode against the read roofline of its working set (a buffer the
+ *      size of the weights, read between decode passes), decode bandwidth
+ *      = weight bytes per token x tokens/s; DRAM's rate for information;
  *   3. the same model, 16 concurrent streams through the engine;
  *   4. tokenizer encode MB/s on one core: the figure checked is one cold
  *      pass over varied text (--corpus FILE, up to two: the repository's
@@ -139,6 +140,7 @@ gen_rate(aie_model_t *model, int threads, const int *prompt, int n_prompt,
 typedef struct {
     const char  *p;
     size_t       n;
+    size_t       pf;        /* software prefetch this far ahead; 0: none */
     double       sink;
 } bw_part_t;
 
@@ -154,6 +156,10 @@ bw_read(void *arg)
     size_t      i;
 
     for (i = 0; i + 128 <= b->n; i += 128) {
+        if (b->pf) {
+            _mm_prefetch(b->p + i + b->pf, _MM_HINT_T1);
+            _mm_prefetch(b->p + i + b->pf + 64, _MM_HINT_T1);
+        }
         a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)
                                                     (b->p + i)));
         a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)
@@ -237,7 +243,7 @@ bw_free(char *p, size_t size)
  * of a buffer on 4 KB pages (huge = 0) or transparent huge pages (1, what
  * the engine's packed weights get).
  */
-static double bw_pass(const char *buf, size_t size, int threads);
+static double bw_pass(const char *buf, size_t size, int threads, size_t pf);
 
 
 static double
@@ -260,7 +266,7 @@ bandwidth(int threads, size_t size, int reps, int huge, double *copy_gbs)
     memset(dst, 2, size);
 
     for (r = 0; r < reps; r++) {
-        g = bw_pass(buf, size, threads) * 1e9;
+        g = bw_pass(buf, size, threads, 0) * 1e9;
         best = g > best ? g : best;
 
         t0 = now();
@@ -280,7 +286,7 @@ bandwidth(int threads, size_t size, int reps, int huge, double *copy_gbs)
 
 /* one pass of `threads` threads reading buf: GB/s */
 static double
-bw_pass(const char *buf, size_t size, int threads)
+bw_pass(const char *buf, size_t size, int threads, size_t pf)
 {
     bw_part_t   part[64];
     pthread_t   th[64];
@@ -291,6 +297,7 @@ bw_pass(const char *buf, size_t size, int threads)
     for (i = 0; i < threads; i++) {
         part[i].p = buf + size / threads * i;
         part[i].n = size / threads & ~(size_t) 127;
+        part[i].pf = pf;
         pthread_create(&th[i], NULL, bw_read, &part[i]);
     }
     for (i = 0; i < threads; i++) {
@@ -302,10 +309,36 @@ bw_pass(const char *buf, size_t size, int threads)
 }
 
 
+/*
+ * The read roofline of the decode's working set: the best of a plain read
+ * loop and two with software prefetch (the decode prefetches), each pass
+ * of `threads` threads over a buffer as large as the weights read per
+ * token.  Where the last-level cache holds that much (260 MiB on the
+ * benchmark VM against 116 MB of weights), the weights are read from the
+ * cache and so is this buffer: the roofline is where the bytes come from,
+ * not only DRAM.
+ */
+static double
+roof_pass(const char *buf, size_t size, int threads)
+{
+    static const size_t  pf[] = { 0, 2048, 8192 };
+    double               g, best = 0;
+    size_t               i;
+
+    for (i = 0; i < sizeof(pf) / sizeof(pf[0]); i++) {
+        g = bw_pass(buf, size, threads, pf[i]);
+        best = g > best ? g : best;
+    }
+
+    return best;
+}
+
+
 typedef struct {
     int     pairs;
     double  ratio_med, ratio_min, ratio_max;    /* decode / roofline */
     double  dec_med, roof_med;                  /* tok/s, GB/s */
+    double  size_mb;                            /* the roofline's buffer */
 } interleaved_t;
 
 
@@ -313,15 +346,17 @@ typedef struct {
  * The VM's read bandwidth flips between states within seconds, so a
  * roofline measured once before and once after a long decode may not be
  * the one the decode saw.  Here short decode passes alternate with short
- * roofline passes (R D R D ... R, the best of two reads of 256 MiB on huge
- * pages each), and each decode pass is compared with the higher of the
- * two rooflines around it (never the lower: that would flatter it).
+ * roofline passes (R D R D ... R, the best of two roof_pass() over a
+ * buffer the size of the weights, on huge pages as the packed weights
+ * are), and each decode pass is compared with the higher of the two
+ * rooflines around it (never the lower: that would flatter it).
  */
 static void
 interleaved(aie_model_t *m, int threads, double bytes_tok, int pairs,
     int tokens, interleaved_t *res)
 {
-    size_t   size = (size_t) 256 << 20;
+    size_t   align = (size_t) 2 << 20;
+    size_t   size = ((size_t) bytes_tok + align - 1) & ~(align - 1);
     char    *buf;
     double   roof[65], ratio[64], dec[64], r, d, s;
     int      bos = 1, k, a, b;
@@ -337,8 +372,8 @@ interleaved(aie_model_t *m, int threads, double bytes_tok, int pairs,
     memset(buf, 1, size);
 
     for (k = 0; k <= pairs; k++) {
-        r = bw_pass(buf, size, threads);
-        s = bw_pass(buf, size, threads);
+        r = roof_pass(buf, size, threads);
+        s = roof_pass(buf, size, threads);
         roof[k] = r > s ? r : s;
 
         if (k == pairs) {
@@ -380,6 +415,7 @@ interleaved(aie_model_t *m, int threads, double bytes_tok, int pairs,
     res->dec_med = pairs % 2 ? dec[pairs / 2]
                    : (dec[pairs / 2 - 1] + dec[pairs / 2]) / 2;
     res->roof_med = roof[pairs / 2];
+    res->size_mb = size / 1e6;
 
     bw_free(buf, size);
     free(text.buf);
@@ -852,9 +888,9 @@ main(int argc, char **argv)
                     2, &text);
     interleaved(m, threads, bytes_tok, quick ? 5 : 15, 32, &il);
     fprintf(stderr, "interleaved, %d pairs: decode %.1f tok/s (median), "
-            "roofline %.1f GB/s (median); decode / roofline around it: "
-            "median %.0f%%, %.0f-%.0f%%\n", il.pairs, il.dec_med,
-            il.roof_med, 100 * il.ratio_med, 100 * il.ratio_min,
+            "roofline %.1f GB/s (median, %.0f MB buffer); decode / roofline "
+            "around it: median %.0f%%, %.0f-%.0f%%\n", il.pairs, il.dec_med,
+            il.roof_med, il.size_mb, 100 * il.ratio_med, 100 * il.ratio_min,
             100 * il.ratio_max);
     aie_model_free(m);
 
@@ -974,19 +1010,21 @@ main(int argc, char **argv)
             "| %.1fx | | |\n", (double) info.weight_bytes / 1.0625 / 1e6,
             info.dim, info.n_layers, info.hidden_dim, info.vocab_size,
             threads, dec[1], dec[0], dec[0] / dec[1]);
-    fprintf(out, "| same: decode bandwidth (%.1f MB of weights per token) "
-            "vs read roofline %.1f GB/s | %.1f GB/s (%.0f%%) | %.1f GB/s "
-            "(%.0f%%) | | ≥ 70%% | %s |\n", bytes_tok / 1e6, bw,
-            dec[1] * bytes_tok / 1e9, 100 * dec[1] * bytes_tok / 1e9 / bw,
-            dec[0] * bytes_tok / 1e9, 100 * dec[0] * bytes_tok / 1e9 / bw,
-            dec[0] * bytes_tok / 1e9 / bw >= 0.70 ? "PASS" : "MISS");
-    fprintf(out, "| same: decode bandwidth vs the roofline measured "
-            "around it (%d short decode passes of 32 tokens alternating "
-            "with roofline passes; each against the higher roofline beside "
-            "it): median, range | | %.0f%%, %.0f-%.0f%% (decode %.1f tok/s, "
+    fprintf(out, "| same: decode bandwidth vs the read roofline of its "
+            "working set, measured around it (%d short decode passes of 32 "
+            "tokens alternating with passes reading a %.0f MB buffer, the "
+            "weights' size; each against the higher roofline beside it): "
+            "median, range | | %.0f%%, %.0f-%.0f%% (decode %.1f tok/s, "
             "roofline %.1f GB/s, medians) | | ≥ 70%% | %s |\n", il.pairs,
-            100 * il.ratio_med, 100 * il.ratio_min, 100 * il.ratio_max,
-            il.dec_med, il.roof_med, il.ratio_med >= 0.70 ? "PASS" : "MISS");
+            il.size_mb, 100 * il.ratio_med, 100 * il.ratio_min,
+            100 * il.ratio_max, il.dec_med, il.roof_med,
+            il.ratio_med >= 0.70 ? "PASS" : "MISS");
+    fprintf(out, "| for information: decode bandwidth (%.1f MB of weights "
+            "per token) vs a 512 MiB buffer's read rate, %.1f GB/s (DRAM "
+            "where the last-level cache is smaller) | %.1f GB/s (%.0f%%) | "
+            "%.1f GB/s (%.0f%%) | | | |\n", bytes_tok / 1e6, bw,
+            dec[1] * bytes_tok / 1e9, 100 * dec[1] * bytes_tok / 1e9 / bw,
+            dec[0] * bytes_tok / 1e9, 100 * dec[0] * bytes_tok / 1e9 / bw);
     fprintf(out, "| same: %d concurrent streams through the engine, "
             "aggregate, %d rounds of (1 stream, then %d) | | %.1f tok/s "
             "vs %.1f: %.2fx (median of the rounds' ratios; range "
@@ -1044,8 +1082,12 @@ main(int argc, char **argv)
         ok_story[1][0] ? "yes" : "NO", ok_story[1][1] ? "yes" : "NO",
         n_check, streams, agree, streams);
     fprintf(out,
-        "Roofline: %d threads reading disjoint halves of a 512 MiB buffer "
-        "(best of several passes), the best of: 4 KB pages before the "
+        "Roofline checked: the interleaved passes above, %d threads "
+        "reading disjoint halves of a buffer the size of the weights (the "
+        "best of a plain read loop and two that prefetch 2 and 8 KB "
+        "ahead); where the last-level cache holds the weights, so it does "
+        "this buffer. For information, %d threads reading a 512 MiB "
+        "buffer (best of several passes), the best of: 4 KB pages before the "
         "decode %.1f GB/s, transparent huge pages (as the packed weights) "
         "before %.1f and after %.1f GB/s (memcpy, read + write: "
         "%.1f GB/s). Decode bandwidth = weight bytes read per token (all "
@@ -1053,7 +1095,7 @@ main(int argc, char **argv)
         "tokens/s; %.2f ms per token. One thread: decode %.1f tok/s = "
         "%.1f GB/s, against %.1f GB/s for one thread's read loop (huge "
         "pages).\n",
-        threads, bw_4k, bw_huge, bw_after, copy_bw, t_ms, dec1,
+        threads, threads, bw_4k, bw_huge, bw_after, copy_bw, t_ms, dec1,
         dec1 * bytes_tok / 1e9, bw1);
 
     if (out != stdout) {
