@@ -13,7 +13,7 @@
 
 typedef struct {
     int     n_ctx;
-    float  *k;      /* [n_layers][n_ctx][kv_dim] */
+    float  *k;      /* [n_layers][n_kv_heads][n_ctx][head_size] */
     float  *v;
 } aie_kv_cache_t;
 
