@@ -17,14 +17,15 @@
 #define AIE_MATMUL_MIN_PARALLEL  (1 << 17)
 
 /*
- * Tasks per thread and matrix.  A single stream's matmul is a stream of
- * weights: few long tasks, so each thread reads long runs (the prefetchers
- * restart at every task); 8 were ~5-10% slower than 2 on 2 threads.  A
- * batch spends far longer per byte, so there evening out a thread that
- * starts late matters more.
+ * Tasks per thread and matrix: few long tasks, so each thread reads long
+ * runs of weights (the prefetchers, ours and the hardware's, restart at
+ * every task).  A single stream: 8 were ~5-10% slower than 2 on 2
+ * threads.  A batch: on the Xeon benchmark VM, alternating runs of 16
+ * streams gave 1 task per thread 1,730-1,850 tokens/s, 2 1,690-1,830, 4
+ * 1,550-1,700, 8 1,490-1,570 (on an earlier EPYC VM 8 had beaten 2);
+ * 2 keeps a little room to even out a thread that starts late.
  */
-#define AIE_MATMUL_TASKS_STREAM  2
-#define AIE_MATMUL_TASKS_BATCH   8
+#define AIE_MATMUL_TASKS  2
 
 
 typedef struct {
@@ -254,8 +255,7 @@ aie_cpu_matmul_many(aie_backend_t *be, int n_w, float **outs,
     n_tasks = 1;
 
     if (work >= AIE_MATMUL_MIN_PARALLEL && cpu->base.n_threads > 1) {
-        n_tasks = cpu->base.n_threads
-                  * (n >= 4 ? AIE_MATMUL_TASKS_BATCH : AIE_MATMUL_TASKS_STREAM);
+        n_tasks = cpu->base.n_threads * AIE_MATMUL_TASKS;
         if (n_tasks > w->rows) {
             n_tasks = (int) w->rows;
         }
