@@ -51,6 +51,7 @@ typedef struct {
     ngx_int_t                       max_tokens;     /* 0: the context */
     size_t                          max_unread;     /* 0: the engine's */
     ngx_uint_t                      template;
+    ngx_uint_t                      kv_f16;         /* kv=f16 */
 
     aie_model_t                    *model;          /* mapped read-only */
     aie_model_info_t                info;
@@ -383,6 +384,24 @@ ngx_http_ai_engine_option(ngx_conf_t *cf, ngx_http_ai_engine_conf_t *ec,
         return NGX_CONF_OK;
     }
 
+    if (ngx_http_ai_engine_is("kv")) {
+        if (value->len == 3 && ngx_strncmp(value->data, "f16", 3) == 0) {
+            ec->kv_f16 = 1;
+            return NGX_CONF_OK;
+        }
+
+        if (value->len == 3 && ngx_strncmp(value->data, "f32", 3) == 0) {
+            ec->kv_f16 = 0;
+            return NGX_CONF_OK;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "ai_provider \"%V\": invalid kv \"%V\", "
+                           "expected f32 or f16",
+                           &ec->provider->name, value);
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_http_ai_engine_is("template")) {
         t = ngx_http_ai_engine_templates;
 
@@ -421,7 +440,8 @@ ngx_http_ai_engine_option(ngx_conf_t *cf, ngx_http_ai_engine_conf_t *ec,
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "ai_provider \"%V\": unknown engine parameter \"%V\" "
                        "(known: model, tokenizer, threads, max_batch, ctx, "
-                       "max_tokens, max_unread, template, device, fallback)",
+                       "max_tokens, max_unread, kv, template, device, "
+                       "fallback)",
                        &ec->provider->name, name);
     return NGX_CONF_ERROR;
 
@@ -564,6 +584,7 @@ ngx_http_ai_engine_worker_start(ngx_cycle_t *cycle,
     ep.n_ctx = (int) ec->n_ctx;
     ep.notify_fd = fd;
     ep.max_unread = ec->max_unread;
+    ep.kv_f16 = (int) ec->kv_f16;
 
     /* the engine's threads take no signals: they are the worker's */
 
@@ -588,9 +609,10 @@ ngx_http_ai_engine_worker_start(ngx_cycle_t *cycle,
 
     ngx_log_error(NGX_LOG_INFO, cycle->log, 0,
                   "ai_provider \"%V\": engine started (%s, %s, %d threads, "
-                  "batch %d, ctx %d)", &ec->provider->name, ec->info.name,
-                  ec->info.weight_type, ep.n_threads, ep.max_batch,
-                  ep.n_ctx ? ep.n_ctx : ec->info.n_ctx);
+                  "batch %d, ctx %d, kv %s)", &ec->provider->name,
+                  ec->info.name, ec->info.weight_type, ep.n_threads,
+                  ep.max_batch, ep.n_ctx ? ep.n_ctx : ec->info.n_ctx,
+                  ep.kv_f16 ? "f16" : "f32");
 
     return NGX_OK;
 }

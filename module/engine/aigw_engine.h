@@ -214,6 +214,8 @@ typedef struct {
     int     max_batch_tokens; /* prompt tokens per step; 0: 128 */
     int     notify_fd;        /* eventfd written on new output, or -1 */
     size_t  max_unread;       /* default back-pressure cap, bytes */
+    int     kv_f16;           /* keys and values stored as F16: half the
+                                 KV memory and bandwidth; 0: F32 */
 } aie_engine_params_t;
 
 typedef struct {

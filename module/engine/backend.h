@@ -53,6 +53,11 @@ struct aie_backend_s {
                        const float *v, size_t kv_stride, int n, int hs,
                        float scale, float *att);
 
+    /* the same over F16 keys and values (kv=f16) */
+    void  (*attention_f16)(float *out, const float *q, const uint16_t *k,
+                           const uint16_t *v, size_t kv_stride, int n,
+                           int hs, float scale, float *att);
+
     /* h[i] = silu(h[i]) * h2[i] */
     void  (*silu_mul)(float *h, const float *h2, int64_t n);
 

@@ -5,7 +5,7 @@
  *   aigw-engine run -m model [-z tokenizer] -p "prompt" -n 64 [-t temp]
  *                   [--top-p P] [--top-k K] [--seed N] [--threads N]
  *   aigw-engine bench -m model [-z tokenizer] -b BATCH -n N [-P PROMPT_LEN]
- *                   [--threads N]
+ *                   [--threads N] [--kv f32|f16]
  */
 
 #include <errno.h>
@@ -29,6 +29,7 @@ typedef struct {
     int          batch;
     int          prompt_len;
     int          threads;
+    int          kv_f16;
     float        temperature;
     float        top_p;
     int          top_k;
@@ -55,6 +56,7 @@ aie_cli_usage(void)
         "                       [--seed N] [--threads N]\n"
         "       aigw-engine bench -m MODEL [-z TOKENIZER] [-b BATCH] [-n N]\n"
         "                       [-P PROMPT_TOKENS] [--threads N]\n"
+        "                       [--kv f32|f16]\n"
         "       aigw-engine info -m MODEL [-z TOKENIZER]\n");
 }
 
@@ -109,6 +111,12 @@ aie_cli_parse(int argc, char **argv, aie_cli_args_t *a)
             a->seed = strtoull(val, NULL, 10);
         } else if (strcmp(opt, "--threads") == 0) {
             a->threads = atoi(val);
+        } else if (strcmp(opt, "--kv") == 0) {
+            if (strcmp(val, "f16") != 0 && strcmp(val, "f32") != 0) {
+                fprintf(stderr, "aigw-engine: --kv is f32 or f16\n");
+                return -1;
+            }
+            a->kv_f16 = strcmp(val, "f16") == 0;
         } else {
             fprintf(stderr, "aigw-engine: unknown option %s\n", opt);
             return -1;
@@ -310,6 +318,7 @@ aie_cli_bench(aie_model_t *model, const aie_cli_args_t *a)
     aie_engine_params_default(&ep);
     ep.n_threads = a->threads;
     ep.max_batch = a->batch;
+    ep.kv_f16 = a->kv_f16;
     ep.notify_fd = efd;
 
     engine = aie_engine_start(model, &ep, err, sizeof(err));

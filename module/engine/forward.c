@@ -74,17 +74,42 @@ aie_kv_offset(const aie_config_t *c, const aie_kv_cache_t *kv, int layer,
 }
 
 
-int
-aie_kv_cache_init(aie_kv_cache_t *kv, const aie_model_t *model, int n_ctx)
+/* one head's key and value at off: copied, or rounded to F16 (kv=f16) */
+static void
+aie_kv_store(const aie_kv_cache_t *kv, size_t off, const float *k,
+    const float *v, int hs)
 {
-    size_t  n;
+    uint16_t  *kh, *vh;
+    int        d;
+
+    if (!kv->f16) {
+        memcpy((float *) kv->k + off, k, (size_t) hs * sizeof(float));
+        memcpy((float *) kv->v + off, v, (size_t) hs * sizeof(float));
+        return;
+    }
+
+    kh = (uint16_t *) kv->k + off;
+    vh = (uint16_t *) kv->v + off;
+    for (d = 0; d < hs; d++) {
+        kh[d] = aie_fp32_to_fp16(k[d]);
+        vh[d] = aie_fp32_to_fp16(v[d]);
+    }
+}
+
+
+int
+aie_kv_cache_init(aie_kv_cache_t *kv, const aie_model_t *model, int n_ctx,
+    int f16)
+{
+    size_t  n, elt = f16 ? sizeof(uint16_t) : sizeof(float);
 
     n = (size_t) model->config.n_layers * (size_t) n_ctx
         * (size_t) model->config.kv_dim;
 
     kv->n_ctx = n_ctx;
-    kv->k = calloc(n, sizeof(float));
-    kv->v = calloc(n, sizeof(float));
+    kv->f16 = f16;
+    kv->k = calloc(n, elt);
+    kv->v = calloc(n, elt);
 
     if (kv->k == NULL || kv->v == NULL) {
         aie_kv_cache_free(kv);
@@ -246,9 +271,21 @@ aie_attention_head(void *arg, int task, int thread)
 
     off = aie_kv_offset(c, e->kv, job->layer, kvh, 0);
 
+    if (e->kv->f16) {
+        job->be->attention_f16(st->xb + (size_t) i * c->dim + h * hs,
+                               st->q + (size_t) i * c->dim + h * hs,
+                               (const uint16_t *) e->kv->k + off,
+                               (const uint16_t *) e->kv->v + off,
+                               (size_t) hs, e->pos + 1, hs,
+                               1.0f / sqrtf((float) hs),
+                               st->att + (size_t) thread * st->max_ctx);
+        return;
+    }
+
     job->be->attention(st->xb + (size_t) i * c->dim + h * hs,
                        st->q + (size_t) i * c->dim + h * hs,
-                       e->kv->k + off, e->kv->v + off, (size_t) hs,
+                       (const float *) e->kv->k + off,
+                       (const float *) e->kv->v + off, (size_t) hs,
                        e->pos + 1, hs, 1.0f / sqrtf((float) hs),
                        st->att + (size_t) thread * st->max_ctx);
 }
@@ -318,12 +355,11 @@ aie_step_task(void *arg, int i, int thread)
 
         for (h = 0; h < c->n_kv_heads; h++) {
             off = aie_kv_offset(c, e->kv, job->layer, h, e->pos);
-            memcpy(e->kv->k + off,
-                   st->k + (size_t) i * kv_dim + (size_t) h * c->head_size,
-                   (size_t) c->head_size * sizeof(float));
-            memcpy(e->kv->v + off,
-                   st->v + (size_t) i * kv_dim + (size_t) h * c->head_size,
-                   (size_t) c->head_size * sizeof(float));
+            aie_kv_store(e->kv, off,
+                         st->k + (size_t) i * kv_dim
+                         + (size_t) h * c->head_size,
+                         st->v + (size_t) i * kv_dim
+                         + (size_t) h * c->head_size, c->head_size);
         }
         break;
 

@@ -13,8 +13,9 @@
 
 typedef struct {
     int     n_ctx;
-    float  *k;      /* [n_layers][n_kv_heads][n_ctx][head_size] */
-    float  *v;
+    int     f16;    /* keys and values stored as F16 (kv=f16), else F32 */
+    void   *k;      /* [n_layers][n_kv_heads][n_ctx][head_size] */
+    void   *v;
 } aie_kv_cache_t;
 
 typedef struct {
@@ -28,7 +29,7 @@ typedef struct aie_forward_state_s  aie_forward_state_t;
 
 
 int aie_kv_cache_init(aie_kv_cache_t *kv, const aie_model_t *model,
-    int n_ctx);
+    int n_ctx, int f16);
 void aie_kv_cache_free(aie_kv_cache_t *kv);
 
 /* scratch for batches of up to max_tokens over contexts up to max_ctx */

@@ -603,7 +603,8 @@ aie_engine_start(aie_model_t *model, const aie_engine_params_t *params,
                                          * sizeof(float));
         if (engine->slots[i].logits == NULL
             || aie_kv_cache_init(&engine->slots[i].kv, model,
-                                 engine->params.n_ctx) != 0)
+                                 engine->params.n_ctx,
+                                 engine->params.kv_f16) != 0)
         {
             aie_model_err(err, errlen, "engine: out of memory for %d "
                           "sequences of %d tokens", engine->params.max_batch,

@@ -36,7 +36,7 @@ aie_seq_new(aie_model_t *model, int n_ctx)
 
     seq->model = model;
 
-    if (aie_kv_cache_init(&seq->kv, model, n_ctx) != 0) {
+    if (aie_kv_cache_init(&seq->kv, model, n_ctx, 0) != 0) {
         free(seq);
         return NULL;
     }

@@ -450,6 +450,48 @@ def test_two_workers():
         g.stop()
 
 
+def test_kv_f16():
+    """kv=f16: streamed and whole answers agree, usage is exact, the same
+    prompts together give what each gives alone, and the log says f16."""
+    g = Gateway("""
+    ai_provider half engine model=%s threads=2 max_batch=8 ctx=256 kv=f16
+                     template=plain;
+    ai_model tiny-half half;
+""" % MODEL, SERVER_CONF).start()
+    try:
+        whole = g.chat(chat("tiny-half", "", temperature=0, max_tokens=80))
+        assert whole.status == 200
+        text = whole.json()["choices"][0]["message"]["content"]
+        assert text.startswith("Once upon a time"), text
+        r = g.chat(chat("tiny-half", "", temperature=0, max_tokens=80,
+                        stream=True,
+                        stream_options={"include_usage": True}))
+        s, finish, usage = stream_text(r)
+        assert s == text and finish == "length"
+        assert usage["completion_tokens"] == 80
+
+        prompts = ["The cat", "Lily", "One day, a big dog", "She was very"]
+        alone = [g.chat(chat("tiny-half", p, temperature=0, max_tokens=40))
+                 .json()["choices"][0]["message"]["content"] for p in prompts]
+        got = [None] * len(prompts)
+
+        def one(i):
+            got[i] = stream_text(g.chat(chat(
+                "tiny-half", prompts[i], temperature=0, max_tokens=40,
+                stream=True), timeout=60))[0]
+
+        threads = [threading.Thread(target=one, args=(i,))
+                   for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert got == alone
+        assert "batch 8, ctx 256, kv f16)" in open(g.error_log).read()
+    finally:
+        g.stop()
+
+
 # configuration errors are caught by nginx -t
 
 def config_error(http_conf):
@@ -509,6 +551,7 @@ def test_cuda_refused_or_fallback():
     ("threads=0", 'invalid threads "0"'),
     ("max_batch=x", 'invalid max_batch "x"'),
     ("template=jinja", 'invalid template "jinja"'),
+    ("kv=f8", 'invalid kv "f8"'),
     ("max_unread=12", 'invalid max_unread "12"'),
     ("device=tpu", 'invalid device "tpu"'),
     ("colour=blue", 'unknown engine parameter "colour"'),

@@ -102,20 +102,30 @@ aie_dot_q4_0_scalar(const void *w, const void *x, int64_t n)
 }
 
 
-/* the plain attention loop: scores, softmax, weighted sum of values */
-static void
-aie_attention_scalar(float *out, const float *q, const float *k,
-    const float *v, size_t kv_stride, int n, int hs, float scale, float *att)
+/* element i of a KV row: F32, or F16 (kv=f16) */
+static inline float
+aie_kv_get(const void *p, size_t i, int f16)
 {
-    const float  *kt, *vt;
-    float         score, max, sum;
-    int           t, d;
+    return f16 ? aie_fp16_to_fp32(((const uint16_t *) p)[i])
+               : ((const float *) p)[i];
+}
+
+
+/* the plain attention loop: scores, softmax, weighted sum of values */
+static inline void
+aie_attention_scalar_kv(float *out, const float *q, const void *k,
+    const void *v, size_t kv_stride, int n, int hs, float scale, float *att,
+    int f16)
+{
+    size_t  kt, vt;
+    float   score, max, sum;
+    int     t, d;
 
     for (t = 0; t < n; t++) {
-        kt = k + (size_t) t * kv_stride;
+        kt = (size_t) t * kv_stride;
         score = 0.0f;
         for (d = 0; d < hs; d++) {
-            score += q[d] * kt[d];
+            score += q[d] * aie_kv_get(k, kt + d, f16);
         }
         att[t] = score * scale;
     }
@@ -138,11 +148,28 @@ aie_attention_scalar(float *out, const float *q, const float *k,
     memset(out, 0, (size_t) hs * sizeof(float));
 
     for (t = 0; t < n; t++) {
-        vt = v + (size_t) t * kv_stride;
+        vt = (size_t) t * kv_stride;
         for (d = 0; d < hs; d++) {
-            out[d] += att[t] * vt[d];
+            out[d] += att[t] * aie_kv_get(v, vt + d, f16);
         }
     }
+}
+
+
+static void
+aie_attention_scalar(float *out, const float *q, const float *k,
+    const float *v, size_t kv_stride, int n, int hs, float scale, float *att)
+{
+    aie_attention_scalar_kv(out, q, k, v, kv_stride, n, hs, scale, att, 0);
+}
+
+
+static void
+aie_attention_f16_scalar(float *out, const float *q, const uint16_t *k,
+    const uint16_t *v, size_t kv_stride, int n, int hs, float scale,
+    float *att)
+{
+    aie_attention_scalar_kv(out, q, k, v, kv_stride, n, hs, scale, att, 1);
 }
 
 
@@ -167,6 +194,7 @@ static const aie_dot_kernels_t  aie_dot_scalar = {
     aie_dot_q4_0_scalar,
     NULL, NULL, NULL, NULL,
     aie_attention_scalar,
+    aie_attention_f16_scalar,
     aie_silu_mul_scalar,
     NULL, NULL, NULL, NULL
 };
@@ -503,45 +531,57 @@ aie_silu_mul_avx2(float *h, const float *h2, int64_t n)
 }
 
 
+/* eight elements of a KV row from element i: F32, or F16 (kv=f16) */
+__attribute__((always_inline)) AIE_AVX2 static inline __m256
+aie_kv_ld8(const void *p, size_t i, const int f16)
+{
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)
+                                                 ((const uint16_t *) p + i)))
+               : _mm256_loadu_ps((const float *) p + i);
+}
+
+
 /*
  * One attention head with head sizes that are multiples of 8: eight keys'
  * scores per reduction, a vectorised softmax, and the values summed with
  * four accumulators per 8 dimensions; the 1 / sum comes last.
  */
-AIE_AVX2 static void
-aie_attention_avx2(float *out, const float *q, const float *k,
-    const float *v, size_t kv_stride, int n, int hs, float scale, float *att)
+__attribute__((always_inline)) AIE_AVX2 static inline void
+aie_attention_avx2_kv(float *out, const float *q, const void *k,
+    const void *v, size_t kv_stride, int n, int hs, float scale, float *att,
+    const int f16)
 {
-    const float  *kt;
+    size_t        kt;
     __m256        p0, p1, p2, p3, p4, p5, p6, p7, qd, mv, sv, e;
     __m256i       mask;
     float         max, sum, inv;
     int           t, d;
 
     if (hs % 8 != 0) {
-        aie_attention_scalar(out, q, k, v, kv_stride, n, hs, scale, att);
+        aie_attention_scalar_kv(out, q, k, v, kv_stride, n, hs, scale, att,
+                                f16);
         return;
     }
 
     for (t = 0; t + 8 <= n; t += 8) {
-        kt = k + (size_t) t * kv_stride;
+        kt = (size_t) t * kv_stride;
         p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = _mm256_setzero_ps();
 
         for (d = 0; d < hs; d += 8) {
             qd = _mm256_loadu_ps(q + d);
-            p0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + d), p0);
-            p1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + kv_stride + d), p1);
-            p2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 2 * kv_stride + d),
+            p0 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + d, f16), p0);
+            p1 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + kv_stride + d, f16), p1);
+            p2 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 2 * kv_stride + d, f16),
                                  p2);
-            p3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 3 * kv_stride + d),
+            p3 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 3 * kv_stride + d, f16),
                                  p3);
-            p4 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 4 * kv_stride + d),
+            p4 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 4 * kv_stride + d, f16),
                                  p4);
-            p5 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 5 * kv_stride + d),
+            p5 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 5 * kv_stride + d, f16),
                                  p5);
-            p6 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 6 * kv_stride + d),
+            p6 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 6 * kv_stride + d, f16),
                                  p6);
-            p7 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kt + 7 * kv_stride + d),
+            p7 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 7 * kv_stride + d, f16),
                                  p7);
         }
 
@@ -552,11 +592,11 @@ aie_attention_avx2(float *out, const float *q, const float *k,
     }
 
     for ( /* void */ ; t < n; t++) {
-        kt = k + (size_t) t * kv_stride;
+        kt = (size_t) t * kv_stride;
         p0 = _mm256_setzero_ps();
         for (d = 0; d < hs; d += 8) {
             p0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d),
-                                 _mm256_loadu_ps(kt + d), p0);
+                                 aie_kv_ld8(k, kt + d, f16), p0);
         }
         att[t] = aie_hsum8_avx2(p0) * scale;
     }
@@ -599,22 +639,22 @@ aie_attention_avx2(float *out, const float *q, const float *k,
      * keep both FMA units busy where four waited on their latency
      */
     for (d = 0; d + 64 <= hs; d += 64) {
-        const float  *vd = v + d;
+        size_t  vd = (size_t) d;
 
         p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = _mm256_setzero_ps();
 
         for (t = 0; t < n; t++) {
-            const float  *vt = vd + (size_t) t * kv_stride;
+            size_t  vt = vd + (size_t) t * kv_stride;
 
             e = _mm256_broadcast_ss(att + t);
-            p0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt), p0);
-            p1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 8), p1);
-            p2 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 16), p2);
-            p3 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 24), p3);
-            p4 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 32), p4);
-            p5 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 40), p5);
-            p6 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 48), p6);
-            p7 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 56), p7);
+            p0 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt, f16), p0);
+            p1 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 8, f16), p1);
+            p2 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 16, f16), p2);
+            p3 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 24, f16), p3);
+            p4 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 32, f16), p4);
+            p5 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 40, f16), p5);
+            p6 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 48, f16), p6);
+            p7 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 56, f16), p7);
         }
 
         mv = _mm256_set1_ps(inv);
@@ -629,18 +669,18 @@ aie_attention_avx2(float *out, const float *q, const float *k,
     }
 
     for ( /* void */ ; d + 32 <= hs; d += 32) {
-        const float  *vd = v + d;
+        size_t  vd = (size_t) d;
 
         p0 = p1 = p2 = p3 = _mm256_setzero_ps();
 
         for (t = 0; t < n; t++) {
-            const float  *vt = vd + (size_t) t * kv_stride;
+            size_t  vt = vd + (size_t) t * kv_stride;
 
             e = _mm256_broadcast_ss(att + t);
-            p0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt), p0);
-            p1 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 8), p1);
-            p2 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 16), p2);
-            p3 = _mm256_fmadd_ps(e, _mm256_loadu_ps(vt + 24), p3);
+            p0 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt, f16), p0);
+            p1 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 8, f16), p1);
+            p2 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 16, f16), p2);
+            p3 = _mm256_fmadd_ps(e, aie_kv_ld8(v, vt + 24, f16), p3);
         }
 
         mv = _mm256_set1_ps(inv);
@@ -651,17 +691,34 @@ aie_attention_avx2(float *out, const float *q, const float *k,
     }
 
     for ( /* void */ ; d < hs; d += 8) {
-        const float  *vd = v + d;
+        size_t  vd = (size_t) d;
 
         p0 = _mm256_setzero_ps();
 
         for (t = 0; t < n; t++) {
             p0 = _mm256_fmadd_ps(_mm256_broadcast_ss(att + t),
-                     _mm256_loadu_ps(vd + (size_t) t * kv_stride), p0);
+                     aie_kv_ld8(v, vd + (size_t) t * kv_stride, f16), p0);
         }
 
         _mm256_storeu_ps(out + d, _mm256_mul_ps(p0, _mm256_set1_ps(inv)));
     }
+}
+
+
+AIE_AVX2 static void
+aie_attention_avx2(float *out, const float *q, const float *k,
+    const float *v, size_t kv_stride, int n, int hs, float scale, float *att)
+{
+    aie_attention_avx2_kv(out, q, k, v, kv_stride, n, hs, scale, att, 0);
+}
+
+
+AIE_AVX2 static void
+aie_attention_f16_avx2(float *out, const float *q, const uint16_t *k,
+    const uint16_t *v, size_t kv_stride, int n, int hs, float scale,
+    float *att)
+{
+    aie_attention_avx2_kv(out, q, k, v, kv_stride, n, hs, scale, att, 1);
 }
 
 
@@ -674,6 +731,7 @@ static const aie_dot_kernels_t  aie_dot_avx2 = {
     aie_mm_f32_avx2,
     NULL, NULL, NULL,
     aie_attention_avx2,
+    aie_attention_f16_avx2,
     aie_silu_mul_avx2,
     NULL, NULL, NULL, NULL
 };
@@ -749,6 +807,7 @@ static const aie_dot_kernels_t  aie_dot_avx512 = {
     aie_mm_f32_avx2,
     NULL, NULL, NULL,
     aie_attention_avx2,
+    aie_attention_f16_avx2,
     aie_silu_mul_avx2,
     NULL, NULL, NULL, NULL
 };
@@ -1307,6 +1366,7 @@ static const aie_dot_kernels_t  aie_dot_avx512_vnni = {
     aie_q8_prep_size_vnni,
     aie_q8_prep_vnni,
     aie_attention_avx2,
+    aie_attention_f16_avx2,
     aie_silu_mul_avx2,
     aie_q8_pack_size_vnni,
     aie_q8_pack_vnni,

@@ -62,6 +62,11 @@ typedef void (*aie_attn_pt)(float *out, const float *q, const float *k,
     const float *v, size_t kv_stride, int n, int hs, float scale,
     float *att);
 
+/* the same over F16 keys and values (kv=f16), float arithmetic */
+typedef void (*aie_attn_f16_pt)(float *out, const float *q,
+    const uint16_t *k, const uint16_t *v, size_t kv_stride, int n, int hs,
+    float scale, float *att);
+
 /* h[i] = silu(h[i]) * h2[i] */
 typedef void (*aie_silu_mul_pt)(float *h, const float *h2, int64_t n);
 
@@ -78,6 +83,7 @@ typedef struct {
     aie_q8_prep_size_pt  q8_prep_size;
     aie_q8_prep_pt       q8_prep;
     aie_attn_pt          attention;
+    aie_attn_f16_pt      attention_f16;
     aie_silu_mul_pt      silu_mul;
 
     /* optional: packed Q8_0 weights (all four or none) */

@@ -398,6 +398,7 @@ aie_cpu_backend_new(int n_threads)
     cpu->base.reserve = aie_cpu_reserve;
     cpu->base.parallel = aie_cpu_parallel;
     cpu->base.attention = cpu->kernels->attention;
+    cpu->base.attention_f16 = cpu->kernels->attention_f16;
     cpu->base.silu_mul = cpu->kernels->silu_mul;
     cpu->base.free = aie_cpu_free;
 
