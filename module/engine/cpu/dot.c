@@ -570,7 +570,8 @@ aie_attention_avx2_kv(float *out, const float *q, const void *k,
         for (d = 0; d < hs; d += 8) {
             qd = _mm256_loadu_ps(q + d);
             p0 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + d, f16), p0);
-            p1 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + kv_stride + d, f16), p1);
+            p1 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + kv_stride + d, f16),
+                                 p1);
             p2 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 2 * kv_stride + d, f16),
                                  p2);
             p3 = _mm256_fmadd_ps(qd, aie_kv_ld8(k, kt + 3 * kv_stride + d, f16),
