@@ -41,6 +41,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#if defined(__SSE2__) && !defined(PII_SCALAR)
+#include <emmintrin.h>
+#define PII_SSE2  1
+#endif
+
 #include "aigw_plugin.h"
 #include "plugin_util.h"
 
@@ -760,6 +765,113 @@ pii_mask_at(pii_scan_t *x, size_t i, size_t *until)
 }
 
 
+#ifdef PII_SSE2
+
+/* 0xff where a byte is in [lo, lo + n], unsigned */
+static inline __m128i
+pii_in(__m128i v, int lo, int n)
+{
+    __m128i  d = _mm_sub_epi8(v, _mm_set1_epi8((char) lo));
+
+    return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((char) n)), d);
+}
+
+
+static inline __m128i
+pii_eq(__m128i v, int c)
+{
+    return _mm_cmpeq_epi8(v, _mm_set1_epi8((char) c));
+}
+
+#endif
+
+
+/*
+ * The first i in [from, end) where a detector of mask may start: a byte of
+ * one of mask's start classes (pii_start[]) with no letter or digit before
+ * it; end when there is none.  The byte loop over the tables finds the
+ * same place; with SSE2 the classes are computed 16 bytes at a time (most
+ * of a text starts nothing: the scan was ~2/3 of pii_redact's time).
+ */
+static size_t
+pii_next_start(const pii_scan_t *x, const pii_stream_t *st, size_t from,
+    size_t end, unsigned mask)
+{
+    const unsigned char  *s = (const unsigned char *) x->s;
+    size_t                i = from;
+    unsigned char         left;
+#ifdef PII_SSE2
+    __m128i               v, p, digit, upper, lower, start, alnum;
+    unsigned              m;
+
+    if (i == 0 && i < end) {
+        if ((pii_start[s[0]] & mask) && !(pii_cls[st->prev] & C_ALNUM)) {
+            return 0;
+        }
+        i = 1;
+    }
+
+    for ( /* void */ ; i + 16 <= end; i += 16) {
+        v = _mm_loadu_si128((const __m128i *) (s + i));
+        p = _mm_loadu_si128((const __m128i *) (s + i - 1));
+
+        digit = pii_in(v, '0', 9);
+        upper = pii_in(v, 'A', 25);
+        lower = pii_in(v, 'a', 25);
+        start = _mm_setzero_si128();
+
+        if (mask & S_EMAIL) {
+            start = _mm_or_si128(_mm_or_si128(digit, upper),
+                    _mm_or_si128(lower,
+                    _mm_or_si128(_mm_or_si128(pii_eq(v, '.'), pii_eq(v, '_')),
+                    _mm_or_si128(_mm_or_si128(pii_eq(v, '%'), pii_eq(v, '+')),
+                                 pii_eq(v, '-')))));
+        }
+        if (mask & S_NUM) {
+            start = _mm_or_si128(start, _mm_or_si128(digit,
+                        _mm_or_si128(pii_eq(v, '+'), pii_eq(v, '('))));
+        }
+        if (mask & S_IP6) {
+            start = _mm_or_si128(start, _mm_or_si128(
+                        _mm_or_si128(digit, pii_eq(v, ':')),
+                        _mm_or_si128(pii_in(v, 'a', 5), pii_in(v, 'A', 5))));
+        }
+        if (mask & S_IBAN) {
+            start = _mm_or_si128(start, upper);
+        }
+        if (mask & S_SECRET) {
+            start = _mm_or_si128(start, _mm_or_si128(
+                        _mm_or_si128(_mm_or_si128(pii_eq(v, 's'),
+                                                  pii_eq(v, 'A')),
+                                     _mm_or_si128(pii_eq(v, 'g'),
+                                                  pii_eq(v, 'x'))),
+                        _mm_or_si128(_mm_or_si128(pii_eq(v, 'B'),
+                                                  pii_eq(v, 'b')),
+                                     pii_eq(v, '-'))));
+        }
+
+        alnum = _mm_or_si128(pii_in(p, '0', 9),
+                             _mm_or_si128(pii_in(p, 'A', 25),
+                                          pii_in(p, 'a', 25)));
+        m = (unsigned) _mm_movemask_epi8(_mm_andnot_si128(alnum, start));
+
+        if (m) {
+            return i + (size_t) __builtin_ctz(m);
+        }
+    }
+#endif
+
+    for ( /* void */ ; i < end; i++) {
+        left = i ? s[i - 1] : st->prev;
+        if ((pii_start[s[i]] & mask) && !(pii_cls[left] & C_ALNUM)) {
+            return i;
+        }
+    }
+
+    return end;
+}
+
+
 /* Decides what starts at i; detectors run in a fixed order. */
 static int
 pii_try(pii_scan_t *x, size_t i, unsigned start, unsigned char left,
@@ -832,7 +944,7 @@ pii_scan(pii_scan_t *x, pii_stream_t *st, pu_buf_t *out, size_t *hold,
     int *oom)
 {
     int            r;
-    size_t         i, upto, s, e, emit_end, mask_until;
+    size_t         i, upto, s, e, emit_end, mask_until, wend;
     unsigned       start, mask;
     pii_hit_t      h;
     unsigned char  left, left2, c;
@@ -896,6 +1008,13 @@ pii_scan(pii_scan_t *x, pii_stream_t *st, pu_buf_t *out, size_t *hold,
         while (i < x->len) {
             if (i >= mask_until) {
                 mask = pii_mask_at(x, i, &mask_until);
+            }
+
+            /* skip to where something may start, within the mask's reach */
+            wend = mask_until < x->len ? mask_until : x->len;
+            i = pii_next_start(x, st, i, wend, mask);
+            if (i >= wend) {
+                continue;
             }
 
             c = (unsigned char) x->s[i];
