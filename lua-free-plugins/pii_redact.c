@@ -729,11 +729,33 @@ pii_try_secret(const pii_scan_t *x, size_t i, pii_hit_t *h)
  * the text, where more may follow); most prose has neither, so most word
  * starts need no look at all.
  */
+/*
+ * Where the run of class cls that ends the text starts: the text's length
+ * when the text is final (nothing can follow to complete a match) or ends
+ * in another byte.
+ */
+static size_t
+pii_tail_run(const pii_scan_t *x, unsigned cls)
+{
+    size_t  t = x->len;
+
+    if (x->final) {
+        return t;
+    }
+
+    while (t > 0 && (pii_cls[(unsigned char) x->s[t - 1]] & cls)) {
+        t--;
+    }
+
+    return t;
+}
+
+
 static unsigned
 pii_mask_at(pii_scan_t *x, size_t i, size_t *until)
 {
     unsigned  mask;
-    size_t    lim, u;
+    size_t    lim, u, t;
 
     mask = x->cf->start_mask;
     u = x->len;
@@ -746,6 +768,17 @@ pii_mask_at(pii_scan_t *x, size_t i, size_t *until)
             u = lim - 64 < u ? lim - 64 : u;
         } else if (x->next_at < x->len && x->next_at + 1 < u) {
             u = x->next_at + 1;
+        } else if (x->next_at >= x->len) {
+            /*
+             * no '@' ahead: only a local-part run that reaches the end of
+             * a streamed text may still become an address (the next delta
+             * may bring the '@'); before that run nothing can
+             */
+            t = pii_tail_run(x, C_LOCAL);
+            if (i < t) {
+                mask &= ~S_EMAIL;
+                u = t < u ? t : u;
+            }
         }
     }
 
@@ -757,6 +790,13 @@ pii_mask_at(pii_scan_t *x, size_t i, size_t *until)
             u = lim - 45 < u ? lim - 45 : u;
         } else if (x->next_colon < x->len && x->next_colon + 1 < u) {
             u = x->next_colon + 1;
+        } else if (x->next_colon >= x->len) {
+            /* no ':' ahead: the same for an address's run of hex, ':', '.' */
+            t = pii_tail_run(x, C_V6);
+            if (i < t) {
+                mask &= ~S_IP6;
+                u = t < u ? t : u;
+            }
         }
     }
 
