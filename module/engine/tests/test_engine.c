@@ -1302,6 +1302,26 @@ wait_all(int efd, aie_stream_t *s, int n, double seconds)
 }
 
 
+/* each prompt as a greedy request of 48 tokens, s[i] its stream */
+static void
+submit_greedy(aie_engine_t *engine, const char *const *prompts,
+    aie_stream_t *s, int n)
+{
+    aie_request_params_t  rp;
+    int                   i;
+
+    memset(s, 0, (size_t) n * sizeof(aie_stream_t));
+    for (i = 0; i < n; i++) {
+        aie_request_params_default(&rp);
+        rp.prompt = prompts[i];
+        rp.prompt_len = strlen(prompts[i]);
+        rp.max_tokens = 48;
+        rp.sampling.temperature = 0.0f;
+        s[i].req = aie_engine_submit(engine, &rp);
+    }
+}
+
+
 static void
 test_scheduler(aie_model_t *model)
 {
@@ -1339,15 +1359,7 @@ test_scheduler(aie_model_t *model)
         engine = aie_engine_start(model, &ep, err, sizeof(err));
         CHECK(engine != NULL, "engine: %s", err);
 
-        memset(s, 0, sizeof(s));
-        for (i = 0; i < N; i++) {
-            aie_request_params_default(&rp);
-            rp.prompt = prompts[i];
-            rp.prompt_len = strlen(prompts[i]);
-            rp.max_tokens = 48;
-            rp.sampling.temperature = 0.0f;
-            s[i].req = aie_engine_submit(engine, &rp);
-        }
+        submit_greedy(engine, prompts, s, N);
 
         CHECK(wait_all(efd, s, N, 30) == 0, "all requests finished");
 
@@ -1381,15 +1393,7 @@ test_scheduler(aie_model_t *model)
         engine = aie_engine_start(model, &ep, err, sizeof(err));
         CHECK(engine != NULL, "engine kv=f16: %s", err);
 
-        memset(s, 0, sizeof(s));
-        for (i = 0; i < N; i++) {
-            aie_request_params_default(&rp);
-            rp.prompt = prompts[i];
-            rp.prompt_len = strlen(prompts[i]);
-            rp.max_tokens = 48;
-            rp.sampling.temperature = 0.0f;
-            s[i].req = aie_engine_submit(engine, &rp);
-        }
+        submit_greedy(engine, prompts, s, N);
         CHECK(wait_all(efd, s, N, 60) == 0, "kv=f16 requests finished");
 
         for (i = 0; i < N; i++) {
