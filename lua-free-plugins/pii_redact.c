@@ -724,12 +724,6 @@ pii_try_secret(const pii_scan_t *x, size_t i, pii_hit_t *h)
 
 
 /*
- * The start classes worth trying from i on, and up to where that holds:
- * emails need an '@' and IPv6 addresses a ':' within reach (or the end of
- * the text, where more may follow); most prose has neither, so most word
- * starts need no look at all.
- */
-/*
  * Where the run of class cls that ends the text starts: the text's length
  * when the text is final (nothing can follow to complete a match) or ends
  * in another byte.
@@ -751,6 +745,12 @@ pii_tail_run(const pii_scan_t *x, unsigned cls)
 }
 
 
+/*
+ * The start classes worth trying from i on, and up to where that holds:
+ * emails need an '@' and IPv6 addresses a ':' within reach (or the end of
+ * the text, where more may follow); most prose has neither, so most word
+ * starts need no look at all.
+ */
 static unsigned
 pii_mask_at(pii_scan_t *x, size_t i, size_t *until)
 {

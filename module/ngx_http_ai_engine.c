@@ -385,13 +385,11 @@ ngx_http_ai_engine_option(ngx_conf_t *cf, ngx_http_ai_engine_conf_t *ec,
     }
 
     if (ngx_http_ai_engine_is("kv")) {
-        if (value->len == 3 && ngx_strncmp(value->data, "f16", 3) == 0) {
-            ec->kv_f16 = 1;
-            return NGX_CONF_OK;
-        }
-
-        if (value->len == 3 && ngx_strncmp(value->data, "f32", 3) == 0) {
-            ec->kv_f16 = 0;
+        if (value->len == 3
+            && (ngx_strncmp(value->data, "f16", 3) == 0
+                || ngx_strncmp(value->data, "f32", 3) == 0))
+        {
+            ec->kv_f16 = value->data[1] == '1';
             return NGX_CONF_OK;
         }
 
